@@ -1,0 +1,97 @@
+"""Frozen configuration dataclasses; every default carries its reason.
+
+Configs validate themselves on construction (a :class:`ConfigError` names the
+field and the rule) and round-trip through JSON, which is saved beside every
+artefact they produced.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ConfigError
+from .nn.mlp import PAPER_SIZES
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _check_real(name: str, value: Any, *, low: float, high: float = math.inf,
+                low_open: bool = True, high_open: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok:
+        ok = (value > low if low_open else value >= low) and (
+            value < high if high_open else value <= high)
+    if not ok:
+        lo, hi = "(" if low_open else "[", ")" if high_open else "]"
+        raise ConfigError(f"{name} must be a finite number in {lo}{low}, {high}{hi}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The paper's training ("DNN Configuration and Training"): SGD, batch 32,
+    20 epochs at lr 0.01 then 5 at 0.001, reshuffled every epoch."""
+
+    sizes: tuple[int, ...] = PAPER_SIZES  # 784-1250-1000-750-500-250-100-32-10, as in the paper
+    batch_size: int = 32  # the paper's batch size
+    epochs: int = 20  # the paper's first phase
+    lr: float = 0.01  # the paper's first learning rate
+    fine_tune_epochs: int = 5  # the paper's second phase
+    fine_tune_lr: float = 0.001  # the paper's second learning rate
+    ema_decay: float = 0.9999  # the paper's weighting of the loss's moving average
+    seed: int = 0  # initial weights and every epoch's shuffle follow from it
+    paper_grad_bug: bool = False  # footnote 2: the paper divided its gradient by 10
+
+    def __post_init__(self):
+        object.__setattr__(self, "sizes", tuple(self.sizes))
+        if len(self.sizes) < 2:
+            raise ConfigError(f"sizes needs an input and an output size, got {self.sizes}")
+        for i, s in enumerate(self.sizes):
+            _check_int(f"sizes[{i}]", s, 1)
+        _check_int("batch_size", self.batch_size, 1)
+        _check_int("epochs", self.epochs, 0)
+        _check_int("fine_tune_epochs", self.fine_tune_epochs, 0)
+        if self.epochs + self.fine_tune_epochs < 1:
+            raise ConfigError("epochs + fine_tune_epochs must be at least 1")
+        _check_real("lr", self.lr, low=0.0)
+        _check_real("fine_tune_lr", self.fine_tune_lr, low=0.0)
+        _check_real("ema_decay", self.ema_decay, low=0.0, high=1.0, low_open=False,
+                    high_open=True)
+        _check_int("seed", self.seed, 0)
+        if not isinstance(self.paper_grad_bug, bool):
+            raise ConfigError(f"paper_grad_bug must be true or false, got {self.paper_grad_bug!r}")
+
+    @classmethod
+    def quick(cls, **overrides) -> TrainConfig:
+        """About a minute on 2 cores (2 + 1 epochs), for demos and CI; >= 97% on MNIST."""
+        return cls(**{"epochs": 2, "fine_tune_epochs": 1, **overrides})
+
+    @property
+    def total_epochs(self) -> int:
+        return self.epochs + self.fine_tune_epochs
+
+    def lr_at(self, epoch: int) -> float:
+        """Learning rate of 0-based ``epoch``."""
+        return self.lr if epoch < self.epochs else self.fine_tune_lr
+
+    @property
+    def grad_scale(self) -> float:
+        return 0.1 if self.paper_grad_bug else 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["sizes"] = list(self.sizes)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ConfigError(f"unknown TrainConfig field(s) {unknown}")
+        return cls(**d)

@@ -1,0 +1,37 @@
+"""Accuracy, per-class accuracy and the confusion matrix of a model on a split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .nn.mlp import MLP
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    split: str
+    accuracy: float
+    per_class_accuracy: list[float]  # recall of each true class
+    confusion: list[list[int]]  # confusion[true][predicted]
+    n: int
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def evaluate(model: MLP, x: np.ndarray, y: np.ndarray, split: str = "test") -> Evaluation:
+    k = model.sizes[-1]
+    pred = model.predict(x)
+    confusion = np.zeros((k, k), dtype=np.int64)
+    np.add.at(confusion, (y, pred), 1)
+    support = confusion.sum(axis=1)
+    per_class = np.divide(np.diag(confusion), support, out=np.zeros(k), where=support > 0)
+    return Evaluation(
+        split=split,
+        accuracy=float(np.trace(confusion) / max(len(y), 1)),
+        per_class_accuracy=[float(v) for v in per_class],
+        confusion=confusion.tolist(),
+        n=int(len(y)),
+    )

@@ -1,0 +1,30 @@
+"""Fixtures: real MNIST (fetched once per session), PyTorch when present."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import pytest
+
+from neuronatlas import load_mnist
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="session")
+def torch():
+    """PyTorch, or a skip. In CI a missing torch is a failure: the cross-checks must run."""
+    if importlib.util.find_spec("torch") is None:
+        if IN_CI:
+            pytest.fail("torch is not installed but CI must run the PyTorch cross-checks")
+        pytest.skip("torch not installed (pip install torch==2.13.0)")
+    import torch as _torch
+
+    return _torch
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    """Real MNIST from the usual sources (the cache after the first fetch)."""
+    return load_mnist()

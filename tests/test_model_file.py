@@ -1,0 +1,85 @@
+"""model.safetensors: the contract of DESIGN.md section 3 and precise errors."""
+
+import json
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file, save_file
+
+from neuronatlas import MLP, PAPER_SIZES, ModelFileError
+from neuronatlas.nn.io import FORMAT, tensor_names
+
+
+@pytest.fixture
+def model():
+    return MLP.init(PAPER_SIZES, rng=np.random.default_rng(0))
+
+
+@pytest.fixture
+def saved(model, tmp_path):
+    path = tmp_path / "model.safetensors"
+    model.save(path, {"test_accuracy": "0.9806"})
+    return path
+
+
+def test_names_shapes_dtypes_and_metadata_follow_the_contract(saved):
+    tensors = load_file(saved)
+    assert sorted(tensors) == sorted(tensor_names(8))
+    assert tensors["0.weight"].shape == (1250, 784) and tensors["14.weight"].shape == (10, 32)
+    assert all(t.dtype == np.float32 for t in tensors.values())
+    header = json.loads(saved.read_bytes()[8 : 8 + int.from_bytes(saved.read_bytes()[:8], "little")])
+    meta = header["__metadata__"]
+    assert meta["format"] == FORMAT and meta["sizes"] == "784,1250,1000,750,500,250,100,32,10"
+    assert meta["hidden_activation"] == "relu" and meta["output_activation"] == "softmax"
+    assert meta["dataset"] == "mnist" and meta["test_accuracy"] == "0.9806"
+
+
+def test_round_trip_is_exact(model, saved):
+    back = MLP.load(saved)
+    for a, b in zip(model.weights + model.biases, back.weights + back.biases):
+        assert a.tobytes() == b.tobytes()
+
+
+def _rewrite(path, tensors, meta=None):
+    save_file(tensors, path, metadata=meta)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda t: t.pop("4.bias"), r"missing tensor\(s\) \['4.bias'\]"),
+        (lambda t: t.__setitem__("2.weight", np.zeros((10, 3), np.float32)),
+         r"'2.weight' has shape \(10, 3\), expected \(1000, 1250\)"),
+        (lambda t: t["6.weight"].__setitem__((0, 0), np.nan), r"'6.weight' has 1 NaN or infinite"),
+        (lambda t: t.__setitem__("0.bias", np.zeros(1250, np.int32)), "'0.bias' is int32"),
+        (lambda t: t.__setitem__("extra", np.zeros(1, np.float32)), "unexpected tensor names"),
+    ],
+)
+def test_broken_tensors_are_named_precisely(saved, mutate, message):
+    tensors = load_file(saved)
+    mutate(tensors)
+    meta = {"format": FORMAT, "sizes": "784,1250,1000,750,500,250,100,32,10"}
+    with pytest.raises(ModelFileError, match=message):
+        MLP.load(_rewrite(saved, tensors, meta))
+
+
+def test_not_safetensors_truncated_and_missing_files(saved, tmp_path):
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"this is not a model at all")
+    with pytest.raises(ModelFileError, match="not a readable safetensors file"):
+        MLP.load(junk)
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(saved.read_bytes()[:100_000])
+    with pytest.raises(ModelFileError, match="not a readable safetensors file"):
+        MLP.load(cut)
+    with pytest.raises(ModelFileError, match="not found"):
+        MLP.load(tmp_path / "nope.safetensors")
+
+
+def test_foreign_format_metadata_is_refused(saved):
+    tensors = load_file(saved)
+    with pytest.raises(ModelFileError, match="format 'other/1'"):
+        MLP.load(_rewrite(saved, tensors, {"format": "other/1"}))
+    with pytest.raises(ModelFileError, match="hidden_activation is 'tanh'"):
+        MLP.load(_rewrite(saved, tensors, {"hidden_activation": "tanh"}))
