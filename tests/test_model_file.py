@@ -27,7 +27,8 @@ def test_names_shapes_dtypes_and_metadata_follow_the_contract(saved):
     assert sorted(tensors) == sorted(tensor_names(8))
     assert tensors["0.weight"].shape == (1250, 784) and tensors["14.weight"].shape == (10, 32)
     assert all(t.dtype == np.float32 for t in tensors.values())
-    header = json.loads(saved.read_bytes()[8 : 8 + int.from_bytes(saved.read_bytes()[:8], "little")])
+    raw = saved.read_bytes()
+    header = json.loads(raw[8 : 8 + int.from_bytes(raw[:8], "little")])
     meta = header["__metadata__"]
     assert meta["format"] == FORMAT and meta["sizes"] == "784,1250,1000,750,500,250,100,32,10"
     assert meta["hidden_activation"] == "relu" and meta["output_activation"] == "softmax"

@@ -7,9 +7,11 @@ The curated public API (DESIGN.md section 7)::
     result = na.train(data, na.TrainConfig(), run_dir="runs/paper")
     model = na.MLP.load("runs/paper/model.safetensors")
     acts = model.activations(data.test_x)          # {1: (N, 1250), ..., 8: (N, 10)}
+    res = na.visualize(model, [(7, 1), (8, 3)], na.VisConfig(tv=0.016, l1=0.0016))
+    res.images, res.activation, res.ratio, res.top3  # one row per target
 """
 
-from .config import TrainConfig
+from .config import TrainConfig, VisConfig
 from .data import MNIST, load_mnist
 from .errors import (
     CheckpointError,
@@ -24,6 +26,8 @@ from .errors import (
 from .evaluate import Evaluation, evaluate
 from .nn.mlp import MLP, PAPER_SIZES
 from .train import TrainResult, train
+from .vis import Objective, QueryResult, VisResult, log_prob, neuron, others, query, visualize
+from .vis.adversarial import AdversarialResult, adversarial
 
 __version__ = "0.1.0"
 
@@ -31,6 +35,7 @@ __all__ = [
     "MLP",
     "MNIST",
     "PAPER_SIZES",
+    "AdversarialResult",
     "CheckpointError",
     "ConfigError",
     "CorruptFileError",
@@ -38,11 +43,21 @@ __all__ = [
     "Evaluation",
     "ModelFileError",
     "NeuronatlasError",
+    "Objective",
+    "QueryResult",
     "RunFolderError",
     "TrainConfig",
     "TrainResult",
     "TrainingDivergedError",
+    "VisConfig",
+    "VisResult",
+    "adversarial",
     "evaluate",
     "load_mnist",
+    "log_prob",
+    "neuron",
+    "others",
+    "query",
     "train",
+    "visualize",
 ]

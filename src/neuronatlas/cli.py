@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import click
+import numpy as np
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -23,13 +24,14 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from .config import TrainConfig
+from .config import VIS_OBJECTIVES, TrainConfig, VisConfig
 from .data import FILES, load_mnist
 from .errors import ModelFileError, NeuronatlasError, RunFolderError
 from .evaluate import evaluate as evaluate_model
 from .fileio import atomic_write_json, ensure_dir
 from .nn.mlp import MLP
-from .train import CHECKPOINT, train as train_model
+from .train import CHECKPOINT
+from .train import train as train_model
 
 console = Console(stderr=True)
 out = Console()
@@ -210,6 +212,172 @@ def evaluate(run_dir, mnist_dir, model, split):
     out.print(f"written {path}")
 
 
+# --- visualize / query / adversarial ---------------------------------------------------
+MODEL_OPTION = click.option(
+    "--model", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="Model file [default: RUN/model.safetensors].")
+
+
+def vis_options(f):
+    """Flags for every VisConfig field, defaults from the dataclass."""
+    d = VisConfig()
+    opts = [
+        click.option("--steps", type=int, default=d.steps, help="Gradient-ascent steps."),
+        click.option("--lr", type=float, default=d.lr, help="Ascent step size."),
+        click.option("--tv", type=float, default=d.tv, help="Total-variation weight."),
+        click.option("--l1", type=float, default=d.l1, help="L1 weight."),
+        click.option("--init", default=d.init,
+                     help="Start image: zero (all 0.01), random, mnist:<test index>, or a "
+                          "28x28 grey PNG/.npy path."),
+        click.option("--clip/--no-clip", default=d.clip,
+                     help="Clip to [0, 1] with its derivative (Appendix 3)."),
+        click.option("--reg-through-clip/--reg-bypass-clip", default=d.reg_through_clip,
+                     help="Send regulariser gradients through the clip derivative "
+                          "(default: bypass it, the paper's finding)."),
+        click.option("--penalty", type=float, default=d.penalty,
+                     help="Weight of the mean activation of the layer's other neurons."),
+        click.option("--jitter/--no-jitter", default=d.jitter,
+                     help="Random 1-pixel translation every step."),
+        click.option("--objective", type=click.Choice(VIS_OBJECTIVES), default=d.objective,
+                     help="activation (ReLU/SoftMax), pre (z) or logprob (output only)."),
+        click.option("--seed", type=int, default=d.seed, help="Seed of random starts/jitter."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+VIS_FIELDS = ("steps", "lr", "tv", "l1", "init", "clip", "reg_through_clip", "penalty",
+              "jitter", "objective", "seed")
+
+
+def _vis_config(flags: dict) -> VisConfig:
+    return VisConfig(**{k: flags.pop(k) for k in VIS_FIELDS})
+
+
+def _parse_targets(texts, layers, all_, sizes):
+    from .errors import ConfigError
+    from .vis.objectives import check_neuron, parse_target
+
+    targets = [parse_target(t) for t in texts]
+    for layer in layers:
+        check_neuron(layer, 0, sizes)
+        targets += [(layer, i) for i in range(sizes[layer])]
+    if all_:
+        targets += [(l, i) for l in range(1, len(sizes)) for i in range(sizes[l])]
+    if not targets:
+        raise ConfigError("name targets (e.g. 7:1 8:3), --layer L, or --all")
+    for layer, index in targets:
+        check_neuron(layer, index, sizes)
+    return list(dict.fromkeys(targets))
+
+
+@cli.command()
+@click.argument("targets", nargs=-1)
+@click.option("--layer", "layers", type=int, multiple=True, help="Every neuron of this layer.")
+@click.option("--all", "all_", is_flag=True, help="Every neuron of the network.")
+@RUN_OPTION
+@MODEL_OPTION
+@vis_options
+@click.option("--scale", type=click.IntRange(1, 32), default=8,
+              help="PNG upscaling (nearest neighbour).")
+def visualize(targets, layers, all_, run_dir, model, scale, **flags):
+    """Activation maximisation of neurons given as LAYER:NEURON (e.g. 7:1 8:3)."""
+    from .vis.store import save_vis
+    from .vis.visualize import resolve_init_image
+    from .vis.visualize import visualize as run_vis
+
+    config = _vis_config(flags)
+    net = MLP.load(_model_path(run_dir, model))
+    pairs = _parse_targets(targets, layers, all_, net.sizes)
+    image = None if config.init in ("zero", "random") else resolve_init_image(config.init)
+    ensure_dir(run_dir)
+    with Progress(TextColumn("[bold]visualize"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("steps, {task.fields[n]} targets"), TimeElapsedColumn(),
+                  console=console) as progress:
+        task = progress.add_task("vis", total=config.steps, n=len(pairs))
+        result = run_vis(net, pairs, config, init_image=image,
+                         callback=lambda step, acts: progress.update(task, completed=step + 1))
+    folder = save_vis(run_dir, result, scale=scale, console=console)
+    for i in range(min(len(pairs), 20)):
+        rec = result.record(i)
+        top = ", ".join(f"{t['class']}:{t['probability']:.3f}" for t in rec["top3"])
+        ratio = "inf" if rec["ratio"] is None else f"{rec['ratio']:.2f}"
+        out.print(f"L{rec['layer']}N{rec['neuron']}: activation {rec['activation']:.4g}, "
+                  f"next {rec['next_activation']:.4g} (neuron {rec['next_index']}), "
+                  f"ratio {ratio}; top-3 {top}")
+    if len(pairs) > 20:
+        out.print(f"... and {len(pairs) - 20} more")
+    out.print(f"written {len(pairs)} visualisation(s) to {folder}")
+
+
+@cli.command()
+@click.argument("image")
+@click.option("--target", default=None, help="LAYER:NEURON to report on, e.g. 7:1.")
+@RUN_OPTION
+@MODEL_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def query(image, target, run_dir, model, as_json):
+    """Run IMAGE (a 28x28 grey PNG, a .npy, or mnist:<test index>) through the net."""
+    import json
+
+    from .vis.objectives import parse_target
+    from .vis.query import query as run_query
+    from .vis.visualize import resolve_init_image
+
+    net = MLP.load(_model_path(run_dir, model))
+    tgt = parse_target(target) if target else None
+    img = resolve_init_image(image)
+    res = run_query(net, img, tgt)
+    if as_json:
+        click.echo(json.dumps(res.to_dict(), indent=2))
+        return
+    table = Table(title=f"query {image}")
+    for col in ("layer", "size", "active", "most active neuron", "its activation"):
+        table.add_column(col, justify="right")
+    for layer, acts in res.activations.items():
+        table.add_row(str(layer), str(acts.size), str(int((acts > 0).sum())),
+                      str(int(acts.argmax())), f"{acts.max():.4g}")
+    out.print(table)
+    if tgt:
+        ratio = "inf" if not np.isfinite(res.ratio) else f"{res.ratio:.3f}"
+        out.print(f"target {tgt[0]}:{tgt[1]}: activation {res.activation:.4g}; next-highest "
+                  f"neuron {res.next_index} at {res.next_activation:.4g}; ratio {ratio}")
+    out.print("top-3 outputs: " + ", ".join(f"{c} ({100 * p:.2f}%)" for c, p in res.top3))
+
+
+@cli.command()
+@click.option("--index", type=click.IntRange(min=0), required=True,
+              help="MNIST test-set image to start from.")
+@click.option("--target", "target_class", type=int, required=True, help="Output class to push.")
+@click.option("--steps", type=int, default=500, help="Most steps to take.")
+@click.option("--lr", type=float, default=0.05, help="Ascent step size.")
+@click.option("--objective", type=click.Choice(["logprob", "activation"]), default="logprob",
+              help="logprob: log SoftMax (does not stall); activation: the paper's probability.")
+@click.option("--clip/--no-clip", default=True, help="Clip to [0, 1] with its derivative.")
+@click.option("--confidence", type=float, default=0.99, help="Stop once p(target) exceeds this.")
+@RUN_OPTION
+@MODEL_OPTION
+def adversarial(index, target_class, steps, lr, objective, clip, confidence, run_dir, model):
+    """Push MNIST test image INDEX towards output class TARGET (the paper's Figure 2)."""
+    from .vis.adversarial import adversarial as run_adv
+    from .vis.store import save_adversarial
+    from .vis.visualize import resolve_init_image
+
+    config = VisConfig(steps=steps, lr=lr, tv=0.0, l1=0.0, objective=objective, clip=clip)
+    net = MLP.load(_model_path(run_dir, model))
+    image = resolve_init_image(f"mnist:{index}")
+    res = run_adv(net, image, target_class, config, confidence=confidence)
+    paths = save_adversarial(run_dir, index, res)
+    reached = (f"p > {confidence} after {res.steps_to_confidence} steps"
+               if res.steps_to_confidence is not None
+               else f"p = {res.target_prob:.4f} after {res.steps} steps (not reached)")
+    out.print(f"mnist:{index} {res.original_top[0]} ({100 * res.original_top[1]:.2f}%) -> "
+              f"{res.new_top[0]} ({100 * res.new_top[1]:.2f}%); target {target_class}: {reached}")
+    out.print(f"L2 distance {res.l2:.3f}, Linf {res.linf:.3f}; "
+              f"written {', '.join(map(str, paths))}")
+
+
 # --- reproduce -------------------------------------------------------------------------
 @cli.command()
 @RUN_OPTION
@@ -234,16 +402,13 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:  # bad flag or value
-        console.print(f"error: {exc.format_message()}", markup=False, highlight=False)
+        click.echo(f"error: {exc.format_message()}", err=True)
         sys.exit(2)
     except NeuronatlasError as exc:
-        console.print(f"error: {exc}", markup=False, highlight=False)
+        click.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    except click.exceptions.Abort:
-        console.print("interrupted", markup=False)
-        sys.exit(130)
-    except KeyboardInterrupt:
-        console.print("interrupted", markup=False)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("interrupted", err=True)
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(1)

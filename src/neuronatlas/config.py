@@ -95,3 +95,65 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"unknown TrainConfig field(s) {unknown}")
         return cls(**d)
+
+
+VIS_OBJECTIVES = ("activation", "pre", "logprob")
+
+
+@dataclass(frozen=True)
+class VisConfig:
+    """Activation maximisation as in the paper's "Visualiser" section.
+
+    Update rule, per step (the paper subtracts the regularisers' partial derivatives
+    "from the overall optimisation gradient", end of its TV section)::
+
+        x += lr * (dObjective/dx - tv * dTV/dx - l1 * sgn(x))
+
+    where dObjective/dx carries the clip derivative when ``clip`` is on, and the
+    regulariser terms do not unless ``reg_through_clip`` (the paper's key finding).
+    """
+
+    steps: int = 100  # Figures 3 and 4 optimise for 100 steps
+    lr: float = 0.2  # ascent step; the paper gives none: 0.2 makes the output digits appear
+    tv: float = 0.016  # total-variation weight; Figure 3 spans 0.004 .. 0.256
+    l1: float = 0.0016  # L1 weight; "a small amount ... (e.g., 10% of the TV weight)"
+    init: str = "zero"  # "zero" (all 0.01), "random" (uniform), "mnist:<index>", or a path
+    clip: bool = True  # numpy.clip to [0, 1] with its derivative (Appendix item 3)
+    reg_through_clip: bool = False  # False: regulariser gradients bypass the clip derivative
+    penalty: float = 0.0  # weight of the mean activation of the layer's other neurons
+    jitter: bool = False  # random 1-pixel translation every step (the paper found it fails)
+    objective: str = "activation"  # ReLU / SoftMax output; "pre": z; "logprob": log SoftMax
+    seed: int = 0  # random starts and jitter, drawn per target from (seed, layer, index)
+
+    def __post_init__(self):
+        _check_int("steps", self.steps, 1)
+        _check_real("lr", self.lr, low=0.0)
+        for name in ("tv", "l1", "penalty"):
+            _check_real(name, getattr(self, name), low=0.0, low_open=False)
+        for name in ("clip", "reg_through_clip", "jitter"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.objective not in VIS_OBJECTIVES:
+            raise ConfigError(f"objective must be one of {VIS_OBJECTIVES}, got {self.objective!r}")
+        if not isinstance(self.init, str) or not self.init:
+            raise ConfigError(f"init must be 'zero', 'random', 'mnist:<index>' or a path, "
+                              f"got {self.init!r}")
+        if self.init.startswith("mnist:"):
+            idx = self.init.split(":", 1)[1]
+            if not idx.isdigit():
+                raise ConfigError(f"init 'mnist:<index>' needs a test-set index, got {self.init!r}")
+        _check_int("seed", self.seed, 0)
+
+    def replace(self, **changes) -> VisConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> VisConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ConfigError(f"unknown VisConfig field(s) {unknown}")
+        return cls(**d)

@@ -169,7 +169,7 @@ def _from_mirror(base: str, names: Iterable[str], timeout: float = 20.0) -> Fetc
         try:
             with urllib.request.urlopen(f"{base}{name}.gz", timeout=timeout) as resp:
                 out[name] = resp.read()
-        except Exception as exc:  # noqa: BLE001 - any network failure is a reason to move on
+        except Exception as exc:
             out[name] = f"download failed: {getattr(exc, 'reason', exc)}"
     return out
 

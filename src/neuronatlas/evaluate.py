@@ -33,5 +33,5 @@ def evaluate(model: MLP, x: np.ndarray, y: np.ndarray, split: str = "test") -> E
         accuracy=float(np.trace(confusion) / max(len(y), 1)),
         per_class_accuracy=[float(v) for v in per_class],
         confusion=confusion.tolist(),
-        n=int(len(y)),
+        n=len(y),
     )

@@ -43,12 +43,21 @@ def model_metadata(model: MLP, extra: dict[str, str] | None = None) -> dict[str,
     return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()}
 
 
+def _canonical_header(raw: bytes) -> bytes:
+    """Rewrite the JSON header with sorted keys: safetensors writes its metadata in hash
+    order, which differs between processes, and the same model must give the same bytes."""
+    n = int.from_bytes(raw[:8], "little")
+    header = json.dumps(json.loads(raw[8 : 8 + n]), sort_keys=True, separators=(",", ":"))
+    header = header.encode() + b" " * (-len(header) % 8)
+    return len(header).to_bytes(8, "little") + header + raw[8 + n :]
+
+
 def model_to_bytes(model: MLP, metadata: dict[str, str] | None = None) -> bytes:
     tensors = {}
     for i, (W, b) in enumerate(zip(model.weights, model.biases)):
         tensors[f"{2 * i}.weight"] = np.ascontiguousarray(W, dtype=np.float32)
         tensors[f"{2 * i}.bias"] = np.ascontiguousarray(b, dtype=np.float32)
-    return save(tensors, metadata=model_metadata(model, metadata))
+    return _canonical_header(save(tensors, metadata=model_metadata(model, metadata)))
 
 
 def save_model(model: MLP, path: str | os.PathLike, metadata: dict[str, str] | None = None):
@@ -98,7 +107,8 @@ def model_from_tensors(
         try:
             sizes = tuple(int(s) for s in metadata["sizes"].split(","))
         except ValueError:
-            raise ModelFileError(f"{source}: metadata sizes {metadata['sizes']!r} unreadable") from None
+            raise ModelFileError(
+                f"{source}: metadata sizes {metadata['sizes']!r} unreadable") from None
         if len(sizes) != n_layers + 1:
             raise ModelFileError(
                 f"{source}: metadata sizes {sizes} has {len(sizes) - 1} layers, "

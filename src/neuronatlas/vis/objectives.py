@@ -1,0 +1,102 @@
+"""Objectives: what the visualiser maximises, composed like lucent's.
+
+    neuron(7, 1) - 0.5 * others(7, exclude=1)
+
+An :class:`Objective` is a weighted sum of terms; each term says where its gradient
+enters the network (the activation a_l or the pre-activation z_l of one layer),
+so the renderer can seed the backward pass there. Terms:
+
+* ``neuron(l, i)``: a_l[i], i.e. ReLU for hidden layers and SoftMax for the output
+  (Appendix items 1-2); ``pre=True`` uses z_l[i] instead.
+* ``others(l, exclude=i)``: the mean activation of every other neuron of layer l (the
+  paper's penalty term, "Visualiser" section).
+* ``log_prob(i)``: log SoftMax(z_L)[i]; its gradient e_i - y does not vanish when the
+  probability is tiny (adversarial starts from real digits).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Term:
+    kind: str  # "neuron" | "others" | "logprob"
+    layer: int  # -1 for log_prob until bound to a model's output layer
+    index: int  # the neuron, or the one excluded by "others"
+    weight: float = 1.0
+    pre: bool = False
+
+
+@dataclass(frozen=True)
+class Objective:
+    terms: tuple[Term, ...]
+
+    def __add__(self, other: Objective) -> Objective:
+        return Objective(self.terms + other.terms)
+
+    def __sub__(self, other: Objective) -> Objective:
+        return self + (-1.0) * other
+
+    def __mul__(self, k: float) -> Objective:
+        return Objective(tuple(Term(t.kind, t.layer, t.index, k * t.weight, t.pre)
+                               for t in self.terms))
+
+    __rmul__ = __mul__
+
+    def __neg__(self) -> Objective:
+        return -1.0 * self
+
+    @property
+    def target(self) -> tuple[int, int]:
+        """The neuron this objective is about: its first neuron or log_prob term."""
+        for t in self.terms:
+            if t.kind in ("neuron", "logprob"):
+                return t.layer, t.index
+        raise ConfigError("an objective needs a neuron(...) or log_prob(...) term")
+
+    def bind(self, sizes: tuple[int, ...]) -> Objective:
+        """Resolve the output layer of log_prob terms and check every layer and index."""
+        L = len(sizes) - 1
+        terms = []
+        for t in self.terms:
+            layer = L if t.kind == "logprob" else t.layer
+            check_neuron(layer, t.index, sizes)
+            terms.append(Term(t.kind, layer, t.index, t.weight, t.pre))
+        return Objective(tuple(terms))
+
+    @property
+    def depth(self) -> int:
+        return max(t.layer for t in self.terms)
+
+
+def check_neuron(layer: int, index: int, sizes: tuple[int, ...]) -> None:
+    L = len(sizes) - 1
+    if not isinstance(layer, int) or not 1 <= layer <= L:
+        raise ConfigError(f"layer {layer} does not exist: layers are 1..{L} "
+                          f"(1..{L - 1} hidden, {L} output)")
+    if not isinstance(index, int) or not 0 <= index < sizes[layer]:
+        raise ConfigError(f"neuron {index} does not exist in layer {layer}, "
+                          f"which has {sizes[layer]} neurons (0..{sizes[layer] - 1})")
+
+
+def neuron(layer: int, index: int, *, pre: bool = False) -> Objective:
+    return Objective((Term("neuron", layer, index, 1.0, pre),))
+
+
+def others(layer: int, exclude: int) -> Objective:
+    return Objective((Term("others", layer, exclude, 1.0),))
+
+
+def log_prob(index: int) -> Objective:
+    return Objective((Term("logprob", -1, index, 1.0),))
+
+
+def parse_target(text: str) -> tuple[int, int]:
+    """``"7:1"`` -> (7, 1); a malformed text raises ConfigError."""
+    parts = text.split(":")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise ConfigError(f"target {text!r} is not LAYER:NEURON, e.g. 7:1")
+    return int(parts[0]), int(parts[1])

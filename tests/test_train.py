@@ -1,0 +1,142 @@
+"""Training: the schedule, EMA, metrics, checkpoints, bit-exact resume, divergence."""
+
+import json
+
+import numpy as np
+import pytest
+
+from neuronatlas import (
+    MLP,
+    CheckpointError,
+    ConfigError,
+    RunFolderError,
+    TrainConfig,
+    TrainingDivergedError,
+    train,
+)
+from neuronatlas.nn.fused import SGDStep
+from neuronatlas.train import CHECKPOINT, load_checkpoint
+
+from .helpers import synthetic_mnist
+
+SIZES = (20, 16, 8, 4)
+
+
+def small_config(**kw):
+    return TrainConfig(**{"sizes": SIZES, "batch_size": 16, "epochs": 2, "fine_tune_epochs": 1,
+                          "lr": 0.05, "fine_tune_lr": 0.01, "seed": 7, **kw})
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return synthetic_mnist()
+
+
+def test_paper_defaults():
+    c = TrainConfig()
+    assert (c.batch_size, c.epochs, c.lr, c.fine_tune_epochs, c.fine_tune_lr) == (
+        32, 20, 0.01, 5, 0.001)
+    assert c.ema_decay == 0.9999 and c.sizes == (784, 1250, 1000, 750, 500, 250, 100, 32, 10)
+    assert [c.lr_at(e) for e in (0, 19, 20, 24)] == [0.01, 0.01, 0.001, 0.001]
+    assert TrainConfig.from_dict(json.loads(json.dumps(c.to_dict()))) == c
+
+
+@pytest.mark.parametrize("field,value", [("batch_size", 0), ("batch_size", -3), ("epochs", -1),
+                                          ("lr", 0.0), ("lr", float("nan")), ("lr", -0.1),
+                                          ("fine_tune_lr", float("inf")), ("ema_decay", 1.0),
+                                          ("seed", -1), ("sizes", (784,))])
+def test_bad_config_values_are_refused(field, value):
+    with pytest.raises(ConfigError, match=field.split("_")[0]):
+        TrainConfig(**{field: value})
+
+
+def test_training_learns_and_writes_the_run_folder(toy, tmp_path):
+    result = train(toy, small_config(), tmp_path / "run")
+    assert result.completed and result.state.epoch == 3
+    metrics = [json.loads(l) for l in (tmp_path / "run/metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in metrics] == [1, 2, 3]
+    assert [m["lr"] for m in metrics] == [0.05, 0.05, 0.01]
+    assert set(metrics[0]) == {"epoch", "lr", "ema_loss", "test_accuracy", "seconds"}
+    assert metrics[-1]["test_accuracy"] > 0.9
+    model = MLP.load(tmp_path / "run/model.safetensors")
+    assert json.loads(model.metadata["config"]) == small_config().to_dict()
+    assert float(model.metadata["test_accuracy"]) == pytest.approx(metrics[-1]["test_accuracy"])
+    assert json.loads((tmp_path / "run/config.json").read_text())["train"]["seed"] == 7
+
+
+def test_ema_is_the_bias_corrected_moving_average_of_batch_losses(toy):
+    config = small_config(epochs=1, fine_tune_epochs=0, ema_decay=0.9)
+    model = MLP.init(SIZES, rng=np.random.default_rng(config.seed))
+    reference = model.copy()
+    result = train(toy, config, model=model)
+    # replay the same batches on the copy and average the losses by hand
+    rng = np.random.default_rng(config.seed)  # a given model: the rng only shuffles
+    perm = rng.permutation(len(toy.train_x))
+    step, ema = SGDStep(reference, 16, 0.05), 0.0
+    for s in range(len(perm) // 16):
+        idx = perm[s * 16 : (s + 1) * 16]
+        ema = 0.9 * ema + 0.1 * step(toy.train_x[idx], toy.train_y[idx])
+    steps = len(perm) // 16
+    assert result.metrics[0]["ema_loss"] == pytest.approx(ema / (1 - 0.9**steps), rel=1e-12)
+    for a, b in zip(model.weights, reference.weights):
+        assert a.tobytes() == b.tobytes()
+
+
+def test_resume_at_an_epoch_boundary_is_bit_exact(toy, tmp_path):
+    train(toy, small_config(), tmp_path / "straight")
+    first = train(toy, small_config(), tmp_path / "split", stop_after=1)
+    assert not first.completed and not (tmp_path / "split/model.safetensors").exists()
+    train(toy, small_config(), tmp_path / "split", resume=True)
+    straight = (tmp_path / "straight/model.safetensors").read_bytes()
+    assert straight == (tmp_path / "split/model.safetensors").read_bytes()
+
+
+def test_interrupt_mid_epoch_saves_a_checkpoint_that_resumes_bit_exactly(toy, tmp_path):
+    train(toy, small_config(), tmp_path / "straight")
+    stopped = train(toy, small_config(), tmp_path / "cut",
+                    should_stop=lambda s: s.global_step == 50)
+    assert not stopped.completed and stopped.state.step_in_epoch == 50 - 40
+    _, state, _ = load_checkpoint(tmp_path / "cut" / CHECKPOINT)
+    assert (state.epoch, state.step_in_epoch, state.global_step) == (1, 10, 50)
+    train(toy, None, tmp_path / "cut", resume=True)  # config taken from the checkpoint
+    assert ((tmp_path / "straight/model.safetensors").read_bytes()
+            == (tmp_path / "cut/model.safetensors").read_bytes())
+    lines = (tmp_path / "cut/metrics.jsonl").read_text().splitlines()
+    assert [json.loads(l)["epoch"] for l in lines] == [1, 2, 3]
+
+
+def test_resume_refuses_a_missing_checkpoint_or_another_config(toy, tmp_path):
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        train(toy, small_config(), tmp_path / "empty", resume=True)
+    train(toy, small_config(), tmp_path / "run", stop_after=1)
+    with pytest.raises(CheckpointError, match="another config.*seed"):
+        train(toy, small_config(seed=8), tmp_path / "run", resume=True)
+
+
+def test_an_existing_run_is_never_overwritten_by_accident(toy, tmp_path):
+    train(toy, small_config(), tmp_path / "run")
+    before = (tmp_path / "run/model.safetensors").read_bytes()
+    with pytest.raises(RunFolderError, match="already holds a run"):
+        train(toy, small_config(seed=1), tmp_path / "run")
+    assert (tmp_path / "run/model.safetensors").read_bytes() == before
+    train(toy, small_config(seed=1), tmp_path / "run", overwrite=True)
+    assert (tmp_path / "run/model.safetensors").read_bytes() != before
+
+
+def test_divergence_stops_and_keeps_the_last_good_checkpoint(toy, tmp_path):
+    config = small_config(epochs=1, fine_tune_epochs=1, fine_tune_lr=1e30)
+    with pytest.raises(TrainingDivergedError, match="epoch 2.*last good checkpoint"):
+        train(toy, config, tmp_path / "run")
+    model, state, _ = load_checkpoint(tmp_path / "run" / CHECKPOINT)
+    assert state.epoch == 1 and all(np.isfinite(w).all() for w in model.weights)
+    assert not (tmp_path / "run/model.safetensors").exists()
+
+
+def test_paper_grad_bug_divides_the_update_by_ten(toy):
+    a = MLP.init(SIZES, rng=np.random.default_rng(0), dtype=np.float64)
+    b = a.copy()
+    x, y = toy.train_x[:16].astype(np.float64), toy.train_y[:16]
+    SGDStep(a, 16, lr=0.1, grad_scale=small_config(paper_grad_bug=True).grad_scale)(x, y)
+    SGDStep(b, 16, lr=0.01)(x, y)
+    for wa, wb in zip(a.weights, b.weights):
+        np.testing.assert_allclose(wa, wb, rtol=1e-13)
