@@ -139,3 +139,28 @@ def test_input_gradient_matches_torch_autograd_on_the_paper_net(torch, target):
     value = la[idx] - 0.2 * (la.sum() - la[idx]) / (la.numel() - 1)
     value.backward()
     np.testing.assert_allclose(ours, tx.grad.numpy()[0], rtol=1e-9, atol=1e-14)
+
+
+@pytest.mark.parametrize("through", [False, True])
+@pytest.mark.parametrize("clip", [False, True])
+def test_fused_update_equals_the_reference_formulas(through, clip):
+    from neuronatlas.vis.update import AscentUpdate, _SignScratch, tv_grad_into
+
+    rng = np.random.default_rng(7)
+    x = rng.uniform(-0.3, 1.3, (130, 784))
+    x[:, 5] = 0.0  # exact bound values
+    grad = rng.standard_normal(x.shape)
+    cfg = VisConfig(lr=0.3, tv=0.02, l1=0.004, clip=clip, reg_through_clip=through)
+    u = np.clip(x, 0, 1) if clip else x
+    base = u if through else x
+    reg = cfg.tv * R.tv_grad(base) + cfg.l1 * R.l1_grad(base)
+    g = grad * clip_derivative(x) if clip else grad
+    if through and clip:
+        reg = reg * clip_derivative(x)
+    expected = x + cfg.lr * (g - reg)
+    out = np.empty_like(x)
+    tv_grad_into(base, out, np.empty((130, 27, 28)), np.empty((130, 28, 27)),
+                 _SignScratch((130, 27, 28)), _SignScratch((130, 28, 27)))
+    np.testing.assert_array_equal(out, R.tv_grad(base))
+    AscentUpdate(130, cfg, np.float64)(x, grad, u)
+    np.testing.assert_allclose(x, expected, rtol=1e-12, atol=1e-15)

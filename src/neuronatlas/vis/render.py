@@ -17,9 +17,9 @@ import numpy as np
 from ..config import VisConfig
 from ..nn.blas import GemmPlan
 from ..nn.mlp import MLP
-from . import regularizers as R
 from .objectives import Objective
-from .transforms import SHIFTS, clip_derivative, translate, translate_backward
+from .transforms import SHIFTS, translate, translate_backward
+from .update import AscentUpdate
 
 StepCallback = Callable[[int, np.ndarray], "bool | None"]
 
@@ -150,11 +150,13 @@ def render(
     order = r.order
     x = np.array(x0[order], dtype=model.dtype)
     shifts = None if shift_index is None else SHIFTS[shift_index[order]]  # (R, steps, 2)
-    lr, tv, l1 = config.lr, config.tv, config.l1
+    update = AscentUpdate(len(x), config, model.dtype)
+    u = np.empty_like(x) if config.clip else x
     inverse = np.empty_like(order)
     inverse[order] = np.arange(len(order))
     for step in range(config.steps):
-        u = np.clip(x, 0.0, 1.0) if config.clip else x
+        if config.clip:
+            np.clip(x, 0.0, 1.0, out=u)
         inp = translate(u, shifts[:, step]) if config.jitter else u
         r.forward(inp)
         if callback is not None and callback(step, r.target_activations()[inverse]):
@@ -162,21 +164,9 @@ def render(
         grad = r.backward()
         if config.jitter:
             grad = translate_backward(grad, shifts[:, step])
-        if config.clip:
-            grad = grad * clip_derivative(x)
-        if tv or l1:
-            # Regularisers: computed on x and, by default, NOT multiplied by the clip
-            # derivative ("Visualiser": the serendipitous oversight that keeps pixels
-            # beyond the bounds dynamic). reg_through_clip differentiates the
-            # regularisers of the clipped image instead, so bounded pixels are trapped.
-            base = u if config.reg_through_clip else x
-            reg = np.zeros_like(x)
-            if tv:
-                reg += tv * R.tv_grad(base)
-            if l1:
-                reg += l1 * R.l1_grad(base)
-            if config.reg_through_clip and config.clip:
-                reg *= clip_derivative(x)
-            grad = grad - reg
-        x += lr * grad
+        # x += lr * (grad * clip'(x) - tv dTV - l1 sgn): the regularisers are computed on x
+        # and, by default, NOT multiplied by the clip derivative ("Visualiser": the
+        # serendipitous oversight that keeps pixels beyond the bounds dynamic);
+        # reg_through_clip differentiates those of the clipped image instead.
+        update(x, grad, u)
     return x[inverse]

@@ -1,0 +1,143 @@
+"""All 3,892 neurons of the paper's network, 100 steps each with TV + L1 + clip.
+
+In one process and one run:
+
+* neuronatlas: ``na.visualize(model, every neuron, VisConfig(steps=100, tv, l1))``;
+* PyTorch autograd, batched on the CPU: one image row per neuron, one batch per
+  layer, forward to that layer, ``backward()`` of the summed target activations,
+  then the same clip / TV / L1 update rule;
+* the lower bound: the forward and input-gradient matmul FLOPs of the work (each row
+  runs the layers up to its target, forward and backward) divided by the best GEMM
+  FLOP/s measured on large square float32 matrices.
+
+Threads: 2 for both libraries. ``OPENBLAS_CORETYPE`` is dropped for this process
+(``--keep-env`` keeps it) and the BLAS kernel that ran is printed.
+
+    python benchmarks/vis_speed.py [--model runs/paper/model.safetensors] [--markdown FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from train_speed import THREADS, _reexec_without_coretype, peak_gemm_flops
+
+
+def vis_flops(sizes, steps) -> float:
+    macs = [i * o for i, o in zip(sizes, sizes[1:])]
+    total = 0
+    for layer in range(1, len(sizes)):
+        total += sizes[layer] * 4 * sum(macs[:layer])  # forward + input gradient per row
+    return total * steps
+
+
+def torch_render(torch, model, sizes, steps, lr, tv, l1):
+    """The same work with autograd: per layer, a batch with one row per neuron."""
+    Ws = [torch.from_numpy(w) for w in model.weights]
+    bs = [torch.from_numpy(b) for b in model.biases]
+    L = len(Ws)
+    out = []
+    for layer in range(1, L + 1):
+        n = sizes[layer]
+        x = torch.full((n, 784), 0.01)
+        idx = torch.arange(n)
+        for _ in range(steps):
+            x.requires_grad_(True)
+            a = torch.clamp(x, 0, 1)
+            for l in range(layer):
+                a = a @ Ws[l].T + bs[l]
+                a = torch.relu(a) if l < L - 1 else torch.softmax(a, dim=1)
+            a[idx, idx].sum().backward()
+            with torch.no_grad():
+                g = x.grad
+                u = x.detach().view(n, 28, 28)
+                p = torch.nn.functional.pad(u, (1, 1, 1, 1))
+                sv = torch.sign(p[:, 1:, 1:-1] - p[:, :-1, 1:-1])
+                sh = torch.sign(p[:, 1:-1, 1:] - p[:, 1:-1, :-1])
+                tvg = (sv[:, :-1] - sv[:, 1:] + sh[:, :, :-1] - sh[:, :, 1:]).reshape(n, 784)
+                x = x.detach() + lr * (g - tv * tvg - l1 * torch.sign(x.detach()))
+        out.append(torch.clamp(x, 0, 1))
+    return torch.cat(out)
+
+
+def main(argv=None) -> int:
+    argv = sys.argv if argv is None else argv
+    _reexec_without_coretype(argv)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="runs/paper/model.safetensors")
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--markdown", default=None)
+    parser.add_argument("--skip-torch", action="store_true")
+    parser.add_argument("--keep-env", action="store_true")
+    args = parser.parse_args(argv[1:])
+
+    import numpy as np
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    import neuronatlas as na
+
+    threadpool_limits(THREADS)
+    blas = [f"{i['internal_api']} {i['version']} ({i['architecture']}, {i['num_threads']} threads)"
+            for i in threadpool_info() if i["user_api"] == "blas"]
+    if os.path.exists(args.model):
+        model, source = na.MLP.load(args.model), args.model
+    else:
+        model, source = na.MLP.init(na.PAPER_SIZES, rng=np.random.default_rng(0)), "random init"
+    sizes = model.sizes
+    targets = [(l, i) for l in range(1, len(sizes)) for i in range(sizes[l])]
+    cfg = na.VisConfig(steps=args.steps, tv=0.016, l1=0.0016)
+    flops = vis_flops(sizes, args.steps)
+    peak = peak_gemm_flops(np)
+
+    t = time.perf_counter()
+    res = na.visualize(model, targets, cfg)
+    ours = time.perf_counter() - t
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+    theirs = None
+    if not args.skip_torch:
+        import torch
+
+        torch.set_num_threads(THREADS)
+        t = time.perf_counter()
+        with torch.inference_mode(False):
+            imgs = torch_render(torch, model, sizes, args.steps, cfg.lr, cfg.tv, cfg.l1)
+        theirs = time.perf_counter() - t
+        diff = float(np.abs(imgs.numpy() - res.images).max())
+    peak = max(peak, peak_gemm_flops(np))
+    bound = flops / peak
+    lines = [
+        f"- model: {source}; {len(targets)} neurons, {args.steps} steps, tv {cfg.tv}, "
+        f"l1 {cfg.l1}, clip, lr {cfg.lr}",
+        f"- BLAS: {'; '.join(blas)}; OPENBLAS_CORETYPE="
+        f"{os.environ.get('OPENBLAS_CORETYPE', '(unset)')}",
+        f"- matmul work: {flops / 1e12:.3f} TFLOP; peak GEMM {peak / 1e9:.1f} GFLOP/s -> "
+        f"lower bound {bound:.2f} s",
+        "",
+        "| all neurons | seconds | vs bound |",
+        "|---|---|---|",
+        f"| neuronatlas (batched staircase) | {ours:.2f} | {ours / bound:.2f}x |",
+    ]
+    if theirs is not None:
+        lines.append(f"| PyTorch autograd, batched per layer | {theirs:.2f} | "
+                     f"{theirs / bound:.2f}x |")
+    lines += [f"| GEMM lower bound | {bound:.2f} | 1.00x |", "",
+              f"- neuronatlas peak memory (ru_maxrss): {rss:.2f} GiB"]
+    if theirs is not None:
+        lines.append(f"- neuronatlas / PyTorch: {ours / theirs:.2f}x; largest pixel difference "
+                     f"between the two: {diff:.2e}")
+    text = "\n".join(lines)
+    print(text)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
