@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -28,3 +30,14 @@ def torch():
 def mnist():
     """Real MNIST from the usual sources (the cache after the first fetch)."""
     return load_mnist()
+
+
+@pytest.fixture(scope="session")
+def quick_run(tmp_path_factory, mnist):
+    """A run folder trained once per session by ``neuronatlas train --quick`` (about a
+    minute): the paper's architecture, 2 + 1 epochs on real MNIST."""
+    run = tmp_path_factory.mktemp("quick") / "run"
+    proc = subprocess.run([sys.executable, "-m", "neuronatlas", "train", "--run", str(run),
+                           "--quick"], capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stderr
+    return run

@@ -104,12 +104,10 @@ def test_tiny_train_resume_and_evaluate(tmp_path, mnist):
 
 
 @pytest.mark.slow
-def test_quick_training_on_real_mnist_reaches_95_percent(tmp_path, mnist):
-    proc = run_cli("train", "--run", tmp_path / "quick", "--quick")
-    assert proc.returncode == 0, proc.stderr
-    metrics = [json.loads(l) for l in (tmp_path / "quick/metrics.jsonl").read_text().splitlines()]
+def test_quick_training_on_real_mnist_reaches_95_percent(quick_run):
+    metrics = [json.loads(l) for l in (quick_run / "metrics.jsonl").read_text().splitlines()]
     assert len(metrics) == 3 and metrics[-1]["test_accuracy"] >= 0.95
-    model = MLP.load(tmp_path / "quick/model.safetensors")
+    model = MLP.load(quick_run / "model.safetensors")
     assert float(model.metadata["test_accuracy"]) >= 0.95
 
 

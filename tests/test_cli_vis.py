@@ -91,3 +91,17 @@ def test_model_with_nan_is_refused(tmp_path):
     m.biases[0][2] = np.nan
     m.save(tmp_path / "model.safetensors")
     assert_user_error(run_cli("visualize", "1:1", "--run", tmp_path), "NaN")
+
+
+@pytest.mark.slow
+def test_adversarial_cli(quick_run):
+    proc = run_cli("adversarial", "--index", "3", "--target", "5", "--run", quick_run)
+    assert proc.returncode == 0, proc.stderr
+    rec = json.loads((quick_run / "adversarial/mnist3_to5.json").read_text())
+    assert rec["new_top"]["class"] == 5 and rec["target_probability"] > 0.99
+    assert (quick_run / "adversarial/mnist3_to5_pair.png").is_file()
+    assert np.load(quick_run / "adversarial/mnist3_to5.npy").shape == (784,)
+    assert_user_error(run_cli("adversarial", "--index", "3", "--target", "10", "--run",
+                              quick_run), "target class 10 does not exist")
+    assert_user_error(run_cli("adversarial", "--index", "10000", "--target", "1", "--run",
+                              quick_run), "the test set has 10000 images")

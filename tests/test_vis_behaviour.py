@@ -102,15 +102,23 @@ def test_bad_vis_config(field, value):
 
 
 @pytest.mark.slow
-def test_adversarial_reaches_99_percent_on_a_trained_model(tmp_path, mnist):
-    result = na.train(mnist, na.TrainConfig(sizes=(784, 64, 32, 10), epochs=1,
-                                            fine_tune_epochs=0, lr=0.05))
-    m = result.model
-    image = mnist.test_x[0]
+@pytest.mark.parametrize("index", [0, 1, 2])
+def test_adversarial_reaches_99_percent_on_the_quick_model(quick_run, mnist, index):
+    m = MLP.load(quick_run / "model.safetensors")
+    image = mnist.test_x[index]
     original = int(m.predict(image[None])[0])
     target = (original + 1) % 10
-    res = na.adversarial(m, image, target)
+    res = na.adversarial(m, image, target)  # log-probability objective, clip derivative
     assert res.original_top[0] == original
     assert res.new_top[0] == target and res.target_prob > 0.99
     assert res.steps_to_confidence is not None and res.linf <= 1.0
     assert res.image.min() >= 0 and res.image.max() <= 1
+
+
+@pytest.mark.slow
+def test_the_papers_probability_objective_stalls_from_a_real_digit(quick_run, mnist):
+    m = MLP.load(quick_run / "model.safetensors")
+    target = (int(mnist.test_y[0]) + 1) % 10
+    res = na.adversarial(m, mnist.test_x[0], target,
+                         VisConfig(objective="activation", lr=0.5, steps=100, tv=0, l1=0))
+    assert res.target_prob < 0.5 and res.steps_to_confidence is None

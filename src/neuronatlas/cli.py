@@ -234,6 +234,9 @@ def vis_options(f):
         click.option("--reg-through-clip/--reg-bypass-clip", default=d.reg_through_clip,
                      help="Send regulariser gradients through the clip derivative "
                           "(default: bypass it, the paper's finding)."),
+        click.option("--project/--no-project", default=d.project,
+                     help="Projected gradient ascent (clip x after each step) instead of "
+                          "the clip derivative."),
         click.option("--penalty", type=float, default=d.penalty,
                      help="Weight of the mean activation of the layer's other neurons."),
         click.option("--jitter/--no-jitter", default=d.jitter,
@@ -247,7 +250,7 @@ def vis_options(f):
     return f
 
 
-VIS_FIELDS = ("steps", "lr", "tv", "l1", "init", "clip", "reg_through_clip", "penalty",
+VIS_FIELDS = ("steps", "lr", "tv", "l1", "init", "clip", "reg_through_clip", "project", "penalty",
               "jitter", "objective", "seed")
 
 
@@ -351,20 +354,21 @@ def query(image, target, run_dir, model, as_json):
               help="MNIST test-set image to start from.")
 @click.option("--target", "target_class", type=int, required=True, help="Output class to push.")
 @click.option("--steps", type=int, default=500, help="Most steps to take.")
-@click.option("--lr", type=float, default=0.05, help="Ascent step size.")
+@click.option("--lr", type=float, default=0.5, help="Ascent step size.")
 @click.option("--objective", type=click.Choice(["logprob", "activation"]), default="logprob",
               help="logprob: log SoftMax (does not stall); activation: the paper's probability.")
-@click.option("--clip/--no-clip", default=True, help="Clip to [0, 1] with its derivative.")
+@click.option("--project/--clip-derivative", default=True,
+              help="Projected gradient ascent, or the paper's clip derivative (Appendix 3).")
 @click.option("--confidence", type=float, default=0.99, help="Stop once p(target) exceeds this.")
 @RUN_OPTION
 @MODEL_OPTION
-def adversarial(index, target_class, steps, lr, objective, clip, confidence, run_dir, model):
+def adversarial(index, target_class, steps, lr, objective, project, confidence, run_dir, model):
     """Push MNIST test image INDEX towards output class TARGET (the paper's Figure 2)."""
     from .vis.adversarial import adversarial as run_adv
     from .vis.store import save_adversarial
     from .vis.visualize import resolve_init_image
 
-    config = VisConfig(steps=steps, lr=lr, tv=0.0, l1=0.0, objective=objective, clip=clip)
+    config = VisConfig(steps=steps, lr=lr, tv=0.0, l1=0.0, objective=objective, project=project)
     net = MLP.load(_model_path(run_dir, model))
     image = resolve_init_image(f"mnist:{index}")
     res = run_adv(net, image, target_class, config, confidence=confidence)

@@ -111,6 +111,9 @@ class VisConfig:
 
     where dObjective/dx carries the clip derivative when ``clip`` is on, and the
     regulariser terms do not unless ``reg_through_clip`` (the paper's key finding).
+    ``project`` replaces the clip derivative by projected gradient ascent (x is clipped
+    to [0, 1] after every step, so a pixel at a bound can move back inside): not in the
+    paper, but what adversarial starts from real digits need on smaller models.
     """
 
     steps: int = 100  # Figures 3 and 4 optimise for 100 steps
@@ -120,6 +123,7 @@ class VisConfig:
     init: str = "zero"  # "zero" (all 0.01), "random" (uniform), "mnist:<index>", or a path
     clip: bool = True  # numpy.clip to [0, 1] with its derivative (Appendix item 3)
     reg_through_clip: bool = False  # False: regulariser gradients bypass the clip derivative
+    project: bool = False  # instead of the clip derivative: full step, then clip x to [0, 1]
     penalty: float = 0.0  # weight of the mean activation of the layer's other neurons
     jitter: bool = False  # random 1-pixel translation every step (the paper found it fails)
     objective: str = "activation"  # ReLU / SoftMax output; "pre": z; "logprob": log SoftMax
@@ -130,7 +134,7 @@ class VisConfig:
         _check_real("lr", self.lr, low=0.0)
         for name in ("tv", "l1", "penalty"):
             _check_real(name, getattr(self, name), low=0.0, low_open=False)
-        for name in ("clip", "reg_through_clip", "jitter"):
+        for name in ("clip", "reg_through_clip", "project", "jitter"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.objective not in VIS_OBJECTIVES:

@@ -155,7 +155,7 @@ def render(
     inverse = np.empty_like(order)
     inverse[order] = np.arange(len(order))
     for step in range(config.steps):
-        if config.clip:
+        if config.clip:  # (a no-op after the first step when projecting)
             np.clip(x, 0.0, 1.0, out=u)
         inp = translate(u, shifts[:, step]) if config.jitter else u
         r.forward(inp)

@@ -97,7 +97,7 @@ class AscentUpdate:
 
     def _block(self, b: _Scratch, x, grad, u) -> None:
         c = self.config
-        if c.clip:  # the clip derivative (Appendix 3): 1 on (0, 1), else 0
+        if c.clip and not c.project:  # the clip derivative (Appendix 3): 1 on (0, 1), else 0
             np.greater(x, 0, out=b.inside)
             np.less(x, 1, out=b.upper)
             b.inside &= b.upper
@@ -112,8 +112,10 @@ class AscentUpdate:
                 b.reg[...] = 0
             if c.l1:  # L1'(x) = sgn(x)
                 b.reg += c.l1 * b.sign_x(base)
-            if c.reg_through_clip and c.clip:
+            if c.reg_through_clip and c.clip and not c.project:
                 b.reg *= b.inside
             grad -= b.reg
         grad *= c.lr
         x += grad
+        if c.project:  # projected gradient ascent: back into [0, 1]
+            np.clip(x, 0, 1, out=x)

@@ -122,7 +122,7 @@ def visualize(
     if config.jitter:
         shift_index = np.stack([_jitter_draws(config, t) for t in pairs])
     raw = render(model, objectives, config, x0, shift_index, callback)
-    images = np.clip(raw, 0, 1) if config.clip else raw
+    images = np.clip(raw, 0, 1) if config.clip or config.project else raw
     s = target_stats(model, images, pairs)
     return VisResult(pairs, config, images, s.activation, s.next_index, s.next_activation,
                      s.ratio, s.top3_classes, s.top3_probs)
