@@ -25,7 +25,13 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from train_speed import THREADS, _reexec_without_coretype, peak_gemm_flops
+from train_speed import (
+    THREADS,
+    _reexec_without_coretype,
+    blas_description,
+    peak_gemm_flops,
+    report,
+)
 
 
 def vis_flops(sizes, steps) -> float:
@@ -77,13 +83,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv[1:])
 
     import numpy as np
-    from threadpoolctl import threadpool_info, threadpool_limits
+    from threadpoolctl import threadpool_limits
 
     import neuronatlas as na
 
     threadpool_limits(THREADS)
-    blas = [f"{i['internal_api']} {i['version']} ({i['architecture']}, {i['num_threads']} threads)"
-            for i in threadpool_info() if i["user_api"] == "blas"]
     if os.path.exists(args.model):
         model, source = na.MLP.load(args.model), args.model
     else:
@@ -114,8 +118,7 @@ def main(argv=None) -> int:
     lines = [
         f"- model: {source}; {len(targets)} neurons, {args.steps} steps, tv {cfg.tv}, "
         f"l1 {cfg.l1}, clip, lr {cfg.lr}",
-        f"- BLAS: {'; '.join(blas)}; OPENBLAS_CORETYPE="
-        f"{os.environ.get('OPENBLAS_CORETYPE', '(unset)')}",
+        blas_description(),
         f"- matmul work: {flops / 1e12:.3f} TFLOP; peak GEMM {peak / 1e9:.1f} GFLOP/s -> "
         f"lower bound {bound:.2f} s",
         "",
@@ -131,11 +134,7 @@ def main(argv=None) -> int:
     if theirs is not None:
         lines.append(f"- neuronatlas / PyTorch: {ours / theirs:.2f}x; largest pixel difference "
                      f"between the two: {diff:.2e}")
-    text = "\n".join(lines)
-    print(text)
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(text + "\n")
+    report(lines, args.markdown)
     return 0
 
 

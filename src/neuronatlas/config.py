@@ -32,8 +32,27 @@ def _check_real(name: str, value: Any, *, low: float, high: float = math.inf,
         raise ConfigError(f"{name} must be a finite number in {lo}{low}, {high}{hi}, got {value!r}")
 
 
+class _JSONConfig:
+    """to_dict / from_dict for the frozen config dataclasses (tuples become lists)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v
+                for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]):
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ConfigError(f"unknown {cls.__name__} field(s) {unknown}")
+        return cls(**d)
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(_JSONConfig):
     """The paper's training ("DNN Configuration and Training"): SGD, batch 32,
     20 epochs at lr 0.01 then 5 at 0.001, reshuffled every epoch."""
 
@@ -83,25 +102,13 @@ class TrainConfig:
     def grad_scale(self) -> float:
         return 0.1 if self.paper_grad_bug else 1.0
 
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["sizes"] = list(self.sizes)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ConfigError(f"unknown TrainConfig field(s) {unknown}")
-        return cls(**d)
 
 
 VIS_OBJECTIVES = ("activation", "pre", "logprob")
 
 
 @dataclass(frozen=True)
-class VisConfig:
+class VisConfig(_JSONConfig):
     """Activation maximisation as in the paper's "Visualiser" section.
 
     Update rule, per step (the paper subtracts the regularisers' partial derivatives
@@ -147,17 +154,3 @@ class VisConfig:
             if not idx.isdigit():
                 raise ConfigError(f"init 'mnist:<index>' needs a test-set index, got {self.init!r}")
         _check_int("seed", self.seed, 0)
-
-    def replace(self, **changes) -> VisConfig:
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> VisConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ConfigError(f"unknown VisConfig field(s) {unknown}")
-        return cls(**d)
