@@ -94,7 +94,7 @@ def main(argv=None) -> int:
         model, source = na.MLP.init(na.PAPER_SIZES, rng=np.random.default_rng(0)), "random init"
     sizes = model.sizes
     targets = [(l, i) for l in range(1, len(sizes)) for i in range(sizes[l])]
-    cfg = na.VisConfig(steps=args.steps, tv=0.016, l1=0.0016)
+    cfg = na.VisConfig(steps=args.steps)  # the defaults: TV 0.064, L1 0.0064, clip, lr 0.05
     flops = vis_flops(sizes, args.steps)
     peak = peak_gemm_flops(np)
 
