@@ -382,6 +382,51 @@ def adversarial(index, target_class, steps, lr, objective, project, confidence, 
               f"written {', '.join(map(str, paths))}")
 
 
+# --- analyze ---------------------------------------------------------------------------
+@cli.command()
+@RUN_OPTION
+@MNIST_OPTION
+@MODEL_OPTION
+@click.option("--k", type=int, default=16, help="Dataset examples kept per neuron.")
+def analyze(run_dir, mnist_dir, model, k):
+    """Dead neurons and the dataset images that drive every neuron (resumable)."""
+    from .analysis.examples import check_k
+    from .analysis.run import analyze as run_analyze
+
+    net = MLP.load(_model_path(run_dir, model))
+    ds = _load_data(mnist_dir)
+    check_k(k, len(ds.train_x) + len(ds.test_x))
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console) as progress:
+        tasks: dict[str, int] = {}
+
+        def report(stage, done, total):
+            if stage not in tasks:
+                tasks[stage] = progress.add_task(stage, total=total)
+            progress.update(tasks[stage], completed=done)
+
+        result = run_analyze(run_dir, net, ds, k=k, progress=report,
+                             log=lambda m: progress.console.print(m))
+    table = Table(title=f"dead neurons ({result.dead['images']} images)")
+    for col in ("layer", "size", "dead", "fraction", "silent on data", "revivable"):
+        table.add_column(col, justify="right")
+    for layer, d in result.dead["layers"].items():
+        table.add_row(layer, str(net.sizes[int(layer)]), str(d["count"]),
+                      f"{100 * d['fraction']:.1f}%", str(len(d["silent_on_data"])),
+                      str(len(d["revivable"])))
+    out.print(table)
+    purity = Table(title=f"dataset examples: class purity of the top-{k}")
+    for col in ("layer", "mean purity", "neurons with purity >= 0.9"):
+        purity.add_column(col, justify="right")
+    for layer, d in result.examples["layers"].items():
+        p = np.array(d["purity"])
+        purity.add_row(layer, f"{p.mean():.3f}", f"{int((p >= 0.9).sum())} / {p.size}")
+    out.print(purity)
+    if result.reused:
+        out.print(f"reused: {', '.join(result.reused)} (same model and settings)")
+    out.print(f"written {result.folder}")
+
+
 # --- reproduce -------------------------------------------------------------------------
 @cli.command()
 @RUN_OPTION

@@ -1,0 +1,110 @@
+"""Analysis on a small synthetic net with planted answers."""
+
+import json
+
+import numpy as np
+import pytest
+
+from neuronatlas import MLP, ConfigError
+from neuronatlas.analysis import activation_store, analyze, load_examples
+from neuronatlas.analysis.activations import build_store, model_sha256
+from neuronatlas.data import MNIST
+
+CLASSES = 10
+
+
+@pytest.fixture(scope="module")
+def planted():
+    """Images = class template + noise (pixel 0 always 0); layer 1 has planted neurons:
+    0 = the template of class 3, 1 = dead (bias -1000), 2 = silent on data but revivable
+    (it only looks at pixel 0), 3 and 4 = identical weights."""
+    rng = np.random.default_rng(0)
+    templates = (rng.random((CLASSES, 784)) < 0.15).astype(np.float32)
+    templates[:, 0] = 0
+
+    def make(n):
+        y = rng.integers(0, CLASSES, n)
+        x = np.clip(templates[y] + 0.1 * rng.standard_normal((n, 784)), 0, 1)
+        x[:, 0] = 0
+        return x.astype(np.float32), y.astype(np.int64)
+
+    data = MNIST(*make(600), *make(200))
+    m = MLP.init((784, 8, 6, CLASSES), rng=rng)
+    W, b = m.weights[0], m.biases[0]
+    W[0] = templates[3] - templates.mean(axis=0)
+    b[0] = 0
+    b[1] = -1000.0
+    W[2] = 0
+    W[2, 0] = 2.0
+    b[2] = -0.5
+    W[4] = W[3]
+    b[4] = b[3] = 0.1
+    return m, data, templates
+
+
+def test_streaming_equals_one_big_batch(planted, tmp_path):
+    m, data, _ = planted
+    small = build_store(tmp_path / "a", m, data, batch=7)
+    big = build_store(tmp_path / "b", m, data, batch=10_000)
+    x = np.concatenate([data.train_x, data.test_x])
+    direct = m.activations(x)
+    for l in (1, 2, 3):
+        # GEMM blocking differs with the batch size: equal to float32 rounding
+        np.testing.assert_allclose(small.layer(l), big.layer(l), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(small.layer(l), direct[l], rtol=1e-5, atol=1e-6)
+
+
+def test_dead_revivable_and_examples_are_found(planted, tmp_path):
+    m, data, templates = planted
+    res = analyze(tmp_path, m, data, k=16)
+    layer1 = res.dead["layers"]["1"]
+    assert 1 in layer1["dead"] and 1 in layer1["silent_on_data"]
+    assert 2 in layer1["silent_on_data"] and 2 in layer1["revivable"] and 2 not in layer1["dead"]
+    assert res.dead["images"] == 800
+    saved = json.loads((tmp_path / "analysis/dead.json").read_text())
+    assert saved["layers"]["1"]["count"] == len(layer1["dead"])
+    assert saved["layers"]["1"]["fraction"] == pytest.approx(len(layer1["dead"]) / 8)
+
+    ex = load_examples(tmp_path / "analysis/examples.npz")
+    assert ex[1].histogram[0].argmax() == 3  # the class-3 template neuron
+    assert ex[1].purity[0] == 1.0
+    corr = np.corrcoef(ex[1].mean_topk[0], templates[3])[0, 1]
+    assert corr > 0.9
+    assert np.corrcoef(ex[1].mean_p99[0], templates[3])[0, 1] > 0.9
+    assert ex[1].count_p99[0] >= 8
+    # the top-k really are the k largest activations, in order
+    acts = activation_store(tmp_path, m, data).layer(1)[:, 0]
+    np.testing.assert_allclose(ex[1].activation[0], np.sort(acts)[::-1][:16])
+    assert (acts[ex[1].index[0]] == ex[1].activation[0]).all()
+    summary = json.loads((tmp_path / "analysis/examples.json").read_text())
+    assert summary["layers"]["1"]["preferred_class"][0] == 3
+
+
+def test_rerun_reuses_and_another_model_rebuilds(planted, tmp_path):
+    m, data, _ = planted
+    analyze(tmp_path, m, data, k=4)
+    again = analyze(tmp_path, m, data, k=4)
+    assert again.reused == ["dead", "examples"]
+    other = m.copy()
+    other.biases[1][0] += 1.0
+    fresh = analyze(tmp_path, other, data, k=4)
+    assert fresh.reused == []
+    meta = json.loads((tmp_path / "analysis/activations/meta.json").read_text())
+    assert meta["model_sha256"] == model_sha256(other) != model_sha256(m)
+    assert analyze(tmp_path, other, data, k=5).reused == ["dead"]
+
+
+def test_partial_store_is_rebuilt(planted, tmp_path):
+    m, data, _ = planted
+    store = activation_store(tmp_path, m, data)
+    (store.folder / "meta.json").unlink()  # as if interrupted before the end
+    (store.folder / "L2.npy").write_bytes(b"garbage")
+    rebuilt = activation_store(tmp_path, m, data)
+    assert rebuilt.layer(2).shape == (800, 6)
+
+
+@pytest.mark.parametrize("k", [0, -1, 801])
+def test_bad_k(planted, tmp_path, k):
+    m, data, _ = planted
+    with pytest.raises(ConfigError, match="k must be"):
+        analyze(tmp_path, m, data, k=k)
