@@ -84,14 +84,14 @@ def test_rerun_reuses_and_another_model_rebuilds(planted, tmp_path):
     m, data, _ = planted
     analyze(tmp_path, m, data, k=4)
     again = analyze(tmp_path, m, data, k=4)
-    assert again.reused == ["dead", "examples"]
+    assert again.reused == ["dead", "examples", "visualizations", "clusters", "layers"]
     other = m.copy()
     other.biases[1][0] += 1.0
     fresh = analyze(tmp_path, other, data, k=4)
     assert fresh.reused == []
     meta = json.loads((tmp_path / "analysis/activations/meta.json").read_text())
     assert meta["model_sha256"] == model_sha256(other) != model_sha256(m)
-    assert analyze(tmp_path, other, data, k=5).reused == ["dead"]
+    assert analyze(tmp_path, other, data, k=5).reused == ["dead", "visualizations", "clusters"]
 
 
 def test_partial_store_is_rebuilt(planted, tmp_path):
@@ -108,3 +108,30 @@ def test_bad_k(planted, tmp_path, k):
     m, data, _ = planted
     with pytest.raises(ConfigError, match="k must be"):
         analyze(tmp_path, m, data, k=k)
+
+
+def test_identical_neurons_cluster_and_claims_are_measured(planted, tmp_path):
+    m, data, _ = planted
+    res = analyze(tmp_path, m, data, k=8)
+    assert any({3, 4} <= set(group) for group in res.clusters["layers"]["1"])
+    saved = json.loads((tmp_path / "analysis/clusters.json").read_text())
+    assert saved["layers"] == res.clusters["layers"]
+    rising = saved["co_risers"]["1"]
+    assert 4 in rising["top"][3] and 3 in rising["top"][4]  # optimising one raises its twin
+    table = res.layers["table"]
+    assert [row["layer"] for row in table] == [1, 2]
+    assert table[0]["dead"] >= 1 and table[0]["silent"] >= 2
+    assert 1 <= table[0]["eff_pixels_vis"] <= 784 and 0 < table[0]["top1_prob"] <= 1
+    assert {c["claim"][:20] for c in res.layers["claims"]} and len(res.layers["claims"]) == 5
+    md = (tmp_path / "analysis/layers.md").read_text()
+    assert md.startswith("| layer | size | dead |") and "| claim of the paper |" in md
+
+
+def test_effective_pixels():
+    from neuronatlas.analysis.claims import effective_pixels
+
+    maps = np.zeros((3, 784))
+    maps[0] = 1.0
+    maps[1, 10] = 5.0
+    maps[2, :4] = [1, -1, 1, -1]
+    assert effective_pixels(maps).tolist() == [784.0, 1.0, 4.0]

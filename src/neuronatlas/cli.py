@@ -389,7 +389,7 @@ def adversarial(index, target_class, steps, lr, objective, project, confidence, 
 @MODEL_OPTION
 @click.option("--k", type=int, default=16, help="Dataset examples kept per neuron.")
 def analyze(run_dir, mnist_dir, model, k):
-    """Dead neurons and the dataset images that drive every neuron (resumable)."""
+    """Dead neurons, dataset examples, clusters and the paper's layer claims (resumable)."""
     from .analysis.examples import check_k
     from .analysis.run import analyze as run_analyze
 
@@ -422,6 +422,18 @@ def analyze(run_dir, mnist_dir, model, k):
         p = np.array(d["purity"])
         purity.add_row(layer, f"{p.mean():.3f}", f"{int((p >= 0.9).sum())} / {p.size}")
     out.print(purity)
+    stats = Table(title="per layer (medians over neurons)")
+    for col in ("layer", "clusters", "eff. pixels vis", "eff. pixels grad", "top-1 prob",
+                "ratio", "ratio > 1"):
+        stats.add_column(col, justify="right")
+    for r in result.layers["table"]:
+        stats.add_row(str(r["layer"]), str(r["clusters"]), f"{r['eff_pixels_vis']:.0f}",
+                      f"{r['eff_pixels_grad']:.0f}", f"{r['top1_prob']:.3f}",
+                      f"{r['ratio_median']:.2f}", f"{100 * r['ratio_above_1']:.0f}%")
+    out.print(stats)
+    colour = {"supported": "green", "contradicted": "red", "mixed": "yellow"}
+    for c in result.layers["claims"]:
+        out.print(f"[{colour[c['verdict']]}]{c['verdict']}[/]: {c['claim']}", highlight=False)
     if result.reused:
         out.print(f"reused: {', '.join(result.reused)} (same model and settings)")
     out.print(f"written {result.folder}")

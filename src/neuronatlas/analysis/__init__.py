@@ -1,4 +1,4 @@
-"""Analysis over the dataset: activations, dead neurons, dataset examples."""
+"""Analysis over the dataset: activations, dead neurons, dataset examples, clusters, claims."""
 
 from .activations import ActivationStore, activation_store, model_sha256
 from .dead import DeadReport, dead_neurons

@@ -13,12 +13,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from ..config import VisConfig
 from ..data import MNIST
-from ..fileio import atomic_write_json, ensure_dir
+from ..fileio import atomic_write_bytes, atomic_write_json, atomic_write_text, ensure_dir
 from ..nn.mlp import MLP
+from ..vis.visualize import visualize
+from . import claims as C
 from .activations import activation_store, model_sha256
+from .clusters import METHOD, RISE, THRESHOLD, clusters, co_risers
 from .dead import dead_neurons
-from .examples import check_k, dataset_examples, save_examples
+from .examples import check_k, dataset_examples, load_examples, save_examples
 
 Log = Callable[[str], None]
 
@@ -28,6 +34,8 @@ class AnalysisResult:
     folder: Path
     dead: dict
     examples: dict
+    clusters: dict
+    layers: dict
     seconds: dict[str, float] = field(default_factory=dict)
     reused: list[str] = field(default_factory=list)
 
@@ -45,7 +53,8 @@ def _cached(path: Path, sha: str, settings: dict) -> dict | None:
 def analyze(run_dir: str | Path, model: MLP, data: MNIST, *, k: int = 16,
             progress: Callable[[str, int, int], None] | None = None,
             log: Log = lambda m: None) -> AnalysisResult:
-    """Activations over all images, dead neurons, dataset examples (see each module)."""
+    """Activations over all images, dead neurons, dataset examples, visualisations of
+    every neuron, clusters, and the per-layer claims (see each module)."""
     check_k(k, len(data.train_x) + len(data.test_x))
     folder = ensure_dir(Path(run_dir) / "analysis")
     sha = model_sha256(model)
@@ -86,4 +95,107 @@ def analyze(run_dir: str | Path, model: MLP, data: MNIST, *, k: int = 16,
     else:
         reused.append("examples")
     seconds["examples"] = time.perf_counter() - t
-    return AnalysisResult(folder, dead, examples, seconds, reused)
+
+    t = time.perf_counter()
+    vis_config = VisConfig()
+    vis_path, vis_json = folder / "visualizations.npz", folder / "visualizations.json"
+    settings = vis_config.to_dict()
+    if _cached(vis_json, sha, settings) is None or not vis_path.is_file():
+        targets = [(l, i) for l in range(1, len(model.sizes)) for i in range(model.sizes[l])]
+        log(f"visualising all {len(targets)} neurons (the default VisConfig)")
+        cb = stage_progress("visualise")
+        res = visualize(model, targets, vis_config,
+                        callback=(lambda step, _a: cb(step + 1, vis_config.steps)) if cb else None)
+        _save_npz(vis_path, targets=np.array(res.targets), images=res.images,
+                  activation=res.activation, next_index=res.next_index,
+                  next_activation=res.next_activation, ratio=res.ratio,
+                  top3_classes=res.top3_classes, top3_probs=res.top3_probs)
+        atomic_write_json(vis_json, {"model_sha256": sha, "settings": settings,
+                                     "arrays": vis_path.name})
+    else:
+        reused.append("visualizations")
+    with np.load(vis_path) as z:
+        vis = {name: z[name] for name in z.files}
+    seconds["visualizations"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    cl_path = folder / "clusters.json"
+    settings = {"threshold": THRESHOLD, "method": METHOD, "rise": RISE,
+                "visualizations": vis_config.to_dict()}
+    cl = _cached(cl_path, sha, settings)
+    if cl is None:
+        log("clusters: correlations over the dataset, co-risers under optimisation")
+        groups = clusters(store)
+        acts = model.activations(vis["images"])
+        rising = {}
+        for l in store.hidden_layers:
+            rows = np.flatnonzero(vis["targets"][:, 0] == l)
+            lists = co_risers(acts[l][rows], vis["targets"][rows, 1])
+            rising[str(l)] = {"count": [len(x) for x in lists], "top": [x[:10] for x in lists]}
+        preferred = examples["layers"]
+        cl = {"model_sha256": sha, "settings": settings,
+              "layers": {str(l): g for l, g in groups.items()},
+              "preferred_classes": {str(l): [[preferred[str(l)]["preferred_class"][i]
+                                              for i in g] for g in gs]
+                                    for l, gs in groups.items()},
+              "co_risers": rising}
+        atomic_write_json(cl_path, cl)
+    else:
+        reused.append("clusters")
+    seconds["clusters"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    layers_path = folder / "layers.json"
+    settings = {"k": k, "gradient_images": GRADIENT_IMAGES, "visualizations": vis_config.to_dict()}
+    layers = _cached(layers_path, sha, settings)
+    if layers is None:
+        log("layer statistics and the paper's claims")
+        layers = _layer_claims(model, data, vis, dead, examples, cl, ex_path)
+        layers.update(model_sha256=sha, settings=settings)
+        atomic_write_json(layers_path, layers)
+        atomic_write_text(folder / "layers.md", C.markdown(layers["table"], layers["claims"]))
+    else:
+        reused.append("layers")
+    seconds["layers"] = time.perf_counter() - t
+    return AnalysisResult(folder, dead, examples, cl, layers, seconds, reused)
+
+
+GRADIENT_IMAGES = 4  # top dataset images per neuron for its input-gradient map
+
+
+def _save_npz(path: Path, **arrays) -> None:
+    import io
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _layer_claims(model, data, vis, dead, examples, cl, ex_path: Path) -> dict:
+    ex = load_examples(ex_path)
+    all_images = np.concatenate([data.train_x, data.test_x])
+    probs = model.predict_proba(vis["images"])
+    top1, ent = probs.max(axis=1), C.entropy(probs)
+    eff_vis = C.effective_pixels(vis["images"])
+    table = []
+    for l in range(1, len(model.sizes) - 1):
+        rows = np.flatnonzero(vis["targets"][:, 0] == l)
+        targets = [(l, int(i)) for i in vis["targets"][rows, 1]]
+        top_imgs = all_images[ex[l].index[:, :GRADIENT_IMAGES]]  # (n, m, 784)
+        grads = C.gradient_maps(model, targets, top_imgs)
+        ratio = vis["ratio"][rows]
+        d = dead["layers"][str(l)]
+        table.append({
+            "layer": l, "size": model.sizes[l], "dead": d["count"],
+            "silent": len(d["silent_on_data"]), "clusters": len(cl["layers"][str(l)]),
+            "eff_pixels_vis": float(np.median(eff_vis[rows])),
+            "eff_pixels_grad": float(np.median(C.effective_pixels(grads))),
+            "top1_prob": float(np.median(top1[rows])),
+            "output_entropy": float(np.median(ent[rows])),
+            "ratio_median": float(np.median(ratio)),
+            "ratio_quartiles": [float(q) for q in np.percentile(ratio, [25, 75])],
+            "ratio_above_1": float(np.mean(ratio > 1)),
+            "co_risers_median": float(np.median(cl["co_risers"][str(l)]["count"])),
+            "purity": float(np.mean(examples["layers"][str(l)]["purity"])),
+        })
+    return {"table": table, "claims": C.verdicts(table)}
