@@ -1,8 +1,9 @@
 """``neuronatlas reproduce``: the paper end to end, stage by stage, reusing what exists.
 
 Stages so far: train (or reuse the run's model, or resume its checkpoint, or take
-``--model``), evaluate on the test set, and write ``report.md`` setting the
-paper's training numbers beside this run's, with the time each stage took.
+``--model``), evaluate on the test set, analyse (dead neurons, dataset examples,
+clusters, the layer claims), and write ``report.md`` setting the paper's numbers
+beside this run's, with the time each stage took.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from .analysis.claims import markdown as claims_markdown
+from .analysis.run import analyze
 from .config import TrainConfig
 from .data import MNIST
 from .errors import RunFolderError
@@ -66,6 +69,11 @@ def reproduce(run_dir: str | Path, data: MNIST, *, quick: bool = False,
     atomic_write_json(run / "evaluation-test.json", ev.to_dict())
     stages.append(("evaluate", time.perf_counter() - t, f"{ev.n} test images"))
 
+    t = time.perf_counter()
+    result = analyze(run, model, data, log=log)
+    note = "reused" if len(result.reused) == 5 else f"computed ({len(result.reused)} parts reused)"
+    stages.append(("analyze", time.perf_counter() - t, note))
+
     metrics = _read_metrics(run)
     ema = metrics[-1]["ema_loss"] if metrics else None
     epoch_s = [m["seconds"] for m in metrics]
@@ -83,6 +91,13 @@ def reproduce(run_dir: str | Path, data: MNIST, *, quick: bool = False,
              f"Model: {how}. Sizes {'-'.join(map(str, model.sizes))}.", "",
              "## Training", "", "| quantity | paper | this run |", "|---|---|---|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    dead = result.dead
+    lines += ["", "## The paper's claims, layer by layer", "",
+              f"Silent on all {dead['images']} images: "
+              f"{sum(len(d['silent_on_data']) for d in dead['layers'].values())} hidden neurons; "
+              f"dead even to optimisation: {dead['total_dead']} "
+              f"({100 * dead['total_fraction']:.2f}%).", "",
+              claims_markdown(result.layers["table"], result.layers["claims"])]
     lines += ["", "## Stages", "", "| stage | seconds | note |", "|---|---|---|"]
     lines += [f"| {name} | {sec:.1f} | {note} |" for name, sec, note in stages]
     report = run / "report.md"
