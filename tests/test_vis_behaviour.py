@@ -122,3 +122,19 @@ def test_the_papers_probability_objective_stalls_from_a_real_digit(quick_run, mn
     res = na.adversarial(m, mnist.test_x[0], target,
                          VisConfig(objective="activation", lr=0.5, steps=100, tv=0, l1=0))
     assert res.target_prob < 0.5 and res.steps_to_confidence is None
+
+
+def test_revive_climbs_a_neuron_the_start_image_leaves_inactive():
+    m = MLP.init((784, 3, 10), rng=np.random.default_rng(0))
+    m.weights[0][0] = 0
+    m.weights[0][0, 300:310] = 1.0  # z = sum of 10 pixels - 0.5: -0.4 at the 0.01 start
+    m.biases[0][0] = -0.5
+    cfg = VisConfig(steps=30, lr=0.1, tv=0.0, l1=0.0)
+    assert visualize(m, [(1, 0)], cfg).activation[0] == 0  # the paper's optimiser stalls
+    revived = visualize(m, [(1, 0)], cfg.replace(revive=True))
+    assert revived.activation[0] > 5
+    # once active, climbing z and climbing ReLU(z) are the same thing
+    m.biases[0][0] = 0.5
+    a = visualize(m, [(1, 0)], cfg)
+    b = visualize(m, [(1, 0)], cfg.replace(revive=True))
+    np.testing.assert_array_equal(a.images, b.images)

@@ -241,6 +241,8 @@ def vis_options(f):
                      help="Weight of the mean activation of the layer's other neurons."),
         click.option("--jitter/--no-jitter", default=d.jitter,
                      help="Random 1-pixel translation every step."),
+        click.option("--revive/--no-revive", default=d.revive,
+                     help="Hidden targets: climb z while their ReLU is off instead of stalling."),
         click.option("--objective", type=click.Choice(VIS_OBJECTIVES), default=d.objective,
                      help="activation (ReLU/SoftMax), pre (z) or logprob (output only)."),
         click.option("--seed", type=int, default=d.seed, help="Seed of random starts/jitter."),
@@ -251,7 +253,7 @@ def vis_options(f):
 
 
 VIS_FIELDS = ("steps", "lr", "tv", "l1", "init", "clip", "reg_through_clip", "project", "penalty",
-              "jitter", "objective", "seed")
+              "jitter", "revive", "objective", "seed")
 
 
 def _vis_config(flags: dict) -> VisConfig:

@@ -118,6 +118,9 @@ class VisConfig(_JSONConfig):
 
     where dObjective/dx carries the clip derivative when ``clip`` is on, and the
     regulariser terms do not unless ``reg_through_clip`` (the paper's key finding).
+    ``revive``: a hidden neuron that the start image leaves at ReLU(z) = 0 has zero
+    gradient, and the paper's optimiser leaves it there ("more liable to fail"); with
+    ``revive`` its z is climbed instead, which is the same gradient once it is active.
     ``project`` replaces the clip derivative by projected gradient ascent (x is clipped
     to [0, 1] after every step, so a pixel at a bound can move back inside): not in the
     paper, but what adversarial starts from real digits need on smaller models.
@@ -133,6 +136,7 @@ class VisConfig(_JSONConfig):
     project: bool = False  # instead of the clip derivative: full step, then clip x to [0, 1]
     penalty: float = 0.0  # weight of the mean activation of the layer's other neurons
     jitter: bool = False  # random 1-pixel translation every step (the paper found it fails)
+    revive: bool = False  # hidden targets: climb z while their ReLU is off (else: stall at 0)
     objective: str = "activation"  # ReLU / SoftMax output; "pre": z; "logprob": log SoftMax
     seed: int = 0  # random starts and jitter, drawn per target from (seed, layer, index)
 
@@ -141,7 +145,7 @@ class VisConfig(_JSONConfig):
         _check_real("lr", self.lr, low=0.0)
         for name in ("tv", "l1", "penalty"):
             _check_real(name, getattr(self, name), low=0.0, low_open=False)
-        for name in ("clip", "reg_through_clip", "project", "jitter"):
+        for name in ("clip", "reg_through_clip", "project", "jitter", "revive"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.objective not in VIS_OBJECTIVES:

@@ -97,7 +97,9 @@ def analyze(run_dir: str | Path, model: MLP, data: MNIST, *, k: int = 16,
     seconds["examples"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    vis_config = VisConfig()
+    # the defaults, plus revive: a neuron the near-zero start leaves inactive would
+    # otherwise keep a blank image and skew every statistic below
+    vis_config = VisConfig(revive=True)
     vis_path, vis_json = folder / "visualizations.npz", folder / "visualizations.json"
     settings = vis_config.to_dict()
     if _cached(vis_json, sha, settings) is None or not vis_path.is_file():

@@ -26,7 +26,8 @@ def objective_for(target: tuple[int, int], config: VisConfig, sizes: tuple[int, 
     if config.objective == "logprob" and output:
         obj = log_prob(index)
     else:
-        obj = neuron(layer, index, pre=config.objective == "pre")
+        # d ReLU(z)/dx = [z > 0] dz/dx: climbing z (revive) only differs while inactive
+        obj = neuron(layer, index, pre=config.objective == "pre" or (config.revive and not output))
     if config.penalty:
         obj = obj - config.penalty * others(layer, exclude=index)
     return obj.bind(sizes)
