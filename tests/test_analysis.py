@@ -101,6 +101,9 @@ def test_partial_store_is_rebuilt(planted, tmp_path):
     (store.folder / "L2.npy").write_bytes(b"garbage")
     rebuilt = activation_store(tmp_path, m, data)
     assert rebuilt.layer(2).shape == (800, 6)
+    for bad in (0, 4):
+        with pytest.raises(ConfigError, match=f"layer {bad} does not exist"):
+            rebuilt.layer(bad)
 
 
 @pytest.mark.parametrize("k", [0, -1, 801])

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data import MNIST
+from ..errors import ConfigError
 from ..fileio import atomic_write_json, ensure_dir
 from ..nn.mlp import MLP
 
@@ -67,6 +68,8 @@ class ActivationStore:
 
     def layer(self, l: int) -> np.ndarray:
         """Read-only memory map (n_images, n_l) of layer l's activations."""
+        if not isinstance(l, int) or not 1 <= l < len(self.sizes):
+            raise ConfigError(f"layer {l} does not exist: layers are 1..{len(self.sizes) - 1}")
         return np.load(self.folder / f"L{l}.npy", mmap_mode="r")
 
     @property
