@@ -77,6 +77,7 @@ class Renderer:
         dt, sizes = model.dtype, model.sizes
         self.a = [np.empty((self.n[l], sizes[l]), dt) for l in range(self.top + 1)]
         self.g = [np.empty((self.n[l], sizes[l]), dt) for l in range(self.top + 1)]
+        self.mask = [np.empty((self.n[l], sizes[l]), bool) for l in range(self.top + 1)]
         W = model.weights
         self.fwd = [None] + [GemmPlan(self.a[l - 1][: self.n[l]], W[l - 1], self.a[l],
                                       trans_b=True) for l in range(1, self.top + 1)]
@@ -91,8 +92,10 @@ class Renderer:
         self.t_layer, self.t_index = targets[:, 0], targets[:, 1]
 
     def forward(self, x: np.ndarray) -> None:
-        """Activations of every needed layer for network input x (rows in sorted order)."""
-        self.a[0][...] = x
+        """Activations of every needed layer for network input x (rows in sorted order);
+        ``x`` may be ``self.a[0]`` itself, filled in place by the caller."""
+        if x is not self.a[0]:
+            self.a[0][...] = x
         L, b = self.model.n_layers, self.model.biases
         for l in range(1, self.top + 1):
             self.fwd[l]()
@@ -122,8 +125,9 @@ class Renderer:
             seeds = self.seeds.get(l)
             if seeds is not None:
                 seeds.add_post(g)
-            if l < L:
-                g *= a > 0  # ReLU'(z) = [a > 0]
+            if l < L:  # ReLU'(z) = [a > 0]
+                np.greater(a, 0, out=self.mask[l])
+                g *= self.mask[l]
             else:  # SoftMax Jacobian (Appendix item 1): dz = y * (g - <g, y>)
                 g -= (g * a).sum(axis=1, keepdims=True)
                 g *= a
@@ -151,7 +155,8 @@ def render(
     x = np.array(x0[order], dtype=model.dtype)
     shifts = None if shift_index is None else SHIFTS[shift_index[order]]  # (R, steps, 2)
     update = AscentUpdate(len(x), config, model.dtype)
-    u = np.empty_like(x) if config.clip else x
+    # u = clip(x): without jitter it is the network input itself, written in place
+    u = (np.empty_like(x) if config.jitter else r.a[0]) if config.clip else x
     inverse = np.empty_like(order)
     inverse[order] = np.arange(len(order))
     for step in range(config.steps):
