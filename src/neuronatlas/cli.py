@@ -297,13 +297,16 @@ def visualize(targets, layers, all_, run_dir, model, scale, **flags):
     pairs = _parse_targets(targets, layers, all_, net.sizes)
     image = None if config.init in ("zero", "random") else resolve_init_image(config.init)
     ensure_dir(run_dir)
-    with Progress(TextColumn("[bold]visualize"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("steps, {task.fields[n]} targets"), TimeElapsedColumn(),
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[unit]}"), TimeElapsedColumn(),
                   console=console) as progress:
-        task = progress.add_task("vis", total=config.steps, n=len(pairs))
+        task = progress.add_task("visualize", total=config.steps, unit=f"steps, {len(pairs)} "
+                                 "targets")
         result = run_vis(net, pairs, config, init_image=image,
                          callback=lambda step, acts: progress.update(task, completed=step + 1))
-    folder = save_vis(run_dir, result, scale=scale, console=console)
+        write = progress.add_task("write", total=len(pairs), unit="targets")
+        folder = save_vis(run_dir, result, scale=scale,
+                          progress=lambda done, total: progress.update(write, completed=done))
     for i in range(min(len(pairs), 20)):
         rec = result.record(i)
         top = ", ".join(f"{t['class']}:{t['probability']:.3f}" for t in rec["top3"])

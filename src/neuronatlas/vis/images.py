@@ -70,15 +70,15 @@ def png_bytes(image: np.ndarray, scale: int = 1) -> bytes:
         pil = pil.resize((img.shape[1] * scale, img.shape[0] * scale),
                          Image.Resampling.NEAREST)
     buf = io.BytesIO()
-    pil.save(buf, format="PNG", optimize=True)
+    pil.save(buf, format="PNG")
     return buf.getvalue()
 
 
-def save_png(path: str | Path, image: np.ndarray, scale: int = 1) -> None:
-    atomic_write_bytes(path, png_bytes(image, scale))
+def save_png(path: str | Path, image: np.ndarray, scale: int = 1, *, fsync: bool = True) -> None:
+    atomic_write_bytes(path, png_bytes(image, scale), fsync=fsync)
 
 
-def save_npy(path: str | Path, array: np.ndarray) -> None:
+def save_npy(path: str | Path, array: np.ndarray, *, fsync: bool = True) -> None:
     buf = io.BytesIO()
     np.save(buf, np.asarray(array), allow_pickle=False)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue(), fsync=fsync)

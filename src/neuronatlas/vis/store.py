@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -29,14 +30,20 @@ def neuron_name(layer: int, index: int) -> str:
     return f"L{layer}N{index}"
 
 
-def save_vis(run_dir: str | Path, result: VisResult, *, scale: int = 8, console=None) -> Path:
+def save_vis(run_dir: str | Path, result: VisResult, *, scale: int = 8,
+             progress=None) -> Path:
+    """Write every target's files; ``progress(done, total)`` after each."""
     folder = ensure_dir(Path(run_dir) / "vis" / config_id(result.config))
     atomic_write_json(folder / "config.json", result.config.to_dict())
     for i, (layer, index) in enumerate(result.targets):
         stem = folder / neuron_name(layer, index)
-        save_npy(stem.with_suffix(".npy"), result.images[i].astype(np.float32))
-        save_png(stem.with_suffix(".png"), result.images[i], scale)
-        atomic_write_json(stem.with_suffix(".json"), result.record(i))
+        # atomic renames, one flush at the end: an fsync per file costs minutes for --all
+        save_npy(stem.with_suffix(".npy"), result.images[i].astype(np.float32), fsync=False)
+        save_png(stem.with_suffix(".png"), result.images[i], scale, fsync=False)
+        atomic_write_json(stem.with_suffix(".json"), result.record(i), fsync=False)
+        if progress is not None:
+            progress(i + 1, len(result.targets))
+    os.sync()
     return folder
 
 

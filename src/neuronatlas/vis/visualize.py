@@ -92,7 +92,8 @@ class VisResult:
             "next_index": int(self.next_index[i]),
             "next_activation": float(self.next_activation[i]),
             "ratio": ratio if np.isfinite(ratio) else None,
-            "top3": [{"class": c, "probability": p} for c, p in self.top3[i]],
+            "top3": [{"class": int(c), "probability": float(p)}
+                     for c, p in zip(self.top3_classes[i], self.top3_probs[i])],
             "config": self.config.to_dict(),
         }
 
