@@ -2,7 +2,7 @@
 
 Per neuron: the top-k images over both splits (row indices into train-then-test and
 their activations), the class histogram of those k, the average of the k images,
-and the average of every image above the neuron's 99th percentile (the paper's
+and the average of every image at or above the neuron's 99th percentile (the paper's
 Figure 3 shows "the average of all MNIST images which highly activate that node").
 """
 
@@ -24,7 +24,7 @@ class LayerExamples:
     activation: np.ndarray  # (n, k) float32
     histogram: np.ndarray  # (n, classes) int64: classes of the top-k
     mean_topk: np.ndarray  # (n, 784) float32
-    mean_p99: np.ndarray  # (n, 784) float32: images above the 99th percentile (and > 0)
+    mean_p99: np.ndarray  # (n, 784) float32: images at or above the 99th percentile (and > 0)
     count_p99: np.ndarray  # (n,) int64
     p99: np.ndarray  # (n,) float32
 
@@ -66,7 +66,7 @@ def layer_examples(acts: np.ndarray, images: np.ndarray, labels: np.ndarray, k: 
         out.mean_topk[c0:c1] = images[top].mean(axis=1)
         p99 = np.percentile(sub, 99, axis=0).astype(np.float32)
         out.p99[c0:c1] = p99
-        high = ((sub > p99) & (sub > 0)).astype(np.float32)  # (N, m)
+        high = ((sub >= p99) & (sub > 0)).astype(np.float32)  # (N, m); >=: SoftMax saturates at 1
         count = high.sum(axis=0)
         out.count_p99[c0:c1] = count.astype(np.int64)
         sums = high.T @ images  # (m,N)@(N,784) -> (m,784)

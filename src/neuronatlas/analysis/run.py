@@ -122,7 +122,7 @@ def analyze(run_dir: str | Path, model: MLP, data: MNIST, *, k: int = 16,
 
     t = time.perf_counter()
     cl_path = folder / "clusters.json"
-    settings = {"threshold": THRESHOLD, "method": METHOD, "rise": RISE,
+    settings = {"threshold": THRESHOLD, "method": METHOD, "rise": RISE, "k": k,
                 "visualizations": vis_config.to_dict()}
     cl = _cached(cl_path, sha, settings)
     if cl is None:
