@@ -92,7 +92,7 @@ def test_rerun_reuses_and_another_model_rebuilds(planted, tmp_path):
     assert fresh.reused == []
     meta = json.loads((tmp_path / "analysis/activations/meta.json").read_text())
     assert meta["model_sha256"] == model_sha256(other) != model_sha256(m)
-    assert analyze(tmp_path, other, data, k=5).reused == ["dead", "visualizations", "clusters"]
+    assert analyze(tmp_path, other, data, k=5).reused == ["dead", "visualizations"]
 
 
 def test_partial_store_is_rebuilt(planted, tmp_path):
