@@ -93,6 +93,12 @@ def test_tiny_train_resume_and_evaluate(tmp_path, mnist):
     assert_user_error(run_cli("train", "--run", run, *tiny, "--resume", "--seed", "5"),
                       "another config")
     assert_user_error(run_cli("train", "--run", run, *tiny), "already holds a run")
+    before = sorted(p.name for p in run.rglob("*"))
+    assert_user_error(run_cli("train", "--run", run, *tiny, "--overwrite", "--batch-size",
+                              "100000"), "larger than the 60000 training images")
+    assert_user_error(run_cli("train", "--run", run, "--sizes", "784,32,5", "--overwrite"),
+                      "labels need 10")
+    assert sorted(p.name for p in run.rglob("*")) == before  # nothing was deleted
     proc = run_cli("train", "--run", run, "--resume")
     assert proc.returncode == 0, proc.stderr
     proc = run_cli("evaluate", "--run", run)

@@ -84,6 +84,22 @@ def test_query_images_and_errors(run, tmp_path):
     assert_user_error(run_cli("query", tmp_path / "none.png", "--run", run), "not found")
     assert_user_error(run_cli("query", tmp_path / "digit.png", "--target", "9:0", "--run", run),
                       "layer 9 does not exist")
+    (tmp_path / "empty.npy").write_bytes(b"")
+    assert_user_error(run_cli("query", tmp_path / "empty.npy", "--run", run), "not a readable")
+    np.savez(tmp_path / "arch.npz", a=np.zeros(784))
+    (tmp_path / "arch.npz").rename(tmp_path / "arch.npy")
+    assert_user_error(run_cli("query", tmp_path / "arch.npy", "--run", run), ".npz archive")
+    for bad in ("mnist:abc", "mnist:", "mnist:-1"):
+        assert_user_error(run_cli("query", bad, "--run", run), "expected mnist:<test-set index>")
+    assert_user_error(run_cli("visualize", "7:\u00b2", "--run", run), "not LAYER:NEURON")
+
+
+def test_a_model_that_is_not_784_to_10_is_refused(tmp_path):
+    MLP.init((100, 5, 10), rng=np.random.default_rng(0)).save(tmp_path / "model.safetensors")
+    assert_user_error(run_cli("visualize", "1:1", "--run", tmp_path), "784 inputs and 10")
+    MLP.init((784, 5, 4), rng=np.random.default_rng(0)).save(tmp_path / "m4.safetensors")
+    assert_user_error(run_cli("evaluate", "--model", tmp_path / "m4.safetensors"),
+                      "784 inputs and 10 outputs")
 
 
 def test_model_with_nan_is_refused(tmp_path):

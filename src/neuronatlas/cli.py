@@ -29,6 +29,7 @@ from .data import FILES, load_mnist
 from .errors import ModelFileError, NeuronatlasError, RunFolderError
 from .evaluate import evaluate as evaluate_model
 from .fileio import atomic_write_json, ensure_dir
+from .nn.io import check_mnist_sizes
 from .nn.mlp import MLP
 from .train import CHECKPOINT
 from .train import train as train_model
@@ -85,6 +86,12 @@ class RichTrainReporter:
 
 def _load_data(mnist_dir):
     return load_mnist(mnist_dir, log=lambda msg: console.print(f"[dim]{msg}"))
+
+
+def _load_model(run_dir: Path, model: Path | None) -> tuple[MLP, Path]:
+    """The model of the run (or ``--model``), which must read MNIST: 784 in, 10 out."""
+    path = _model_path(run_dir, model)
+    return check_mnist_sizes(MLP.load(path), str(path)), path
 
 
 def _model_path(run_dir: Path, model: Path | None) -> Path:
@@ -192,7 +199,7 @@ def train(run_dir, mnist_dir, quick, resume, overwrite, stop_after_epoch, **flag
               help="Which MNIST split to evaluate on.")
 def evaluate(run_dir, mnist_dir, model, split):
     """Accuracy, per-class accuracy and confusion matrix of a model."""
-    net = MLP.load(_model_path(run_dir, model))
+    net, path = _load_model(run_dir, model)
     ds = _load_data(mnist_dir)
     x, y = ds.split(split)
     ev = evaluate_model(net, x, y, split)
@@ -207,9 +214,9 @@ def evaluate(run_dir, mnist_dir, model, split):
         table.add_row(str(i), *map(str, ev.confusion[i]), f"{100 * ev.per_class_accuracy[i]:.2f}%")
     out.print(table)
     ensure_dir(run_dir)
-    path = run_dir / f"evaluation-{split}.json"
-    atomic_write_json(path, {"model": str(_model_path(run_dir, model)), **ev.to_dict()})
-    out.print(f"written {path}")
+    out_path = run_dir / f"evaluation-{split}.json"
+    atomic_write_json(out_path, {"model": str(path), **ev.to_dict()})
+    out.print(f"written {out_path}")
 
 
 # --- visualize / query / adversarial ---------------------------------------------------
@@ -282,20 +289,22 @@ def _parse_targets(texts, layers, all_, sizes):
 @click.option("--layer", "layers", type=int, multiple=True, help="Every neuron of this layer.")
 @click.option("--all", "all_", is_flag=True, help="Every neuron of the network.")
 @RUN_OPTION
+@MNIST_OPTION
 @MODEL_OPTION
 @vis_options
 @click.option("--scale", type=click.IntRange(1, 32), default=8,
               help="PNG upscaling (nearest neighbour).")
-def visualize(targets, layers, all_, run_dir, model, scale, **flags):
+def visualize(targets, layers, all_, run_dir, mnist_dir, model, scale, **flags):
     """Activation maximisation of neurons given as LAYER:NEURON (e.g. 7:1 8:3)."""
     from .vis.store import save_vis
     from .vis.visualize import resolve_init_image
     from .vis.visualize import visualize as run_vis
 
     config = _vis_config(flags)
-    net = MLP.load(_model_path(run_dir, model))
+    net, _ = _load_model(run_dir, model)
     pairs = _parse_targets(targets, layers, all_, net.sizes)
-    image = None if config.init in ("zero", "random") else resolve_init_image(config.init)
+    image = None if config.init in ("zero", "random") else resolve_init_image(config.init,
+                                                                                   mnist_dir)
     ensure_dir(run_dir)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[unit]}"), TimeElapsedColumn(),
@@ -323,9 +332,10 @@ def visualize(targets, layers, all_, run_dir, model, scale, **flags):
 @click.argument("image")
 @click.option("--target", default=None, help="LAYER:NEURON to report on, e.g. 7:1.")
 @RUN_OPTION
+@MNIST_OPTION
 @MODEL_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def query(image, target, run_dir, model, as_json):
+def query(image, target, run_dir, mnist_dir, model, as_json):
     """Run IMAGE (a 28x28 grey PNG, a .npy, or mnist:<test index>) through the net."""
     import json
 
@@ -333,9 +343,9 @@ def query(image, target, run_dir, model, as_json):
     from .vis.query import query as run_query
     from .vis.visualize import resolve_init_image
 
-    net = MLP.load(_model_path(run_dir, model))
+    net, _ = _load_model(run_dir, model)
     tgt = parse_target(target) if target else None
-    img = resolve_init_image(image)
+    img = resolve_init_image(image, mnist_dir)
     res = run_query(net, img, tgt)
     if as_json:
         click.echo(json.dumps(res.to_dict(), indent=2))
@@ -366,16 +376,18 @@ def query(image, target, run_dir, model, as_json):
               help="Projected gradient ascent, or the paper's clip derivative (Appendix 3).")
 @click.option("--confidence", type=float, default=0.99, help="Stop once p(target) exceeds this.")
 @RUN_OPTION
+@MNIST_OPTION
 @MODEL_OPTION
-def adversarial(index, target_class, steps, lr, objective, project, confidence, run_dir, model):
+def adversarial(index, target_class, steps, lr, objective, project, confidence, run_dir,
+                mnist_dir, model):
     """Push MNIST test image INDEX towards output class TARGET (the paper's Figure 2)."""
     from .vis.adversarial import adversarial as run_adv
     from .vis.store import save_adversarial
     from .vis.visualize import resolve_init_image
 
     config = VisConfig(steps=steps, lr=lr, tv=0.0, l1=0.0, objective=objective, project=project)
-    net = MLP.load(_model_path(run_dir, model))
-    image = resolve_init_image(f"mnist:{index}")
+    net, _ = _load_model(run_dir, model)
+    image = resolve_init_image(f"mnist:{index}", mnist_dir)
     res = run_adv(net, image, target_class, config, confidence=confidence)
     paths = save_adversarial(run_dir, index, res)
     reached = (f"p > {confidence} after {res.steps_to_confidence} steps"
@@ -398,7 +410,7 @@ def analyze(run_dir, mnist_dir, model, k):
     from .analysis.examples import check_k
     from .analysis.run import analyze as run_analyze
 
-    net = MLP.load(_model_path(run_dir, model))
+    net, _ = _load_model(run_dir, model)
     ds = _load_data(mnist_dir)
     check_k(k, len(ds.train_x) + len(ds.test_x))
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),

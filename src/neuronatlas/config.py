@@ -155,6 +155,6 @@ class VisConfig(_JSONConfig):
                               f"got {self.init!r}")
         if self.init.startswith("mnist:"):
             idx = self.init.split(":", 1)[1]
-            if not idx.isdigit():
+            if not (idx.isascii() and idx.isdigit()):
                 raise ConfigError(f"init 'mnist:<index>' needs a test-set index, got {self.init!r}")
         _check_int("seed", self.seed, 0)

@@ -24,6 +24,7 @@ import subprocess
 import tarfile
 import tempfile
 import urllib.request
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,7 +106,7 @@ def verify(raw: bytes, spec: IdxSpec) -> np.ndarray:
     if raw[:2] == b"\x1f\x8b":  # a gzip stream where a raw file was expected
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, zlib.error) as exc:
             raise CorruptFileError(f"broken gzip stream ({exc})") from None
     array = parse_idx(raw, spec)
     digest = hashlib.sha256(raw).hexdigest()

@@ -20,6 +20,7 @@ from .data import MNIST
 from .errors import RunFolderError
 from .evaluate import evaluate
 from .fileio import atomic_write_json, atomic_write_text, ensure_dir
+from .nn.io import check_mnist_sizes
 from .nn.mlp import MLP
 from .train import CHECKPOINT, Reporter, train
 
@@ -38,7 +39,7 @@ def obtain_model(run: Path, data: MNIST, *, quick: bool, model_path: Path | None
                  reporter: Reporter | None, log: Callable[[str], None]) -> tuple[MLP, str]:
     """The run's model: given, already trained, resumed from a checkpoint, or trained now."""
     if model_path is not None:
-        return MLP.load(model_path), f"loaded from {model_path}"
+        return check_mnist_sizes(MLP.load(model_path), str(model_path)), f"loaded from {model_path}"
     if (run / "model.safetensors").is_file():
         return MLP.load(run / "model.safetensors"), "reused from the run folder"
     config = TrainConfig.quick() if quick else TrainConfig()
@@ -74,7 +75,7 @@ def reproduce(run_dir: str | Path, data: MNIST, *, quick: bool = False,
     note = "reused" if len(result.reused) == 5 else f"computed ({len(result.reused)} parts reused)"
     stages.append(("analyze", time.perf_counter() - t, note))
 
-    metrics = _read_metrics(run)
+    metrics = _read_metrics(run) if model_path is None else []  # another model's otherwise
     ema = metrics[-1]["ema_loss"] if metrics else None
     epoch_s = [m["seconds"] for m in metrics]
     rows = [

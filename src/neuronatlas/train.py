@@ -25,8 +25,20 @@ import numpy as np
 
 from .config import TrainConfig
 from .data import MNIST
-from .errors import CheckpointError, ModelFileError, RunFolderError, TrainingDivergedError
-from .fileio import append_jsonl, atomic_write_bytes, atomic_write_json, ensure_dir
+from .errors import (
+    CheckpointError,
+    ConfigError,
+    ModelFileError,
+    RunFolderError,
+    TrainingDivergedError,
+)
+from .fileio import (
+    append_jsonl,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    ensure_dir,
+)
 from .nn.fused import SGDStep
 from .nn.io import model_from_tensors, model_to_bytes, read_safetensors
 from .nn.mlp import MLP
@@ -128,6 +140,29 @@ def _deferred_sigint():
         signal.signal(signal.SIGINT, previous)
 
 
+def check_config_fits_data(config: TrainConfig, x: np.ndarray, y: np.ndarray) -> None:
+    """The network's input and output sizes and the batch size must fit the data."""
+    if config.sizes[0] != x.shape[1]:
+        raise ConfigError(f"sizes start with {config.sizes[0]} inputs but the images have "
+                          f"{x.shape[1]} pixels")
+    if config.sizes[-1] < int(y.max()) + 1:
+        raise ConfigError(f"sizes end with {config.sizes[-1]} outputs but the labels need "
+                          f"{int(y.max()) + 1}")
+    if config.batch_size > len(x):
+        raise ConfigError(f"batch_size {config.batch_size} is larger than the {len(x)} "
+                          "training images")
+
+
+def _drop_metrics_after(path: Path, epoch: int) -> None:
+    """Forget records of epochs the checkpoint does not hold (a kill between the two)."""
+    if not path.is_file():
+        return
+    lines = [l for l in path.read_text().splitlines() if l.strip()]
+    keep = [l for l in lines if json.loads(l).get("epoch", 0) <= epoch]
+    if len(keep) != len(lines):
+        atomic_write_text(path, "".join(l + "\n" for l in keep))
+
+
 def prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
     """Create the run folder; refuse to clobber a previous run unless asked."""
     ensure_dir(run_dir)
@@ -165,8 +200,6 @@ def train(
     """
     reporter = reporter or _Silent()
     run = Path(run_dir) if run_dir is not None else None
-    if run is not None:
-        prepare_run_dir(run, resume=resume, overwrite=overwrite)
     if resume:
         if run is None:
             raise CheckpointError("resume needs a run folder")
@@ -179,24 +212,29 @@ def train(
                 f"the checkpoint in {run} was written under another config "
                 f"(checkpoint vs now: {diff}); resume with the same flags or use another --run"
             )
-        rng = np.random.default_rng(config.seed)
-        rng.bit_generator.state = state.rng_state
     else:
         config = config or TrainConfig()
+        if model is not None and model.sizes != config.sizes:
+            raise ConfigError(f"model sizes {model.sizes} differ from config {config.sizes}")
+    x, y = data.train_x, data.train_y
+    n, B = len(x), config.batch_size
+    check_config_fits_data(config, x, y)
+    steps_per_epoch = n // B  # the last partial batch is dropped, as DataLoader(drop_last)
+    # only now, with everything checked, may an old run be replaced
+    if run is not None:
+        prepare_run_dir(run, resume=resume, overwrite=overwrite)
+    if resume:
+        rng = np.random.default_rng(config.seed)
+        rng.bit_generator.state = state.rng_state
+        _drop_metrics_after(run / "metrics.jsonl", state.epoch)
+    else:
         rng = np.random.default_rng(config.seed)
         if model is None:
             model = MLP.init(config.sizes, rng=rng)
-        elif model.sizes != config.sizes:
-            raise RunFolderError(f"model sizes {model.sizes} differ from config {config.sizes}")
         state = TrainState(rng_state=rng.bit_generator.state)
     if run is not None:
         atomic_write_json(run / "config.json", {"train": config.to_dict()})
 
-    x, y = data.train_x, data.train_y
-    n, B = len(x), config.batch_size
-    steps_per_epoch = n // B  # the last partial batch is dropped, as DataLoader(drop_last)
-    if steps_per_epoch < 1:
-        raise RunFolderError(f"batch size {B} is larger than the {n} training images")
     step = SGDStep(model, B, config.lr_at(state.epoch), config.grad_scale)
     metrics: list[dict] = []
     decay = config.ema_decay
@@ -213,7 +251,7 @@ def train(
                 rng.bit_generator.state = state.rng_state
                 perm = rng.permutation(n)
                 t0 = time.perf_counter()
-                ema, keep = state.ema_raw, 1.0 - decay
+                ema, keep, pending = state.ema_raw, 1.0 - decay, 0
                 for s in range(state.step_in_epoch, steps_per_epoch):
                     loss = step(x[perm[s * B : (s + 1) * B]], y[perm[s * B : (s + 1) * B]])
                     if not math.isfinite(loss):
@@ -226,14 +264,15 @@ def train(
                     ema = decay * ema + keep * loss
                     state.global_step += 1
                     state.step_in_epoch = s + 1
-                    if s % 50 == 49:
-                        state.ema_raw = ema
+                    pending += 1
+                    if pending == 50:
+                        state.ema_raw, pending = ema, 0
                         reporter.advance(50, state.ema_loss(decay), lr)
                     if sigint["hit"] or (should_stop is not None and should_stop(state)):
                         interrupted = True
                         break
                 state.ema_raw = ema
-                reporter.advance(state.step_in_epoch % 50, state.ema_loss(decay), lr)
+                reporter.advance(pending, state.ema_loss(decay), lr)
                 state.epoch_seconds += time.perf_counter() - t0
                 if interrupted:
                     break
@@ -250,9 +289,9 @@ def train(
                 state.rng_state = rng.bit_generator.state
                 metrics.append(record)
                 reporter.epoch_end(record)
-                if run is not None:
-                    append_jsonl(run / "metrics.jsonl", record)
+                if run is not None:  # checkpoint first: a record never outruns it
                     save_checkpoint(run / CHECKPOINT, model, state, config)
+                    append_jsonl(run / "metrics.jsonl", record)
             if interrupted and run is not None:
                 save_checkpoint(run / CHECKPOINT, model, state, config)
     finally:

@@ -40,11 +40,6 @@ def dataset_rows(data: MNIST) -> tuple[int, int]:
     return len(data.train_x), len(data.train_x) + len(data.test_x)
 
 
-def dataset_image(data: MNIST, row: int) -> np.ndarray:
-    n_train = len(data.train_x)
-    return data.train_x[row] if row < n_train else data.test_x[row - n_train]
-
-
 def dataset_labels(data: MNIST) -> np.ndarray:
     return np.concatenate([data.train_y, data.test_y])
 

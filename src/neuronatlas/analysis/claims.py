@@ -92,7 +92,10 @@ def verdicts(table: list[dict]) -> list[dict]:
         "measure": "fraction of hidden neurons silent on all 70,000 images; fraction also "
                    "unreachable by optimising the pre-activation",
         "value": {"silent_on_data": silent, "dead": dead},
-        "supported": bool(0 < silent < 0.5),
+        "supported": bool(0 < dead < 0.5),
+        # silent on the data, yet revivable: half of the paper's definition holds
+        "verdict": _verdict(0 < dead < 0.5, silent == 0) if not (0 < silent < 0.5 and dead == 0)
+        else "mixed",
     })
     n_clusters = sum(r["clusters"] for r in table)
     co = [r["co_risers_median"] for r in table]

@@ -56,6 +56,10 @@ def analyze(run_dir: str | Path, model: MLP, data: MNIST, *, k: int = 16,
     """Activations over all images, dead neurons, dataset examples, visualisations of
     every neuron, clusters, and the per-layer claims (see each module)."""
     check_k(k, len(data.train_x) + len(data.test_x))
+    if len(model.sizes) < 3:
+        from ..errors import ConfigError
+
+        raise ConfigError("the model has no hidden layer: there is nothing to analyse")
     folder = ensure_dir(Path(run_dir) / "analysis")
     sha = model_sha256(model)
     seconds, reused = {}, []

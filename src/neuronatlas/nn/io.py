@@ -70,12 +70,18 @@ def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], di
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"model file not found: {path}")
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ModelFileError(f"cannot read {path}: {exc.strerror}") from None
     try:
         tensors = load(raw)
         header_len = int.from_bytes(raw[:8], "little")
         metadata = json.loads(raw[8 : 8 + header_len]).get("__metadata__") or {}
-    except (SafetensorError, ValueError, UnicodeDecodeError) as exc:
+    except KeyError as exc:  # a dtype NumPy has no type for, e.g. BF16
+        raise ModelFileError(f"{path}: tensors of dtype {exc} cannot be read; save float32"
+                             ) from None
+    except (SafetensorError, ValueError, TypeError, UnicodeDecodeError) as exc:
         raise ModelFileError(
             f"{path} is not a readable safetensors file ({len(raw)} bytes): {exc}"
         ) from None
@@ -135,6 +141,14 @@ def model_from_tensors(
                 raise ModelFileError(f"{source}: tensor {name!r} has {bad} NaN or infinite values")
             (weights if kind == "weight" else biases).append(t.astype(np.float32))
     return MLP(weights, biases, dict(metadata))
+
+
+def check_mnist_sizes(model: MLP, source: str = "model") -> MLP:
+    """An MNIST model maps 784 pixels to 10 classes; anything else is refused by name."""
+    if model.sizes[0] != 784 or model.sizes[-1] != 10:
+        raise ModelFileError(f"{source} maps {model.sizes[0]} inputs to {model.sizes[-1]} "
+                             "outputs; an MNIST model has 784 inputs and 10 outputs")
+    return model
 
 
 def load_model(path: str | os.PathLike) -> MLP:

@@ -84,9 +84,6 @@ class MLP:
     def dtype(self) -> np.dtype:
         return self.weights[0].dtype
 
-    def layer_size(self, layer: int) -> int:
-        return self.sizes[layer]
-
     # --- forward -----------------------------------------------------------------------
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Logits (the output layer's pre-activation), like ``nn.Sequential``."""

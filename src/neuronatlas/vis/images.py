@@ -25,8 +25,11 @@ def load_image(path: str | Path) -> np.ndarray:
     if path.suffix.lower() == ".npy":
         try:
             arr = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise ImageError(f"{path} is not a readable .npy file: {exc}") from None
+        except (ValueError, OSError, EOFError) as exc:
+            raise ImageError(f"{path} is not a readable .npy file: {exc or 'empty'}") from None
+        if not isinstance(arr, np.ndarray):  # an .npz archive under a .npy name
+            arr.close()
+            raise ImageError(f"{path} is an .npz archive, not a single .npy array")
         if arr.shape not in ((SIDE, SIDE), (SIDE * SIDE,)):
             raise ImageError(f"{path} has shape {arr.shape}; expected (28, 28) or (784,)")
         if not np.issubdtype(arr.dtype, np.number):
@@ -42,18 +45,20 @@ def load_image(path: str | Path) -> np.ndarray:
 
     try:
         with Image.open(path) as im:
+            if im.size != (SIDE, SIDE):  # before decoding: a huge image is refused cheaply
+                raise ImageError(f"{path} is {im.size[0]}x{im.size[1]} pixels; expected 28x28")
             im.load()
-            mode, size = im.mode, im.size
-            if mode in ("RGB", "RGBA"):
+            mode = im.mode
+            if mode in ("RGB", "RGBA", "P", "PA", "CMYK", "YCbCr", "HSV", "LAB"):
                 rgb = np.asarray(im.convert("RGB"), dtype=np.int16)
                 if np.abs(np.diff(rgb, axis=2)).max() > 0:
                     raise ImageError(f"{path} is a colour image; a grey (single-channel) "
                                      "28x28 image is needed")
             arr = np.asarray(im.convert("I;16") if mode == "I;16" else im.convert("L"))
-    except (UnidentifiedImageError, OSError) as exc:
+    except ImageError:
+        raise
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError) as exc:
         raise ImageError(f"{path} is not a readable image: {exc}") from None
-    if size != (SIDE, SIDE):
-        raise ImageError(f"{path} is {size[0]}x{size[1]} pixels; expected 28x28")
     scale = 65535.0 if arr.dtype == np.uint16 else 255.0
     return (arr.astype(np.float32) / np.float32(scale)).reshape(-1)
 

@@ -97,6 +97,6 @@ def log_prob(index: int) -> Objective:
 def parse_target(text: str) -> tuple[int, int]:
     """``"7:1"`` -> (7, 1); a malformed text raises ConfigError."""
     parts = text.split(":")
-    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+    if len(parts) != 2 or not all(p.strip().isascii() and p.strip().isdigit() for p in parts):
         raise ConfigError(f"target {text!r} is not LAYER:NEURON, e.g. 7:1")
     return int(parts[0]), int(parts[1])

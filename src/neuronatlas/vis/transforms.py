@@ -1,4 +1,5 @@
-"""Transforms applied to the image before the network sees it: clip and jitter.
+"""Transforms applied to the image before the network sees it: the clip derivative
+(the clip itself is ``np.clip``) and jitter.
 
 Each forward transform has its backward (the adjoint applied to a gradient) beside it.
 """
@@ -8,11 +9,6 @@ from __future__ import annotations
 import numpy as np
 
 from .regularizers import SIDE
-
-
-def clip_forward(x: np.ndarray) -> np.ndarray:
-    """numpy.clip to [0, 1] (Appendix item 3)."""
-    return np.clip(x, 0.0, 1.0)
 
 
 def clip_derivative(x: np.ndarray) -> np.ndarray:

@@ -49,14 +49,17 @@ def start_images(config: VisConfig, targets, image: np.ndarray | None, dtype) ->
     return np.repeat(np.asarray(image, dtype).reshape(1, 784), len(targets), axis=0)
 
 
-def resolve_init_image(init: str) -> np.ndarray:
+def resolve_init_image(init: str, mnist_dir=None) -> np.ndarray:
     """The image behind ``init="mnist:<index>"`` (test set) or ``init=<path>``."""
     if init.startswith("mnist:"):
         from ..data import load_mnist
         from ..errors import ConfigError
 
-        index = int(init.split(":", 1)[1])
-        test_x = load_mnist().test_x
+        text = init.split(":", 1)[1]
+        if not (text.isascii() and text.isdigit()):
+            raise ConfigError(f"{init!r}: expected mnist:<test-set index>, e.g. mnist:7")
+        index = int(text)
+        test_x = load_mnist(mnist_dir).test_x
         if index >= len(test_x):
             raise ConfigError(f"init {init!r}: the test set has {len(test_x)} images "
                               f"(0..{len(test_x) - 1})")
@@ -70,7 +73,7 @@ class VisResult:
 
     targets: list[tuple[int, int]]
     config: VisConfig
-    images: np.ndarray  # (T, 784), clipped to [0, 1] when config.clip
+    images: np.ndarray  # (T, 784), clipped to [0, 1] when config.clip or config.project
     activation: np.ndarray  # (T,) the target's activation for the returned image
     next_index: np.ndarray  # (T,) the most active other neuron of the layer
     next_activation: np.ndarray  # (T,)
@@ -117,8 +120,6 @@ def visualize(
         pairs.append(obj.target)
     if not objectives:
         raise ValueError("no targets to visualise")
-    for layer, index in pairs:
-        check_neuron(layer, index, model.sizes)
     x0 = start_images(config, pairs, init_image, model.dtype)
     shift_index = None
     if config.jitter:
