@@ -86,6 +86,9 @@ def test_rerun_reuses_and_another_model_rebuilds(planted, tmp_path):
     analyze(tmp_path, m, data, k=4)
     again = analyze(tmp_path, m, data, k=4)
     assert again.reused == ["dead", "examples", "visualizations", "clusters", "layers"]
+    # arrays that do not match their record (another run's, half-copied) are recomputed
+    (tmp_path / "analysis/examples.npz").write_bytes(b"not the arrays the record describes")
+    assert "examples" not in analyze(tmp_path, m, data, k=4).reused
     other = m.copy()
     other.biases[1][0] += 1.0
     fresh = analyze(tmp_path, other, data, k=4)

@@ -7,6 +7,7 @@ a rerun skips a stage whose result matches both, and redoes one that does not
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -17,13 +18,14 @@ import numpy as np
 
 from ..config import VisConfig
 from ..data import MNIST
+from ..errors import ConfigError
 from ..fileio import atomic_write_bytes, atomic_write_json, atomic_write_text, ensure_dir
 from ..nn.mlp import MLP
 from ..vis.visualize import visualize
 from . import claims as C
 from .activations import activation_store, model_sha256
 from .clusters import METHOD, RISE, THRESHOLD, clusters, co_risers
-from .dead import dead_neurons
+from .dead import RESTARTS, dead_neurons
 from .examples import check_k, dataset_examples, load_examples, save_examples
 
 Log = Callable[[str], None]
@@ -40,14 +42,48 @@ class AnalysisResult:
     reused: list[str] = field(default_factory=list)
 
 
-def _cached(path: Path, sha: str, settings: dict) -> dict | None:
+def _file_sha256(path: Path) -> str | None:
     try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError):
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
         return None
-    if doc.get("model_sha256") != sha or doc.get("settings") != settings:
-        return None
-    return doc
+
+
+class _Stages:
+    """Runs each stage unless its JSON record (model hash, settings and, for stages with
+    arrays, the arrays file's own hash) shows the same work is already on disk."""
+
+    def __init__(self, sha: str, log: Log):
+        self.sha, self.log = sha, log
+        self.seconds: dict[str, float] = {}
+        self.reused: list[str] = []
+
+    def run(self, name: str, record: Path, settings: dict, compute: Callable[[], dict],
+            arrays: Path | None = None, message: str = "") -> dict:
+        t = time.perf_counter()
+        doc = self._cached(record, settings, arrays)
+        if doc is None:
+            if message:
+                self.log(message)
+            doc = {**compute(), "model_sha256": self.sha, "settings": settings}
+            if arrays is not None:
+                doc["arrays"], doc["arrays_sha256"] = arrays.name, _file_sha256(arrays)
+            atomic_write_json(record, doc)
+        else:
+            self.reused.append(name)
+        self.seconds[name] = time.perf_counter() - t
+        return doc
+
+    def _cached(self, record: Path, settings: dict, arrays: Path | None) -> dict | None:
+        try:
+            doc = json.loads(record.read_text())
+        except (OSError, ValueError):
+            return None
+        if doc.get("model_sha256") != self.sha or doc.get("settings") != settings:
+            return None
+        if arrays is not None and doc.get("arrays_sha256") != _file_sha256(arrays):
+            return None
+        return doc
 
 
 def analyze(run_dir: str | Path, model: MLP, data: MNIST, *, k: int = 16,
@@ -57,58 +93,40 @@ def analyze(run_dir: str | Path, model: MLP, data: MNIST, *, k: int = 16,
     every neuron, clusters, and the per-layer claims (see each module)."""
     check_k(k, len(data.train_x) + len(data.test_x))
     if len(model.sizes) < 3:
-        from ..errors import ConfigError
-
         raise ConfigError("the model has no hidden layer: there is nothing to analyse")
     folder = ensure_dir(Path(run_dir) / "analysis")
-    sha = model_sha256(model)
-    seconds, reused = {}, []
+    stages = _Stages(model_sha256(model), log)
 
     def stage_progress(name):
         return (lambda done, total: progress(name, done, total)) if progress else None
 
     t = time.perf_counter()
     store = activation_store(run_dir, model, data, progress=stage_progress("activations"))
-    seconds["activations"] = time.perf_counter() - t
+    stages.seconds["activations"] = time.perf_counter() - t
 
-    t = time.perf_counter()
-    dead_path = folder / "dead.json"
-    settings = {"restarts": 4}
-    dead = _cached(dead_path, sha, settings)
-    if dead is None:
-        log("dead neurons: checking every hidden neuron on the data, then by optimisation")
-        dead = {**dead_neurons(model, store).to_dict(), "model_sha256": sha,
-                "settings": settings}
-        atomic_write_json(dead_path, dead)
-    else:
-        reused.append("dead")
-    seconds["dead"] = time.perf_counter() - t
+    dead = stages.run(
+        "dead", folder / "dead.json", {"restarts": RESTARTS},
+        lambda: dead_neurons(model, store).to_dict(),
+        message="dead neurons: checking every hidden neuron on the data, then by optimisation")
 
-    t = time.perf_counter()
-    ex_path, ex_json = folder / "examples.npz", folder / "examples.json"
-    settings = {"k": k}
-    examples = _cached(ex_json, sha, settings) if ex_path.is_file() else None
-    if examples is None:
-        log(f"dataset examples: top-{k} images and averages of every neuron")
+    ex_path = folder / "examples.npz"
+
+    def compute_examples():
         per_layer = dataset_examples(store, data, k, progress=stage_progress("examples"))
-        summary = save_examples(ex_path, per_layer)
-        examples = {"model_sha256": sha, "settings": settings, "k": k,
-                    "n_train": store.n_train, "images": store.n_images,
-                    "arrays": ex_path.name, "layers": summary}
-        atomic_write_json(ex_json, examples)
-    else:
-        reused.append("examples")
-    seconds["examples"] = time.perf_counter() - t
+        return {"k": k, "n_train": store.n_train, "images": store.n_images,
+                "layers": save_examples(ex_path, per_layer)}
 
-    t = time.perf_counter()
+    examples = stages.run("examples", folder / "examples.json", {"k": k}, compute_examples,
+                          arrays=ex_path,
+                          message=f"dataset examples: top-{k} images and averages of every neuron")
+
     # the defaults, plus revive: a neuron the near-zero start leaves inactive would
     # otherwise keep a blank image and skew every statistic below
     vis_config = VisConfig(revive=True)
-    vis_path, vis_json = folder / "visualizations.npz", folder / "visualizations.json"
-    settings = vis_config.to_dict()
-    if _cached(vis_json, sha, settings) is None or not vis_path.is_file():
+    vis_path = folder / "visualizations.npz"
+
+    def compute_visualizations():
         targets = [(l, i) for l in range(1, len(model.sizes)) for i in range(model.sizes[l])]
-        log(f"visualising all {len(targets)} neurons (the default VisConfig)")
         cb = stage_progress("visualise")
         res = visualize(model, targets, vis_config,
                         callback=(lambda step, _a: cb(step + 1, vis_config.steps)) if cb else None)
@@ -116,21 +134,15 @@ def analyze(run_dir: str | Path, model: MLP, data: MNIST, *, k: int = 16,
                   activation=res.activation, next_index=res.next_index,
                   next_activation=res.next_activation, ratio=res.ratio,
                   top3_classes=res.top3_classes, top3_probs=res.top3_probs)
-        atomic_write_json(vis_json, {"model_sha256": sha, "settings": settings,
-                                     "arrays": vis_path.name})
-    else:
-        reused.append("visualizations")
+        return {}
+
+    stages.run("visualizations", folder / "visualizations.json", vis_config.to_dict(),
+               compute_visualizations, arrays=vis_path,
+               message="visualising every neuron (the default VisConfig, with revive)")
     with np.load(vis_path) as z:
         vis = {name: z[name] for name in z.files}
-    seconds["visualizations"] = time.perf_counter() - t
 
-    t = time.perf_counter()
-    cl_path = folder / "clusters.json"
-    settings = {"threshold": THRESHOLD, "method": METHOD, "rise": RISE, "k": k,
-                "visualizations": vis_config.to_dict()}
-    cl = _cached(cl_path, sha, settings)
-    if cl is None:
-        log("clusters: correlations over the dataset, co-risers under optimisation")
+    def compute_clusters():
         groups = clusters(store)
         acts = model.activations(vis["images"])
         rising = {}
@@ -139,31 +151,28 @@ def analyze(run_dir: str | Path, model: MLP, data: MNIST, *, k: int = 16,
             lists = co_risers(acts[l][rows], vis["targets"][rows, 1])
             rising[str(l)] = {"count": [len(x) for x in lists], "top": [x[:10] for x in lists]}
         preferred = examples["layers"]
-        cl = {"model_sha256": sha, "settings": settings,
-              "layers": {str(l): g for l, g in groups.items()},
-              "preferred_classes": {str(l): [[preferred[str(l)]["preferred_class"][i]
-                                              for i in g] for g in gs]
-                                    for l, gs in groups.items()},
-              "co_risers": rising}
-        atomic_write_json(cl_path, cl)
-    else:
-        reused.append("clusters")
-    seconds["clusters"] = time.perf_counter() - t
+        return {"layers": {str(l): g for l, g in groups.items()},
+                "preferred_classes": {str(l): [[preferred[str(l)]["preferred_class"][i]
+                                                for i in g] for g in gs]
+                                      for l, gs in groups.items()},
+                "co_risers": rising}
 
-    t = time.perf_counter()
-    layers_path = folder / "layers.json"
-    settings = {"k": k, "gradient_images": GRADIENT_IMAGES, "visualizations": vis_config.to_dict()}
-    layers = _cached(layers_path, sha, settings)
-    if layers is None:
-        log("layer statistics and the paper's claims")
-        layers = _layer_claims(model, data, vis, dead, examples, cl, ex_path)
-        layers.update(model_sha256=sha, settings=settings)
-        atomic_write_json(layers_path, layers)
-        atomic_write_text(folder / "layers.md", C.markdown(layers["table"], layers["claims"]))
-    else:
-        reused.append("layers")
-    seconds["layers"] = time.perf_counter() - t
-    return AnalysisResult(folder, dead, examples, cl, layers, seconds, reused)
+    cl = stages.run("clusters", folder / "clusters.json",
+                    {"threshold": THRESHOLD, "method": METHOD, "rise": RISE, "k": k,
+                     "visualizations": vis_config.to_dict()}, compute_clusters,
+                    message="clusters: correlations over the dataset, co-risers under "
+                            "optimisation")
+
+    def compute_layers():
+        doc = _layer_claims(model, data, vis, dead, examples, cl, ex_path)
+        atomic_write_text(folder / "layers.md", C.markdown(doc["table"], doc["claims"]))
+        return doc
+
+    layers = stages.run("layers", folder / "layers.json",
+                        {"k": k, "gradient_images": GRADIENT_IMAGES,
+                         "visualizations": vis_config.to_dict()}, compute_layers,
+                        message="layer statistics and the paper's claims")
+    return AnalysisResult(folder, dead, examples, cl, layers, stages.seconds, stages.reused)
 
 
 GRADIENT_IMAGES = 4  # top dataset images per neuron for its input-gradient map
