@@ -28,7 +28,8 @@ from .config import VIS_OBJECTIVES, TrainConfig, VisConfig
 from .data import FILES, load_mnist
 from .errors import ModelFileError, NeuronatlasError, RunFolderError
 from .evaluate import evaluate as evaluate_model
-from .fileio import atomic_write_json, ensure_dir
+from .evaluate import save_evaluation
+from .fileio import ensure_dir
 from .nn.io import check_mnist_sizes
 from .nn.mlp import MLP
 from .train import CHECKPOINT
@@ -213,10 +214,7 @@ def evaluate(run_dir, mnist_dir, model, split):
     for i in range(k):
         table.add_row(str(i), *map(str, ev.confusion[i]), f"{100 * ev.per_class_accuracy[i]:.2f}%")
     out.print(table)
-    ensure_dir(run_dir)
-    out_path = run_dir / f"evaluation-{split}.json"
-    atomic_write_json(out_path, {"model": str(path), **ev.to_dict()})
-    out.print(f"written {out_path}")
+    out.print(f"written {save_evaluation(run_dir, ev, str(path))}")
 
 
 # --- visualize / query / adversarial ---------------------------------------------------

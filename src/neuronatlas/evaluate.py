@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from .fileio import atomic_write_json, ensure_dir
 from .nn.mlp import MLP
 
 
@@ -35,3 +37,10 @@ def evaluate(model: MLP, x: np.ndarray, y: np.ndarray, split: str = "test") -> E
         confusion=confusion.tolist(),
         n=len(y),
     )
+
+
+def save_evaluation(run_dir: str | Path, ev: Evaluation, model: str) -> Path:
+    """``RUN/evaluation-<split>.json``: which model, and the numbers."""
+    path = ensure_dir(run_dir) / f"evaluation-{ev.split}.json"
+    atomic_write_json(path, {"model": model, **ev.to_dict()})
+    return path

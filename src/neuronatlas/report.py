@@ -18,8 +18,8 @@ from .analysis.run import analyze
 from .config import TrainConfig
 from .data import MNIST
 from .errors import RunFolderError
-from .evaluate import evaluate
-from .fileio import atomic_write_json, atomic_write_text, ensure_dir
+from .evaluate import evaluate, save_evaluation
+from .fileio import atomic_write_text, ensure_dir
 from .nn.io import check_mnist_sizes
 from .nn.mlp import MLP
 from .train import CHECKPOINT, Reporter, train
@@ -67,7 +67,7 @@ def reproduce(run_dir: str | Path, data: MNIST, *, quick: bool = False,
 
     t = time.perf_counter()
     ev = evaluate(model, data.test_x, data.test_y, "test")
-    atomic_write_json(run / "evaluation-test.json", ev.to_dict())
+    save_evaluation(run, ev, str(model_path or run / "model.safetensors"))
     stages.append(("evaluate", time.perf_counter() - t, f"{ev.n} test images"))
 
     t = time.perf_counter()
