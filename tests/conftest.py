@@ -41,3 +41,48 @@ def quick_run(tmp_path_factory, mnist):
                            "--quick"], capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr
     return run
+
+
+TINY_SIZES = (784, 48, 24, 16, 10)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, mnist):
+    """A small MLP (784-48-24-16-10) trained for one epoch and fully analysed: a run
+    folder with model.safetensors and analysis/ in a few seconds, for atlas, figure and
+    server tests that need every kind of result but not the paper's size."""
+    from neuronatlas import MLP, TrainConfig, train
+    from neuronatlas.analysis import analyze
+
+    run = tmp_path_factory.mktemp("tiny") / "run"
+    train(mnist, TrainConfig(sizes=TINY_SIZES, epochs=1, fine_tune_epochs=0), run_dir=run)
+    analyze(run, MLP.load(run / "model.safetensors"), mnist, k=8)
+    return run
+
+
+@pytest.fixture(scope="session")
+def chromium_path():
+    """Debian's chromium for Playwright (``playwright install`` cannot download here).
+    Missing: a skip on a developer machine, a failure in CI (.ci/run installs it)."""
+    import shutil
+
+    path = shutil.which("chromium")
+    have_pw = importlib.util.find_spec("playwright") is not None
+    if path is None or not have_pw:
+        what = "chromium (apt-get install chromium)" if path is None else "playwright"
+        if IN_CI:
+            pytest.fail(f"{what} is missing but CI must run the browser tests")
+        pytest.skip(f"{what} not installed")
+    return path
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path):
+    """One headless chromium for the session."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=chromium_path, headless=True,
+                               args=["--no-sandbox", "--allow-file-access-from-files"])
+        yield b
+        b.close()
