@@ -85,7 +85,8 @@ def test_rerun_reuses_and_another_model_rebuilds(planted, tmp_path):
     m, data, _ = planted
     analyze(tmp_path, m, data, k=4)
     again = analyze(tmp_path, m, data, k=4)
-    assert again.reused == ["dead", "examples", "visualizations", "clusters", "layers"]
+    assert again.reused == ["activations", "dead", "examples", "visualizations", "clusters",
+                            "layers"]
     # arrays that do not match their record (another run's, half-copied) are recomputed
     (tmp_path / "analysis/examples.npz").write_bytes(b"not the arrays the record describes")
     assert "examples" not in analyze(tmp_path, m, data, k=4).reused
@@ -95,7 +96,8 @@ def test_rerun_reuses_and_another_model_rebuilds(planted, tmp_path):
     assert fresh.reused == []
     meta = json.loads((tmp_path / "analysis/activations/meta.json").read_text())
     assert meta["model_sha256"] == model_sha256(other) != model_sha256(m)
-    assert analyze(tmp_path, other, data, k=5).reused == ["dead", "visualizations"]
+    assert analyze(tmp_path, other, data, k=5).reused == ["activations", "dead",
+                                                          "visualizations"]
 
 
 def test_partial_store_is_rebuilt(planted, tmp_path):

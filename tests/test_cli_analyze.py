@@ -21,7 +21,7 @@ def test_analyze_tiny_model_on_mnist(tmp_path, mnist):
     assert ex["k"] == 8 and len(ex["layers"]["1"]["purity"]) == 12
     again = run_cli("analyze", "--run", tmp_path, "--k", "8")
     assert again.returncode == 0
-    assert "reused: dead, examples, visualizations, clusters, layers" in again.stdout
+    assert "reused: activations, dead, examples, visualizations, clusters, layers" in again.stdout
 
 
 def test_analyze_bad_input(tmp_path):

@@ -28,9 +28,12 @@ def ensure_dir(path: str | os.PathLike) -> Path:
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, fsync: bool = True) -> None:
-    """Write ``data`` to ``path`` atomically. ``fsync=False`` (for thousands of small files
+    """Write ``data`` to ``path`` atomically (a file that already holds exactly ``data``
+    is left untouched). ``fsync=False`` (for thousands of small files
     followed by one :func:`os.sync`) keeps the atomic rename but skips the per-file flush."""
     path = Path(path)
+    if _same_content(path, data):  # keep the file (and its mtime) when nothing changed
+        return
     ensure_dir(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -46,6 +49,15 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, fsync: bool = Tr
         except FileNotFoundError:
             pass
         raise
+
+
+def _same_content(path: Path, data: bytes) -> bool:
+    try:
+        if path.stat().st_size != len(data):
+            return False
+        return path.read_bytes() == data
+    except OSError:
+        return False
 
 
 def atomic_write_text(path: str | os.PathLike, text: str, *, fsync: bool = True) -> None:

@@ -1,9 +1,14 @@
 """``neuronatlas reproduce``: the paper end to end, stage by stage, reusing what exists.
 
-Stages so far: train (or reuse the run's model, or resume its checkpoint, or take
-``--model``), evaluate on the test set, analyse (dead neurons, dataset examples,
-clusters, the layer claims), and write ``report.md`` setting the paper's numbers
-beside this run's, with the time each stage took.
+Stages: the model (trained with the paper's schedule, reused, resumed from its
+checkpoint, or taken from ``--model``), its test accuracy, the analysis (dead neurons,
+dataset examples, clusters, layer claims), the data of each of Figures 1-7
+(``figures/data/figN.npz``, see :mod:`experiments`), the figures themselves
+(``figures/figN.png`` and ``.pdf``), the atlas, and ``report.md`` + ``report.html``:
+every figure beside the paper's caption and a table of the paper's numbers against
+this run's. Each stage is skipped when its record matches the model and settings, so a
+rerun only redoes what changed and rewrites no file when nothing did. The seconds a
+stage took when it was computed are kept in ``reproduce.json`` and shown in the report.
 """
 
 from __future__ import annotations
@@ -11,21 +16,44 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from . import experiments as E
+from . import paper
+from .analysis.activations import model_sha256
 from .analysis.claims import markdown as claims_markdown
-from .analysis.run import analyze
+from .analysis.examples import load_examples
+from .analysis.run import AnalysisResult, analyze
 from .config import TrainConfig
 from .data import MNIST
 from .errors import RunFolderError
 from .evaluate import evaluate, save_evaluation
-from .fileio import atomic_write_text, ensure_dir
+from .fileio import atomic_write_bytes, atomic_write_json, atomic_write_text, ensure_dir
 from .nn.io import check_mnist_sizes
 from .nn.mlp import MLP
+from .stages import Log, Stages, file_sha256
 from .train import CHECKPOINT, Reporter, train
 
-#: Numbers the paper reports ("DNN Configuration and Training").
-PAPER = {"test_accuracy": 0.9806, "final_ema_loss": 0.01}
+FIGURE_STYLE = 1  # bump when figures.py draws differently: every figure is redrawn
+NAMES = [f"fig{k}" for k in range(1, 8)]
+
+
+@dataclass
+class Context:
+    """What every stage of one reproduce call shares."""
+
+    run: Path
+    model: MLP
+    data: MNIST
+    stages: Stages
+    times: dict  # reproduce.json: {"stages": {name: {"seconds", "note"}}}
+    log: Log
+
+    def computed(self, name: str, seconds: float, note: str = "") -> None:
+        self.times["stages"][name] = {"seconds": round(seconds, 1), "note": note}
 
 
 def _read_metrics(run: Path) -> list[dict]:
@@ -35,14 +63,30 @@ def _read_metrics(run: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def _check_owner(run: Path, config: TrainConfig) -> None:
+    """A run folder trained (or being trained) with another schedule is not ours to reuse."""
+    try:
+        saved = json.loads((run / "config.json").read_text())["train"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    keys = ("sizes", "epochs", "fine_tune_epochs", "lr", "fine_tune_lr", "batch_size")
+    mine = config.to_dict()
+    if not isinstance(saved, dict) or any(saved.get(k) != mine[k] for k in keys if k in saved):
+        theirs = f"{saved.get('epochs')} + {saved.get('fine_tune_epochs')} epochs"
+        raise RunFolderError(
+            f"{run} belongs to another training config ({theirs}, config.json); "
+            f"this call asks for {config.epochs} + {config.fine_tune_epochs}: use another --run")
+
+
 def obtain_model(run: Path, data: MNIST, *, quick: bool, model_path: Path | None,
-                 reporter: Reporter | None, log: Callable[[str], None]) -> tuple[MLP, str]:
+                 reporter: Reporter | None, log: Log) -> tuple[MLP, str]:
     """The run's model: given, already trained, resumed from a checkpoint, or trained now."""
     if model_path is not None:
         return check_mnist_sizes(MLP.load(model_path), str(model_path)), f"loaded from {model_path}"
+    config = TrainConfig.quick() if quick else TrainConfig()
+    _check_owner(run, config)
     if (run / "model.safetensors").is_file():
         return MLP.load(run / "model.safetensors"), "reused from the run folder"
-    config = TrainConfig.quick() if quick else TrainConfig()
     resume = (run / CHECKPOINT).is_file()
     if (run / "metrics.jsonl").is_file() and not resume:
         raise RunFolderError(f"{run} has metrics but neither a model nor a checkpoint; "
@@ -57,50 +101,294 @@ def obtain_model(run: Path, data: MNIST, *, quick: bool, model_path: Path | None
 
 def reproduce(run_dir: str | Path, data: MNIST, *, quick: bool = False,
               model_path: Path | None = None, reporter: Reporter | None = None,
-              log: Callable[[str], None] = lambda m: None) -> Path:
+              log: Log = lambda m: None,
+              progress: Callable[[str, int, int], None] | None = None,
+              atlas: bool = True) -> Path:
+    """Train or reuse the model, analyse it, draw Figures 1-7, build the atlas and write
+    the report; returns the path of ``report.md``."""
     run = ensure_dir(run_dir)
-    stages: list[tuple[str, float, str]] = []
     t = time.perf_counter()
     model, how = obtain_model(run, data, quick=quick, model_path=model_path,
                               reporter=reporter, log=log)
-    stages.append(("model", time.perf_counter() - t, how))
+    times = _load_times(run)
+    ctx = Context(run, model, data, Stages(model_sha256(model), log), times, log)
+    metrics = _read_metrics(run) if model_path is None else []  # another model's otherwise
+    if metrics:
+        ctx.computed("model", sum(m["seconds"] for m in metrics),
+                     f"trained here: {len(metrics)} epochs")
+    elif model_path is not None:
+        ctx.times["stages"]["model"] = {"seconds": None, "note": how}
 
     t = time.perf_counter()
     ev = evaluate(model, data.test_x, data.test_y, "test")
+    eval_path = run / "evaluation-test.json"
+    before = file_sha256(eval_path)
     save_evaluation(run, ev, str(model_path or run / "model.safetensors"))
-    stages.append(("evaluate", time.perf_counter() - t, f"{ev.n} test images"))
+    if file_sha256(eval_path) != before:
+        ctx.computed("evaluate", time.perf_counter() - t, f"{ev.n} test images")
+
+    result = analyze(run, model, data, log=log, progress=progress)
+    for name, seconds in result.seconds.items():
+        if name not in result.reused:
+            ctx.computed(f"analysis: {name}", seconds)
+        elif f"analysis: {name}" not in times["stages"]:  # computed by `analyze` before
+            recorded = _recorded_seconds(result.folder / f"{name}.json")
+            if recorded is not None:
+                ctx.computed(f"analysis: {name}", recorded, "by neuronatlas analyze")
+
+    fig_data = {name: _figure_data(ctx, name, result) for name in NAMES}
+    for name in NAMES:
+        _draw(ctx, name)
+    if atlas:
+        _atlas(ctx, progress)
+    _save_times(run, times)
+
+    doc = _report_markdown(ctx, how, ev.accuracy, metrics, result, fig_data)
+    atomic_write_text(run / "report.md", doc)
+    atomic_write_text(run / "report.html", _html(doc))
+    return run / "report.md"
+
+
+# --- stage times ---------------------------------------------------------------------
+def _load_times(run: Path) -> dict:
+    try:
+        doc = json.loads((run / "reproduce.json").read_text())
+        if isinstance(doc, dict) and isinstance(doc.get("stages"), dict):
+            return doc
+    except (OSError, ValueError):
+        pass
+    return {"stages": {}}
+
+
+def _recorded_seconds(record: Path) -> float | None:
+    try:
+        seconds = json.loads(record.read_text()).get("seconds")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return float(seconds) if isinstance(seconds, (int, float)) else None
+
+
+def _save_times(run: Path, times: dict) -> None:
+    atomic_write_json(run / "reproduce.json", times)
+
+
+# --- figures -------------------------------------------------------------------------
+def _figure_inputs(ctx: Context, name: str, analysis: AnalysisResult) -> dict:
+    """The chosen neurons a figure depends on (part of its cache key)."""
+    spec = E.SPECS[name]
+    if name not in ("fig1", "fig6", "fig7"):
+        return {}
+    with np.load(analysis.folder / "visualizations.npz") as z:
+        targets, ratio, act = z["targets"], z["ratio"], z["activation"]
+
+    def pick(layer: int, n: int) -> list[int]:
+        return E.most_selective(targets, ratio, act, E.hidden_layer(ctx.model, layer), n)
+
+    if name == "fig1":
+        layers = dict.fromkeys(E.hidden_layer(ctx.model, l) for l in spec["hidden_layers"])
+        return {"hidden": [[l, i] for l in layers for i in pick(l, 1)]}
+    return {"chosen": [pick(s["layer"], spec["per_set"]) for s in spec["sets"]]}
+
+
+def _compute_figure(ctx: Context, name: str, inputs: dict, analysis: AnalysisResult) -> dict:
+    spec, m = E.SPECS[name], ctx.model
+    if name == "fig1":
+        return E.fig1_data(m, spec, inputs["hidden"])
+    if name == "fig2":
+        return E.fig2_data(m, ctx.data, spec)
+    if name == "fig3":
+        means = load_examples(analysis.folder / "examples.npz")[m.n_layers].mean_p99
+        return E.fig3_data(m, spec, means)
+    if name in ("fig4", "fig5"):
+        return E.grid_data(m, spec)
+    return E.selected_data(m, spec, inputs["chosen"])
+
+
+def _figure_data(ctx: Context, name: str, analysis: AnalysisResult) -> dict[str, np.ndarray]:
+    folder = ctx.run / "figures" / "data"
+    arrays = folder / f"{name}.npz"
+    inputs = _figure_inputs(ctx, name, analysis)
+
+    def compute() -> dict:
+        _save_npz(arrays, _compute_figure(ctx, name, inputs, analysis))
+        return {}
+
+    doc = ctx.stages.run(name, folder / f"{name}.json", {"spec": E.SPECS[name], **inputs},
+                         compute, arrays=arrays, message=f"{name}: computing its data")
+    if name not in ctx.stages.reused:
+        ctx.computed(f"{name} data", doc["seconds"])
+    with np.load(arrays) as z:
+        return {k: z[k] for k in z.files}
+
+
+def _draw(ctx: Context, name: str) -> None:
+    """figures/figN.png and .pdf, redrawn only when their data or the style changed."""
+    from .figures import FIGURES, figure_bytes
+
+    folder = ctx.run / "figures"
+    png, pdf = folder / f"{name}.png", folder / f"{name}.pdf"
+    settings = {"data_sha256": file_sha256(folder / "data" / f"{name}.npz"),
+                "style": FIGURE_STYLE}
+    record = folder / "data" / f"{name}-drawn.json"
+    doc = ctx.stages.cached(record, settings, png)
+    if doc is not None and doc.get("pdf_sha256") == file_sha256(pdf):
+        return
+    t = time.perf_counter()
+    with np.load(folder / "data" / f"{name}.npz") as z:
+        fig = FIGURES[name](**{k: z[k] for k in z.files})
+    atomic_write_bytes(pdf, figure_bytes(fig, "pdf"))
+    atomic_write_bytes(png, figure_bytes(fig, "png"))
+    atomic_write_json(record, {"model_sha256": ctx.stages.sha, "settings": settings,
+                               "arrays": png.name, "arrays_sha256": file_sha256(png),
+                               "pdf_sha256": file_sha256(pdf)})
+    ctx.computed(f"{name} drawn", time.perf_counter() - t)
+
+
+def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    import io
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _atlas(ctx: Context, progress) -> None:
+    from .atlas.build import build_atlas
 
     t = time.perf_counter()
-    result = analyze(run, model, data, log=log)
-    note = "reused" if len(result.reused) == 5 else f"computed ({len(result.reused)} parts reused)"
-    stages.append(("analyze", time.perf_counter() - t, note))
+    before = file_sha256(ctx.run / "atlas" / "index.html")
+    build_atlas(ctx.run, ctx.model, ctx.data, progress=progress, log=ctx.log)
+    if file_sha256(ctx.run / "atlas" / "index.html") != before:
+        ctx.computed("atlas", time.perf_counter() - t)
 
-    metrics = _read_metrics(run) if model_path is None else []  # another model's otherwise
+
+# --- the report ----------------------------------------------------------------------
+def _pct(p: float, digits: int = 2) -> str:
+    return f"{100 * p:.{digits}f}%"
+
+
+def _range(values, fmt: str = "{:.3f}") -> str:
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = v[np.isfinite(v)]
+    return "n/a" if v.size == 0 else f"{fmt.format(v.min())}–{fmt.format(v.max())}"
+
+
+def _numbers_table(ev_acc: float, metrics: list[dict], analysis: AnalysisResult,
+                   fd: dict[str, dict], hidden: int) -> list[str]:
+    P = paper.NUMBERS
     ema = metrics[-1]["ema_loss"] if metrics else None
-    epoch_s = [m["seconds"] for m in metrics]
+    f2 = fd["fig2"]
+    reached = int((f2["steps_to_confidence"] >= 0).sum())
+    target_p = f2["probs_adversarial"][np.arange(len(f2["targets"])), f2["targets"]]
+    l2 = np.linalg.norm(f2["adversarials"].astype(np.float64) - f2["originals"], axis=1)
+    ex = P["fig2_example"]
+    pair = np.flatnonzero((f2["labels"] == ex["label"]) & (f2["targets"] == ex["target"]))
+    dead = analysis.dead
+    silent = sum(len(d["silent_on_data"]) for d in dead["layers"].values())
+    f5 = fd["fig5"]["ratio"]
     rows = [
-        ("Test accuracy", f"{100 * PAPER['test_accuracy']:.2f}%", f"{100 * ev.accuracy:.2f}%"),
-        ("Final EMA of the training loss", f"≈ {PAPER['final_ema_loss']}",
+        ("test accuracy", _pct(P["test_accuracy"]), _pct(ev_acc)),
+        ("final EMA of the training loss", f"≈ {P['final_ema_loss']}",
          f"{ema:.4f}" if ema is not None else "n/a (model not trained here)"),
-        ("Epochs (batch 32)", "20 at lr 0.01 + 5 at lr 0.001",
-         f"{len(metrics)}" if metrics else "n/a"),
-        ("Seconds per epoch", "not reported",
-         f"{sum(epoch_s) / len(epoch_s):.1f}" if epoch_s else "n/a"),
+        ("adversarial examples (Fig. 2) reach confidence > 0.99",
+         "yes (\"over 0.99\")",
+         f"{reached} of {len(f2['targets'])} pairs (target probability "
+         f"{_range(target_p, '{:.4f}')}, L2 change {_range(l2, '{:.2f}')})"),
     ]
-    lines = ["# neuronatlas reproduction of Auer, *Visualising the Hidden Neurons of a "
-             "Non-convolutional DNN Trained on the MNIST Database*", "",
-             f"Model: {how}. Sizes {'-'.join(map(str, model.sizes))}.", "",
-             "## Training", "", "| quantity | paper | this run |", "|---|---|---|"]
-    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
-    dead = result.dead
-    lines += ["", "## The paper's claims, layer by layer", "",
-              f"Silent on all {dead['images']} images: "
-              f"{sum(len(d['silent_on_data']) for d in dead['layers'].values())} hidden neurons; "
-              f"dead even to optimisation: {dead['total_dead']} "
-              f"({100 * dead['total_fraction']:.2f}%).", "",
-              claims_markdown(result.layers["table"], result.layers["claims"])]
-    lines += ["", "## Stages", "", "| stage | seconds | note |", "|---|---|---|"]
-    lines += [f"| {name} | {sec:.1f} | {note} |" for name, sec, note in stages]
-    report = run / "report.md"
-    atomic_write_text(report, "\n".join(lines) + "\n")
-    return report
+    if pair.size:
+        i = int(pair[0])
+        rows.append((f"Fig. 2 example: a {ex['label']}, then pushed to {ex['target']}",
+                     f"{_pct(ex['original'], 4)} → {_pct(ex['adversarial'], 4)}",
+                     f"{_pct(f2['probs_original'][i][ex['label']], 4)} → "
+                     f"{_pct(f2['probs_adversarial'][i][ex['target']], 4)}"))
+    rows += [
+        ("output-neuron visualisations reach high activation (Fig. 3, 100 steps)",
+         "high (not given)", _range(fd["fig3"]["activation"], "{:.3f}")),
+        ("Fig. 5: largest ratio of 7:1 to the next-highest neuron",
+         f"{P['fig5_max_ratio']}", f"{np.nanmax(np.where(np.isfinite(f5), f5, np.nan)):.2f}"),
+        ("dead neurons", "\"a minority\"",
+         f"{silent} of {hidden} hidden neurons silent on all {dead['images']} images; "
+         f"{dead['total_dead']} "
+         "also unreachable by optimisation"),
+    ]
+    lines = ["| quantity | paper | this run |", "|---|---|---|"]
+    return lines + [f"| {a} | {b} | {c} |" for a, b, c in rows]
+
+
+def _figure_notes(name: str, d: dict) -> str:
+    """One line of this run's numbers under each figure."""
+    if name == "fig1":
+        return (f"Activations unclipped {_range(d['activation_raw'], '{:.3g}')}, clipped "
+                f"{_range(d['activation_clipped'], '{:.3g}')}; pixel range unclipped "
+                f"{_range(d['images_raw'], '{:.2f}')}, clipped "
+                f"{_range(d['images_clipped'], '{:.2f}')}.")
+    if name == "fig2":
+        steps = d["steps_to_confidence"]
+        return (f"Steps to > 0.99: {', '.join(str(s) if s >= 0 else 'not reached' for s in steps)}"
+                f" (test images {', '.join(map(str, d['index']))}).")
+    if name == "fig3":
+        return f"Activations {_range(d['activation'], '{:.4f}')}."
+    if name == "fig4":
+        return f"Activations {_range(d['activation'], '{:.4f}')}."
+    if name == "fig5":
+        return (f"Ratios {_range(d['ratio'], '{:.2f}')}, activations "
+                f"{_range(d['activation'], '{:.3g}')}.")
+    top1 = d["top3_probs"][:, 0]
+    return (f"Ratios {_range(d['ratio'], '{:.2f}')}; top output probability "
+            f"{_range(top1, '{:.2f}')}.")
+
+
+def _settings_line(name: str) -> str:
+    spec = E.SPECS[name]
+    return "Settings: " + ", ".join(f"{k} {v}" for k, v in spec.items()) + "."
+
+
+def _report_markdown(ctx: Context, how: str, ev_acc: float, metrics: list[dict],
+                     analysis: AnalysisResult, fd: dict[str, dict]) -> str:
+    m = ctx.model
+    if metrics:
+        how = f"trained here ({len(metrics)} epochs, see metrics.jsonl)"
+    elif how == "reused from the run folder":
+        how = "taken from the run folder (not trained by this run)"
+    lines = [
+        "# Reproduction of Auer, *Visualising the Hidden Neurons of a Non-convolutional DNN "
+        "Trained on the MNIST Database*", "",
+        f"Model: {'-'.join(map(str, m.sizes))}, {how}; sha256 of its weights "
+        f"`{ctx.stages.sha[:16]}`.", "",
+        "## The paper's numbers beside this run's", "",
+        *_numbers_table(ev_acc, metrics, analysis, fd, sum(m.sizes[1:-1])), "",
+        "## The paper's claims, layer by layer", "",
+        "Measured over all 70,000 MNIST images and the visualisation of every neuron "
+        "(analysis/; see `neuronatlas analyze`).", "",
+        claims_markdown(analysis.layers["table"], analysis.layers["claims"]),
+        "## Figures", "",
+        "Each figure is redrawn by this run from `figures/data/figN.npz`; below it, the "
+        "paper's caption, then this run's settings and numbers. The paper gives no "
+        "learning rate for its visualisations: see `experiments.py` for each choice.", "",
+    ]
+    for k, name in enumerate(NAMES, 1):
+        lines += [f"### Figure {k}", "", f"![Figure {k}](figures/{name}.png)", "",
+                  f"> **Paper:** {paper.CAPTIONS[name]}", "",
+                  f"**This run:** {_figure_notes(name, fd[name])} {_settings_line(name)}", ""]
+    lines += ["## Stages", "",
+              "Seconds each stage took when it was last computed (a rerun reuses them).", "",
+              "| stage | seconds | note |", "|---|---|---|"]
+    for name, st in ctx.times["stages"].items():
+        sec = "—" if st["seconds"] is None else f"{st['seconds']:.1f}"
+        lines.append(f"| {name} | {sec} | {st.get('note', '')} |")
+    return "\n".join(lines) + "\n"
+
+
+def _html(markdown_text: str) -> str:
+    import markdown
+
+    body = markdown.markdown(markdown_text, extensions=["tables"])
+    return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<title>neuronatlas report</title><style>"
+            "body{font:15px/1.5 system-ui,sans-serif;max-width:1100px;margin:2em auto;"
+            "padding:0 1em;color:#222}img{max-width:100%;border:1px solid #ddd}"
+            "table{border-collapse:collapse;margin:1em 0;font-size:13px}"
+            "td,th{border:1px solid #ccc;padding:3px 7px;text-align:left}"
+            "blockquote{color:#555;border-left:4px solid #ccc;margin:0;padding:0 1em}"
+            "code{background:#f3f3f3;padding:0 3px}</style></head><body>\n"
+            f"{body}\n</body></html>\n")

@@ -7,8 +7,6 @@ a rerun skips a stage whose result matches both, and redoes one that does not
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,16 +17,15 @@ import numpy as np
 from ..config import VisConfig
 from ..data import MNIST
 from ..errors import ConfigError
-from ..fileio import atomic_write_bytes, atomic_write_json, atomic_write_text, ensure_dir
+from ..fileio import atomic_write_bytes, atomic_write_text, ensure_dir
 from ..nn.mlp import MLP
+from ..stages import Log, Stages
 from ..vis.visualize import visualize
 from . import claims as C
-from .activations import activation_store, model_sha256
+from .activations import build_store, dataset_rows, model_sha256, open_store
 from .clusters import METHOD, RISE, THRESHOLD, clusters, co_risers
 from .dead import RESTARTS, dead_neurons
 from .examples import check_k, dataset_examples, load_examples, save_examples
-
-Log = Callable[[str], None]
 
 
 @dataclass
@@ -42,50 +39,6 @@ class AnalysisResult:
     reused: list[str] = field(default_factory=list)
 
 
-def _file_sha256(path: Path) -> str | None:
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return None
-
-
-class _Stages:
-    """Runs each stage unless its JSON record (model hash, settings and, for stages with
-    arrays, the arrays file's own hash) shows the same work is already on disk."""
-
-    def __init__(self, sha: str, log: Log):
-        self.sha, self.log = sha, log
-        self.seconds: dict[str, float] = {}
-        self.reused: list[str] = []
-
-    def run(self, name: str, record: Path, settings: dict, compute: Callable[[], dict],
-            arrays: Path | None = None, message: str = "") -> dict:
-        t = time.perf_counter()
-        doc = self._cached(record, settings, arrays)
-        if doc is None:
-            if message:
-                self.log(message)
-            doc = {**compute(), "model_sha256": self.sha, "settings": settings}
-            if arrays is not None:
-                doc["arrays"], doc["arrays_sha256"] = arrays.name, _file_sha256(arrays)
-            atomic_write_json(record, doc)
-        else:
-            self.reused.append(name)
-        self.seconds[name] = time.perf_counter() - t
-        return doc
-
-    def _cached(self, record: Path, settings: dict, arrays: Path | None) -> dict | None:
-        try:
-            doc = json.loads(record.read_text())
-        except (OSError, ValueError):
-            return None
-        if doc.get("model_sha256") != self.sha or doc.get("settings") != settings:
-            return None
-        if arrays is not None and doc.get("arrays_sha256") != _file_sha256(arrays):
-            return None
-        return doc
-
-
 def analyze(run_dir: str | Path, model: MLP, data: MNIST, *, k: int = 16,
             progress: Callable[[str, int, int], None] | None = None,
             log: Log = lambda m: None) -> AnalysisResult:
@@ -95,13 +48,18 @@ def analyze(run_dir: str | Path, model: MLP, data: MNIST, *, k: int = 16,
     if len(model.sizes) < 3:
         raise ConfigError("the model has no hidden layer: there is nothing to analyse")
     folder = ensure_dir(Path(run_dir) / "analysis")
-    stages = _Stages(model_sha256(model), log)
+    stages = Stages(model_sha256(model), log)
 
     def stage_progress(name):
         return (lambda done, total: progress(name, done, total)) if progress else None
 
     t = time.perf_counter()
-    store = activation_store(run_dir, model, data, progress=stage_progress("activations"))
+    store = open_store(folder / "activations", model, dataset_rows(data)[1])
+    if store is None:
+        store = build_store(folder / "activations", model, data,
+                            progress=stage_progress("activations"))
+    else:
+        stages.reused.append("activations")
     stages.seconds["activations"] = time.perf_counter() - t
 
     dead = stages.run(
