@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -454,6 +455,65 @@ def analyze(run_dir, mnist_dir, model, k):
     out.print(f"written {result.folder}")
 
 
+# --- atlas -----------------------------------------------------------------------------
+@cli.command()
+@RUN_OPTION
+@MNIST_OPTION
+@MODEL_OPTION
+def atlas(run_dir, mnist_dir, model):
+    """Build the static atlas of every neuron in RUN/atlas (opens from file://)."""
+    import json
+
+    from .atlas.build import build_atlas
+
+    t0 = time.perf_counter()
+    net, _ = _load_model(run_dir, model)
+    ds = _load_data(mnist_dir)
+    with stage_bars() as (report, log):
+        folder = build_atlas(run_dir, net, ds, progress=report, log=log)
+    size = json.loads((folder / "manifest.json").read_text())["total_bytes"]
+    out.print(f"atlas written to {folder / 'index.html'} ({size / 2**20:.1f} MiB, "
+              f"{time.perf_counter() - t0:.0f} s)")
+
+
+# --- serve -----------------------------------------------------------------------------
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@cli.command()
+@RUN_OPTION
+@MNIST_OPTION
+@MODEL_OPTION
+@click.option("--host", default=None,
+              help="Address to listen on [default: 127.0.0.1, this machine only]; any other "
+                   "makes the server reachable from the network (a warning is printed).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000,
+              help="Port to listen on; 0 picks a free one (printed).")
+@click.option("--rebuild", is_flag=True, help="Rebuild RUN/atlas even if it exists.")
+def serve(run_dir, mnist_dir, model, host, port, rebuild):
+    """The atlas with a live visualiser and a drawing canvas, on 127.0.0.1 by default."""
+    import importlib.util
+
+    if any(importlib.util.find_spec(m) is None for m in ("starlette", "uvicorn")):
+        raise NeuronatlasError('serve needs the optional extra: pip install "neuronatlas[serve]"')
+    from .atlas.server import serve as run_server
+
+    net, _ = _load_model(run_dir, model)
+    atlas_dir = run_dir / "atlas"
+    if rebuild or not (atlas_dir / "index.html").is_file():
+        from .atlas.build import build_atlas
+
+        console.print(f"building the atlas in {atlas_dir} first")
+        ds = _load_data(mnist_dir)
+        with stage_bars() as (report, log):
+            build_atlas(run_dir, net, ds, progress=report, log=log)
+    if host is not None and host not in LOOPBACK:
+        console.print(f"[bold yellow]warning:[/] listening on {host}: anyone who can reach this "
+                      "machine can use the server (there is no authentication)")
+    run_server(run_dir, net, atlas_dir=atlas_dir, host=host or "127.0.0.1", port=port,
+               mnist_dir=mnist_dir, log=lambda m: out.print(m, soft_wrap=True))
+
+
 # --- reproduce -------------------------------------------------------------------------
 @cli.command()
 @RUN_OPTION
@@ -461,14 +521,40 @@ def analyze(run_dir, mnist_dir, model, k):
 @click.option("--quick", is_flag=True, help="Train 2 + 1 epochs instead of 20 + 5 (for demos).")
 @click.option("--model", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Use this model instead of training one.")
-def reproduce(run_dir, mnist_dir, quick, model):
-    """The paper end to end: train (or reuse) the model, evaluate it, write the report."""
+@click.option("--atlas/--no-atlas", default=True, show_default=True,
+              help="Also build the atlas (RUN/atlas/).")
+def reproduce(run_dir, mnist_dir, quick, model, atlas):
+    """The paper end to end: train (or reuse) the model, analyse it, draw Figures 1-7,
+    build the atlas and write report.md + report.html; a rerun redoes only what changed."""
     from .report import reproduce as run_reproduce
 
     ds = _load_data(mnist_dir)
-    report = run_reproduce(run_dir, ds, quick=quick, model_path=model,
-                           reporter=RichTrainReporter(), log=lambda m: console.print(m))
-    out.print(f"report written to {report}")
+    reporter = RichTrainReporter()
+    with stage_bars() as (report, log):
+        path = run_reproduce(run_dir, ds, quick=quick, model_path=model, reporter=reporter,
+                             log=log, progress=report, atlas=atlas)
+    out.print(f"report written to {path} and {path.with_suffix('.html')}")
+
+
+@contextmanager
+def stage_bars():
+    """One rich progress bar per named stage: yields ``(progress(stage, done, total), log)``.
+    The bars start with the first report, so a training bar may run before them."""
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                        MofNCompleteColumn(), TimeElapsedColumn(), console=console)
+    tasks: dict[str, int] = {}
+
+    def report(stage, done, total):
+        if not tasks:
+            progress.start()
+        if stage not in tasks:
+            tasks[stage] = progress.add_task(stage, total=total)
+        progress.update(tasks[stage], completed=done)
+
+    try:
+        yield report, lambda m: progress.console.print(m)
+    finally:
+        progress.stop()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,7 +5,8 @@ layer l are a prefix ``[:n_l]`` of every buffer: the forward pass of layer l is 
 GEMM over ``n_l`` rows, and the backward pass enters each row's gradient at its own
 layer (Appendix item 2: dA_t/dI = f'(z_t) w_t f'(z^{k-1}) w^{k-1} ... f'(z^1) w^1).
 Nothing here does I/O; ``callback(step, activation)`` sees each step's target
-activations (in the caller's row order) and may return True to stop early.
+activations (in the caller's row order) and may return True to stop early;
+``snapshot(step, images)``, just before it, sees the images those activations belong to.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from .transforms import SHIFTS, translate, translate_backward
 from .update import AscentUpdate
 
 StepCallback = Callable[[int, np.ndarray], "bool | None"]
+SnapshotCallback = Callable[[int, np.ndarray], None]
 
 
 class _Seeds:
@@ -144,11 +146,14 @@ def render(
     x0: np.ndarray,
     shift_index: np.ndarray | None = None,
     callback: StepCallback | None = None,
+    snapshot: SnapshotCallback | None = None,
 ) -> np.ndarray:
     """Gradient ascent from ``x0`` (R, 784); returns the raw (unclipped) images.
 
     ``shift_index`` (R, steps) picks each row's jitter translation per step (indices
-    into :data:`SHIFTS`); it is required when ``config.jitter`` is on.
+    into :data:`SHIFTS`); it is required when ``config.jitter`` is on. ``snapshot``
+    gets a copy of each step's (R, 784) images (clipped when ``config.clip``, before
+    the jitter shift) in the caller's row order, for live displays; it costs a copy.
     """
     r = Renderer(model, objectives)
     order = r.order
@@ -164,6 +169,8 @@ def render(
             np.clip(x, 0.0, 1.0, out=u)
         inp = translate(u, shifts[:, step]) if config.jitter else u
         r.forward(inp)
+        if snapshot is not None:
+            snapshot(step, u[inverse])
         if callback is not None and callback(step, r.target_activations()[inverse]):
             break
         grad = r.backward()

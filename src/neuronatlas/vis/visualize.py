@@ -11,7 +11,7 @@ from ..nn.mlp import MLP
 from .images import load_image
 from .objectives import Objective, check_neuron, log_prob, neuron, others
 from .query import target_stats
-from .render import StepCallback, render
+from .render import SnapshotCallback, StepCallback, render
 from .transforms import SHIFTS
 
 ZERO_INIT = 0.01  # the paper's "near-zero values (0.01)"
@@ -108,9 +108,13 @@ def visualize(
     *,
     init_image: np.ndarray | None = None,
     callback: StepCallback | None = None,
+    snapshot: SnapshotCallback | None = None,
 ) -> VisResult:
     """Activation maximisation of every target (``(layer, neuron)`` pairs or Objectives)
-    in one batched run; see :class:`VisConfig` for the update rule."""
+    in one batched run; see :class:`VisConfig` for the update rule.
+
+    ``callback(step, activations)`` may return True to stop early; ``snapshot(step,
+    images)`` sees the images of every step (see :func:`render`), e.g. to stream them."""
     config = config or VisConfig()
     objectives, pairs = [], []
     for t in targets:
@@ -124,7 +128,7 @@ def visualize(
     shift_index = None
     if config.jitter:
         shift_index = np.stack([_jitter_draws(config, t) for t in pairs])
-    raw = render(model, objectives, config, x0, shift_index, callback)
+    raw = render(model, objectives, config, x0, shift_index, callback, snapshot)
     images = np.clip(raw, 0, 1) if config.clip or config.project else raw
     s = target_stats(model, images, pairs)
     return VisResult(pairs, config, images, s.activation, s.next_index, s.next_activation,

@@ -1,0 +1,329 @@
+"""``neuronatlas atlas``: a static web atlas of every neuron, built from a run's analysis.
+
+The site opens from ``file://`` with no server: plain HTML/JS/CSS from ``static/``,
+data as ``.js`` files that call a global (Chromium forbids ``fetch`` of local files),
+and the pictures as sprite sheets (one PNG per layer and kind, see sprites.py), so
+the overview of 3,892 neurons loads a handful of images, one layer at a time.
+
+The site is written into ``RUN/.atlas.tmp-*`` and renamed over ``RUN/atlas`` only
+when complete: an interrupted build leaves the previous atlas as it was.
+
+Contract with ``atlas/server.py`` (``neuronatlas serve``), which serves this folder:
+
+* ``RUN/atlas/`` is self-contained: ``index.html``, ``atlas.js``, ``atlas.css``,
+  ``data/meta.js`` (``ATLAS.setMeta({...})``), ``data/layer{l}.js``
+  (``ATLAS.addLayer({...})``, the record of :func:`_layer_doc`), ``sprites/*.png`` and
+  ``manifest.json`` (every file's size, the total and the budget);
+* ``index.html#7:1`` opens neuron 7:1's panel, ``index.html#7`` shows layer 7;
+* served over http(s) the page links to ``live.html#7:1`` from a neuron's panel and
+  to ``live.html#draw`` from its header, so ``live.html`` must be served beside
+  ``index.html``; on ``file://`` those links are hidden.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..analysis.activations import dataset_labels, model_sha256
+from ..analysis.examples import LayerExamples, load_examples
+from ..analysis.run import AnalysisResult, analyze
+from ..config import VisConfig
+from ..data import MNIST, load_mnist
+from ..errors import ModelFileError, RunFolderError
+from ..fileio import ensure_dir
+from ..nn.io import check_mnist_sizes
+from ..nn.mlp import MLP
+from . import sprites
+from .variants import VARIANTS, label, variant
+
+Log = Callable[[str], None]
+Progress = Callable[[str, int, int], None]
+
+SIZE_BUDGET = 50 * 2**20  # bytes: the paper's network must stay well under this
+DEFAULT_K = 16  # dataset examples per neuron when the run has no analysis yet
+DIGITS_PER_SHEET = sprites.COLS * sprites.COLS  # dataset images per digits sheet
+STATIC = Path(__file__).with_name("static")
+PAGE_FILES = ("index.html", "atlas.js", "atlas.css")
+
+
+@dataclass
+class _Inputs:
+    """Everything the site is made from."""
+
+    run_name: str
+    model: MLP
+    data: MNIST
+    analysis: AnalysisResult
+    vis: dict[str, np.ndarray]  # analysis/visualizations.npz, one row per neuron
+    vis_config: VisConfig
+    examples: dict[int, LayerExamples]
+    variants: list[dict[str, np.ndarray]]  # one per VARIANTS entry, rows as in ``vis``
+    labels: np.ndarray  # class of every dataset image, train then test
+
+
+def build_atlas(run_dir: str | Path, model: MLP | None = None, data: MNIST | None = None, *,
+                k: int | None = None, progress: Progress | None = None,
+                log: Log = lambda m: None) -> Path:
+    """Build ``RUN/atlas/`` (computing whatever analysis or variant is missing) and return
+    its path. ``progress(stage, done, total)`` reports long stages; ``k`` (dataset examples
+    per neuron) defaults to the run's existing analysis, else 16."""
+    run_dir = Path(run_dir)
+    model = _run_model(run_dir) if model is None else model
+    data = load_mnist(log=log) if data is None else data
+    inputs = _gather(run_dir, model, data, k or _analysed_k(run_dir), progress, log)
+    folder = _publish(run_dir, lambda tmp: _write_site(tmp, inputs, progress))
+    total = json.loads((folder / "manifest.json").read_text())["total_bytes"]
+    if total > SIZE_BUDGET:
+        log(f"warning: the atlas takes {total / 2**20:.1f} MiB, over its budget of "
+            f"{SIZE_BUDGET / 2**20:.0f} MiB")
+    return folder
+
+
+# --- inputs ------------------------------------------------------------------------------
+def _run_model(run_dir: Path) -> MLP:
+    path = run_dir / "model.safetensors"
+    if not run_dir.is_dir():
+        raise RunFolderError(f"run folder {run_dir} does not exist; train first "
+                             f"(neuronatlas train --run {run_dir})")
+    if not path.is_file():
+        raise ModelFileError(f"no model at {path}; train first (neuronatlas train --run "
+                             f"{run_dir})")
+    return check_mnist_sizes(MLP.load(path), str(path))
+
+
+def _analysed_k(run_dir: Path) -> int:
+    """The k of the run's dataset examples, so that building the atlas reuses them."""
+    try:
+        k = json.loads((run_dir / "analysis" / "examples.json").read_text())["k"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return DEFAULT_K
+    return k if isinstance(k, int) and k > 0 else DEFAULT_K
+
+
+def _gather(run_dir: Path, model: MLP, data: MNIST, k: int, progress: Progress | None,
+            log: Log) -> _Inputs:
+    """The analysis (computed where missing), its arrays, and the variants."""
+    result = analyze(run_dir, model, data, k=k, progress=progress, log=log)
+    with np.load(result.folder / "visualizations.npz") as z:
+        vis = {name: z[name] for name in z.files}
+    settings = json.loads((result.folder / "visualizations.json").read_text())["settings"]
+    cache = ensure_dir(run_dir / "atlas-cache")
+    sha = model_sha256(model)
+    variants = [variant(cache, model, sha, vis["targets"], c, progress) for c in VARIANTS]
+    return _Inputs(run_dir.resolve().name, model, data, result, vis,
+                   VisConfig.from_dict(settings), load_examples(result.folder / "examples.npz"),
+                   variants, dataset_labels(data))
+
+
+# --- publishing --------------------------------------------------------------------------
+def _publish(run_dir: Path, write: Callable[[Path], None]) -> Path:
+    """Run ``write(tmp)`` on a fresh folder beside ``RUN/atlas`` and rename it over the
+    atlas once it succeeded (unless it is identical to the atlas there, which is then
+    left untouched); on failure the old atlas stays and the folder goes."""
+    final = run_dir / "atlas"
+    for stale in run_dir.glob(".atlas.*-*"):  # left by a build that was killed
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".atlas.tmp-", dir=ensure_dir(run_dir)))
+    try:
+        tmp.chmod(0o755)
+        write(tmp)
+        if final.is_dir() and _same_tree(tmp, final):  # nothing changed: keep every file
+            shutil.rmtree(tmp)
+            return final
+        os.sync()
+        if final.exists():
+            old = tmp.with_name(tmp.name.replace(".atlas.tmp-", ".atlas.old-"))
+            final.rename(old)
+            tmp.rename(final)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def _same_tree(a: Path, b: Path) -> bool:
+    """Whether two folders hold the same files with the same bytes."""
+    files = lambda root: sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file())  # noqa: E731
+    names = files(a)
+    return names == files(b) and all((a / n).read_bytes() == (b / n).read_bytes()
+                                     for n in names)
+
+
+def _write_site(folder: Path, inp: _Inputs, progress: Progress | None) -> None:
+    """Every file of the site, ``manifest.json`` last."""
+    for name in PAGE_FILES:
+        shutil.copyfile(STATIC / name, folder / name)
+    (folder / "data").mkdir()
+    (folder / "sprites").mkdir()
+    digits = np.unique(np.concatenate([ex.index.ravel() for ex in inp.examples.values()]))
+    n_layers = inp.model.n_layers
+    sheets = -(-len(digits) // DIGITS_PER_SHEET)
+    layers = []
+    for l in range(1, n_layers + 1):
+        layers.append(_write_layer(folder, l, inp, digits))
+        if progress:
+            progress("atlas pages", l, n_layers + sheets)
+    for s in range(sheets):
+        _write_digit_sheet(folder, s, inp, digits)
+        if progress:
+            progress("atlas pages", n_layers + s + 1, n_layers + sheets)
+    _write_js(folder / "data" / "meta.js", "ATLAS.setMeta", _meta(inp, layers, len(digits)))
+    _write_manifest(folder)
+
+
+def _write_js(path: Path, call: str, doc: dict) -> None:
+    text = json.dumps(doc, separators=(",", ":"), allow_nan=False)
+    path.write_text(f"{call}({text});\n", encoding="utf-8")
+
+
+def _write_png(folder: Path, name: str, tiles: np.ndarray) -> str:
+    """Write ``sprites/<name>.png`` from (n, 784[, 3]) tiles; return its site path."""
+    rel = f"sprites/{name}.png"
+    (folder / rel).write_bytes(sprites.png(sprites.sheet(tiles)))
+    return rel
+
+
+def _write_manifest(folder: Path) -> None:
+    files = {p.relative_to(folder).as_posix(): p.stat().st_size
+             for p in sorted(folder.rglob("*")) if p.is_file()}
+    doc = {"files": files, "total_bytes": sum(files.values()), "budget_bytes": SIZE_BUDGET}
+    (folder / "manifest.json").write_text(json.dumps(doc, indent=1) + "\n")
+
+
+# --- one layer ---------------------------------------------------------------------------
+def _layer_rows(inp: _Inputs, l: int) -> np.ndarray:
+    """Rows of the visualisation arrays that hold layer l, in neuron order."""
+    rows = np.flatnonzero(inp.vis["targets"][:, 0] == l)
+    return rows[np.argsort(inp.vis["targets"][rows, 1], kind="stable")]
+
+
+def _write_layer(folder: Path, l: int, inp: _Inputs, digits: np.ndarray) -> dict:
+    """Layer l's sprites and ``data/layer{l}.js``; returns the layer's entry of the meta."""
+    rows = _layer_rows(inp, l)
+    ex = inp.examples[l]
+    files = {
+        "vis": _write_png(folder, f"L{l}", sprites.contrast(inp.vis["images"][rows])),
+        "variants": [_write_png(folder, f"L{l}-v{j + 1}", sprites.contrast(v["images"][rows]))
+                     for j, v in enumerate(inp.variants)],
+        "mean_topk": _write_png(folder, f"L{l}-mean-top", sprites.contrast(ex.mean_topk)),
+        "mean_p99": _write_png(folder, f"L{l}-mean-p99", sprites.contrast(ex.mean_p99)),
+    }
+    if l == 1:
+        files["weights"] = _write_png(folder, "L1-weights",
+                                      sprites.diverging(inp.model.weights[0]))
+    doc = _layer_doc(l, rows, inp, digits)
+    _write_js(folder / "data" / f"layer{l}.js", "ATLAS.addLayer", doc)
+    ratio = inp.vis["ratio"][rows]
+    return {"layer": l, "size": len(rows), "output": l == inp.model.n_layers,
+            "sprites": files, "data": f"data/layer{l}.js",
+            "dead": sum(s == "dead" for s in doc["status"]),
+            "clusters": len(doc["clusters"]),
+            "ratio_median": _num(np.median(ratio)) if np.isfinite(np.median(ratio)) else None}
+
+
+def _layer_doc(l: int, rows: np.ndarray, inp: _Inputs, digits: np.ndarray) -> dict:
+    """Per-neuron numbers of layer l as columns (lists indexed by neuron)."""
+    v, ex = inp.vis, inp.examples[l]
+    groups = inp.analysis.clusters["layers"].get(str(l), [])
+    rising = inp.analysis.clusters["co_risers"].get(str(l), {"count": [], "top": []})
+    return {
+        "layer": l,
+        "activation": _num(v["activation"][rows]),
+        "next_index": v["next_index"][rows].tolist(),
+        "next_activation": _num(v["next_activation"][rows]),
+        "ratio": _num(v["ratio"][rows]),
+        "top3": v["top3_classes"][rows].tolist(),
+        "top3_probs": _num(v["top3_probs"][rows]),
+        "status": _status(inp.analysis.dead, l, len(rows)),
+        "preferred": ex.preferred_class.tolist(),
+        "purity": _num(ex.purity),
+        "histogram": ex.histogram.tolist(),
+        "examples": np.searchsorted(digits, ex.index).tolist(),
+        "example_rows": ex.index.tolist(),
+        "example_labels": inp.labels[ex.index].tolist(),
+        "example_activation": _num(ex.activation),
+        "p99_count": ex.count_p99.tolist(),
+        "cluster": _cluster_ids(groups, len(rows)),
+        "clusters": groups,
+        "cluster_classes": inp.analysis.clusters["preferred_classes"].get(str(l), []),
+        "co_risers": rising["count"],
+        "co_risers_top": rising["top"],
+        "variants": [{"activation": _num(var["activation"][rows]),
+                      "ratio": _num(var["ratio"][rows]),
+                      "top1": var["top3_classes"][rows, 0].tolist(),
+                      "top1_prob": _num(var["top3_probs"][rows, 0])}
+                     for var in inp.variants],
+    }
+
+
+def _status(dead: dict, l: int, n: int) -> list[str]:
+    """"dead", "revivable" (silent on data, raised by optimisation) or "alive"; the output
+    layer is not checked and is all "alive"."""
+    status = ["alive"] * n
+    d = dead["layers"].get(str(l))
+    if d:
+        for i in d["revivable"]:
+            status[i] = "revivable"
+        for i in d["dead"]:
+            status[i] = "dead"
+    return status
+
+
+def _cluster_ids(groups: list[list[int]], n: int) -> list[int]:
+    """Each neuron's cluster (an index into ``groups``), -1 for none."""
+    ids = [-1] * n
+    for c, members in enumerate(groups):
+        for i in members:
+            ids[i] = c
+    return ids
+
+
+def _num(a) -> float | list | None:
+    """Numbers for the page: 5 significant digits (nested lists for arrays), None for inf."""
+    arr = np.asarray(a, np.float64)
+    if arr.ndim:
+        return [_num(x) for x in arr]
+    return float(f"{arr:.5g}") if np.isfinite(arr) else None
+
+
+# --- dataset images and the meta -----------------------------------------------------------
+def _write_digit_sheet(folder: Path, s: int, inp: _Inputs, digits: np.ndarray) -> None:
+    """``sprites/digits-{s}.png``: dataset images ``digits[s*1024:(s+1)*1024]``, as they are."""
+    rows = digits[s * DIGITS_PER_SHEET:(s + 1) * DIGITS_PER_SHEET]
+    n_train = len(inp.data.train_x)
+    images = np.empty((len(rows), 784), np.float32)
+    train = rows < n_train
+    images[train] = inp.data.train_x[rows[train]]
+    images[~train] = inp.data.test_x[rows[~train] - n_train]
+    _write_png(folder, f"digits-{s}", images)
+
+
+def _meta(inp: _Inputs, layers: list[dict], n_digits: int) -> dict:
+    accuracy = inp.model.metadata.get("test_accuracy")
+    return {
+        "run": inp.run_name,
+        "sizes": list(inp.model.sizes),
+        "test_accuracy": float(accuracy) if accuracy else None,
+        "k": int(inp.analysis.examples["k"]),
+        "n_train": len(inp.data.train_x),
+        "tile": sprites.SIDE,
+        "cols": sprites.COLS,
+        "vis_label": label(inp.vis_config),
+        "variant_labels": [label(c) for c in VARIANTS],
+        "digits": {"count": n_digits, "per_sheet": DIGITS_PER_SHEET,
+                   "sheets": [f"sprites/digits-{s}.png"
+                              for s in range(-(-n_digits // DIGITS_PER_SHEET))]},
+        "layers": layers,
+        "budget_bytes": SIZE_BUDGET,
+    }

@@ -1,0 +1,411 @@
+"""``neuronatlas serve``: the static atlas plus a live visualiser and a drawing canvas.
+
+An ASGI app (Starlette, run by uvicorn) over one model:
+
+* ``GET /`` and every other path: files of the atlas folder, and nothing outside it;
+* ``GET /live.html`` (+ ``live.js``, ``live.css``): the live page, shipped in the package;
+* ``GET /api/model``: sizes, run name, the limits below and VisConfig's defaults;
+* ``POST /api/visualize``: activation maximisation of one neuron, streamed as
+  server-sent events (``step`` events with the activation and a small image, then one
+  ``done`` event with the final numbers, or one ``error`` event);
+* ``POST /api/query``: a 784-pixel image -> every layer's activations and the outputs.
+
+Every request is validated against :class:`ServerLimits` and refused with a 4xx JSON
+``{"error": "..."}`` that says what is wrong. The optimisations run in worker threads,
+at most ``concurrency`` at once (others wait up to ``queue_seconds``, then get a 503),
+each stopped after ``time_limit`` seconds or when its client goes away, so one
+visitor cannot starve the others and the event loop keeps serving pages meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import math
+import threading
+import time
+import traceback
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from ..config import VisConfig
+from ..errors import ConfigError, DataError, NeuronatlasError
+from ..nn.mlp import MLP
+from ..vis.objectives import check_neuron
+from ..vis.query import query
+from ..vis.visualize import visualize
+
+STATIC = Path(__file__).parent / "static"
+LIVE_FILES = ("live.html", "live.js", "live.css")
+START_IMAGES = ("zero", "random", "image")  # and "mnist:<test index>"; never a file path
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """What one request may ask of the server; every default carries its reason."""
+
+    max_body_bytes: int = 64 * 1024  # a 784-pixel image as JSON is about 16 KiB
+    max_steps: int = 1000  # about 2.5 s for one neuron of the paper's network on one core
+    max_weight: float = 10.0  # |tv|, |l1|, |penalty|; the paper's TV range ends at 0.256
+    max_lr: float = 10.0  # the default is 0.05; larger steps only saturate the image
+    max_seed: int = 2**32 - 1  # what a numpy seed sequence takes without surprise
+    concurrency: int = 2  # optimisations at once: one per core of a small machine
+    queue_seconds: float = 10.0  # how long a request waits for a free slot before a 503
+    time_limit: float = 20.0  # seconds of optimisation per request, then it is stopped
+    max_frames: int = 100  # images streamed per optimisation (every k-th step)
+
+
+class Problem(Exception):
+    """A request the server refuses: HTTP ``status`` and a message for the user."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+# --- request parsing ---------------------------------------------------------------------
+async def read_json(request: Request, max_bytes: int):
+    """The JSON body, read with a byte counter (Content-Length is not trusted)."""
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        raise Problem(415, "send the body as JSON with Content-Type: application/json")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise Problem(413, f"request body of {declared} bytes is over the limit of "
+                           f"{max_bytes} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise Problem(413, f"request body is over the limit of {max_bytes} bytes")
+        chunks.append(chunk)
+    try:
+        body = json.loads(b"".join(chunks))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Problem(400, f"request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise Problem(400, "request body must be a JSON object")
+    return body
+
+
+def check_keys(body: dict, allowed: set[str], what: str) -> None:
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise Problem(422, f"unknown {what} field(s) {unknown}; allowed: {sorted(allowed)}")
+
+
+def parse_int(body: dict, name: str) -> int:
+    value = body.get(name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise Problem(422, f"{name} must be an integer, got {value!r}")
+    return value
+
+
+def parse_neuron(body: dict, sizes: tuple[int, ...]) -> tuple[int, int]:
+    """``{"layer": L, "neuron": N}`` checked against the model's sizes (DESIGN.md 1)."""
+    target = parse_int(body, "layer"), parse_int(body, "neuron")
+    try:
+        check_neuron(*target, sizes)
+    except ConfigError as exc:
+        raise Problem(422, str(exc)) from None
+    return target
+
+
+def parse_image(value) -> np.ndarray:
+    """784 finite pixels in [0, 1] (a drawn or uploaded 28x28 image, row-major)."""
+    if not isinstance(value, list) or len(value) != 784:
+        got = f"{len(value)} values" if isinstance(value, list) else type(value).__name__
+        raise Problem(422, f"image must be a list of 784 pixel values (28x28), got {got}")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        raise Problem(422, "image pixels must be numbers")
+    x = np.asarray(value, dtype=np.float64)
+    if not np.isfinite(x).all():
+        raise Problem(422, "image pixels must be finite (no NaN or infinity)")
+    if x.min() < 0 or x.max() > 1:
+        raise Problem(422, f"image pixels must be in [0, 1], got min {x.min():.3g}, "
+                           f"max {x.max():.3g}")
+    return x.astype(np.float32)
+
+
+def parse_config(fields, limits: ServerLimits) -> VisConfig:
+    """A VisConfig from JSON (VisConfig's own checks) within the server's caps."""
+    if not isinstance(fields, dict):
+        raise Problem(422, "config must be a JSON object of VisConfig fields")
+    init = fields.get("init", "zero")
+    if not isinstance(init, str) or not (init in START_IMAGES or init.startswith("mnist:")):
+        raise Problem(422, f"init must be one of {list(START_IMAGES)} or 'mnist:<test index>'"
+                           f", got {init!r}")
+    try:  # init "image": visualize starts from the job's image (init_image)
+        config = VisConfig.from_dict(fields)
+    except (ConfigError, TypeError) as exc:
+        raise Problem(422, f"config: {exc}") from None
+    caps = [("steps", config.steps, limits.max_steps), ("seed", config.seed, limits.max_seed),
+            ("lr", config.lr, limits.max_lr)]
+    caps += [(name, getattr(config, name), limits.max_weight) for name in ("tv", "l1", "penalty")]
+    for name, value, cap in caps:
+        if value > cap:
+            raise Problem(422, f"config: {name} = {value!r} is above the server's cap of {cap}")
+    return config
+
+
+@dataclass
+class VisJob:
+    """One validated visualise request."""
+
+    target: tuple[int, int]
+    config: VisConfig  # init "image" or "mnist:<i>": start from ``image``
+    image: np.ndarray | None  # (784,) for init "image" or "mnist:<i>"
+
+
+# --- the app -----------------------------------------------------------------------------
+class AtlasFiles(StaticFiles):
+    """The atlas folder, and nothing outside it: ``..`` and NUL are refused outright."""
+
+    def get_path(self, scope) -> str:
+        parts = scope["path"].replace("\\", "/").split("/")
+        if ".." in parts or any("\x00" in p for p in parts):
+            raise Problem(400, "paths may not contain '..' or NUL: only files of the atlas "
+                               "folder are served")
+        return super().get_path(scope)
+
+
+class LiveServer:
+    """Routes over one model; holds the optimisation slots and the MNIST test set."""
+
+    def __init__(self, run_dir: Path, model: MLP, limits: ServerLimits, mnist_dir=None):
+        self.run_dir, self.model, self.limits, self.mnist_dir = run_dir, model, limits, mnist_dir
+        self.slots: asyncio.Semaphore | None = None  # made in the lifespan (its event loop)
+        self.tasks: set[asyncio.Task] = set()
+        self._test_x = None
+        self._mnist_lock = threading.Lock()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app):
+        self.slots = asyncio.Semaphore(self.limits.concurrency)
+        yield
+
+    # -- endpoints
+    async def model_info(self, request: Request) -> JSONResponse:
+        meta = self.model.metadata
+        return JSONResponse({
+            "run": self.run_dir.name, "sizes": list(self.model.sizes),
+            "layers": self.model.n_layers, "test_accuracy": meta.get("test_accuracy"),
+            "limits": asdict(self.limits), "defaults": VisConfig().to_dict(),
+        })
+
+    async def query(self, request: Request) -> JSONResponse:
+        body = await read_json(request, self.limits.max_body_bytes)
+        check_keys(body, {"image"}, "query")
+        image = parse_image(body.get("image"))
+        res = await run_in_threadpool(query, self.model, image)
+        probs = res.activations[self.model.n_layers]
+        return JSONResponse({
+            "probabilities": [float(p) for p in probs],
+            "top3": [{"class": c, "probability": p} for c, p in res.top3],
+            "layers": {str(l): np.round(a.astype(np.float64), 5).tolist()
+                       for l, a in res.activations.items()},
+        })
+
+    async def visualize(self, request: Request) -> StreamingResponse:
+        body = await read_json(request, self.limits.max_body_bytes)
+        check_keys(body, {"layer", "neuron", "config", "image"}, "visualize")
+        job = await self._job(body)
+        await self._acquire_slot()
+        events: asyncio.Queue = asyncio.Queue()
+        cancel = threading.Event()
+        task = asyncio.create_task(self._run(job, events, cancel))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return StreamingResponse(sse(events, cancel), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store"})
+
+    # -- visualise helpers
+    async def _job(self, body: dict) -> VisJob:
+        target = parse_neuron(body, self.model.sizes)
+        config = parse_config(body.get("config", {}), self.limits)
+        image = None
+        if config.init == "image":
+            image = parse_image(body.get("image"))
+        elif "image" in body:
+            raise Problem(422, "an image is only used with init 'image'")
+        elif config.init.startswith("mnist:"):
+            image = await run_in_threadpool(self._mnist_image, int(config.init[6:]))
+        return VisJob(target, config, image)
+
+    def _mnist_image(self, index: int) -> np.ndarray:
+        from ..data import load_mnist
+
+        with self._mnist_lock:
+            if self._test_x is None:
+                try:
+                    self._test_x = load_mnist(self.mnist_dir).test_x
+                except DataError as exc:
+                    raise Problem(503, f"MNIST is not available to the server: {exc}") from None
+        if index >= len(self._test_x):
+            raise Problem(422, f"init mnist:{index}: the test set has {len(self._test_x)} "
+                               f"images (0..{len(self._test_x) - 1})")
+        return self._test_x[index]
+
+    async def _acquire_slot(self) -> None:
+        busy = Problem(503, f"the server is busy ({self.limits.concurrency} optimisations "
+                            f"running); try again in a few seconds")
+        if self.limits.queue_seconds <= 0 and self.slots.locked():
+            raise busy
+        try:
+            await asyncio.wait_for(self.slots.acquire(), max(self.limits.queue_seconds, 1e-3))
+        except TimeoutError:
+            raise busy from None
+
+    async def _run(self, job: VisJob, events: asyncio.Queue, cancel: threading.Event) -> None:
+        """Runs the optimisation in a worker thread, holding the slot until it ends."""
+        loop = asyncio.get_running_loop()
+
+        def emit(kind: str, data: dict) -> None:
+            loop.call_soon_threadsafe(events.put_nowait, (kind, data))
+
+        try:
+            done = await run_in_threadpool(optimise, self.model, job, self.limits, emit, cancel)
+            events.put_nowait(("done", done))
+        except NeuronatlasError as exc:
+            events.put_nowait(("error", {"error": str(exc)}))
+        except Exception:  # a bug: say so on the stream and in the server log
+            traceback.print_exc()
+            events.put_nowait(("error", {"error": "internal error in the optimisation"}))
+        finally:
+            self.slots.release()
+            events.put_nowait(None)
+
+
+def optimise(model: MLP, job: VisJob, limits: ServerLimits, emit, cancel: threading.Event):
+    """``visualize`` one neuron; ``emit``s every k-th step (at most ``max_frames``);
+    stops when ``cancel`` is set or after ``time_limit`` seconds. Runs in a thread."""
+    config, steps = job.config, job.config.steps
+    every = max(1, math.ceil(steps / limits.max_frames))
+    deadline = time.monotonic() + limits.time_limit
+    latest: dict[str, np.ndarray] = {}
+    progress = {"steps": 0, "stopped": None}
+
+    def snapshot(step: int, images: np.ndarray) -> None:
+        latest["image"] = images[0]
+
+    def callback(step: int, acts: np.ndarray) -> bool:
+        progress["steps"] = step + 1
+        if step % every == 0 or step == steps - 1:
+            emit("step", {"step": step, "activation": float(acts[0]),
+                          "image": encode_image(latest["image"])})
+        if cancel.is_set():
+            progress["stopped"] = "the client went away"
+            return True
+        if time.monotonic() > deadline:
+            progress["stopped"] = (f"stopped by the server's time limit of {limits.time_limit:g}"
+                                   f" s after {step + 1} of {steps} steps")
+            return True
+        return False
+
+    res = visualize(model, [job.target], config, init_image=job.image, callback=callback,
+                    snapshot=snapshot)
+    return {**res.record(0), "image": encode_image(res.images[0]), "steps_run": progress["steps"],
+            "stopped": progress["stopped"]}
+
+
+def encode_image(x: np.ndarray) -> str:
+    """784 pixels -> base64 of 784 bytes (0..255, clipped to [0, 1] for display)."""
+    return base64.b64encode(np.round(np.clip(x, 0, 1) * 255).astype(np.uint8).tobytes()).decode()
+
+
+async def sse(events: asyncio.Queue, cancel: threading.Event):
+    """Server-sent events from the queue until its ``None``; a client that goes away
+    (this generator is closed) cancels the optimisation."""
+    try:
+        while (item := await events.get()) is not None:
+            kind, data = item
+            yield f"event: {kind}\ndata: {json.dumps(data)}\n\n"
+    finally:
+        cancel.set()
+
+
+API = {"/api/model": "GET", "/api/query": "POST", "/api/visualize": "POST"}
+
+
+async def no_endpoint(request: Request):
+    """404/405 as JSON for /api/ paths (the atlas files would answer otherwise)."""
+    method = API.get(request.url.path)
+    if method is None:
+        raise Problem(404, f"no API endpoint {request.url.path}; there are {sorted(API)}")
+    raise Problem(405, f"{request.url.path} takes {method}, not {request.method}")
+
+
+def problem_response(request: Request, exc: Exception) -> JSONResponse:
+    """Every refusal as JSON ``{"error": message}`` with its status."""
+    if isinstance(exc, Problem):
+        status, message = exc.status, str(exc)
+    else:  # Starlette's own (404 from the files, 405, ...)
+        status = exc.status_code
+        message = exc.detail if status != 404 else f"not found: {request.url.path}"
+    headers = {"Retry-After": "5"} if status == 503 else getattr(exc, "headers", None)
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def create_app(run_dir, model: MLP, *, atlas_dir, limits: ServerLimits = ServerLimits(),
+               mnist_dir=None) -> Starlette:
+    """The ASGI app: the atlas folder's files, the live page and the JSON/SSE API."""
+    live = LiveServer(Path(run_dir), model, limits, mnist_dir)
+
+    def live_file(name: str) -> Route:
+        return Route(f"/{name}", lambda request: FileResponse(STATIC / name), methods=["GET"])
+
+    routes = [
+        Route("/api/model", live.model_info, methods=["GET"]),
+        Route("/api/query", live.query, methods=["POST"]),
+        Route("/api/visualize", live.visualize, methods=["POST"]),
+        Route("/api/{rest:path}", no_endpoint,
+              methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
+        *(live_file(name) for name in LIVE_FILES),
+        Mount("/", AtlasFiles(directory=Path(atlas_dir), html=True)),
+    ]
+    app = Starlette(routes=routes, lifespan=live.lifespan,
+                    exception_handlers={Problem: problem_response,
+                                        HTTPException: problem_response})
+    app.state.live = live
+    return app
+
+
+def serve(run_dir, model: MLP, *, atlas_dir, host: str = "127.0.0.1", port: int = 8000,
+          limits: ServerLimits = ServerLimits(), mnist_dir=None, log=print) -> None:
+    """Listen on ``host:port`` (0: a free port) and serve until interrupted.
+
+    BLAS runs single-threaded in this process: the server runs optimisations side by
+    side, one per core, and two multi-threaded BLAS calls at once thrash (two concurrent
+    100-step runs of the paper's network took 10x longer than one)."""
+    import socket
+
+    import uvicorn
+    from threadpoolctl import threadpool_limits
+
+    app = create_app(run_dir, model, atlas_dir=atlas_dir, limits=limits, mnist_dir=mnist_dir)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise NeuronatlasError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    port = sock.getsockname()[1]
+    shown = f"[{host}]" if family == socket.AF_INET6 else host
+    log(f"serving {run_dir} at http://{shown}:{port}/ (live visualiser: "
+        f"http://{shown}:{port}/live.html); Ctrl-C stops")
+    config = uvicorn.Config(app, log_level="warning", limit_concurrency=200,
+                            timeout_graceful_shutdown=3)
+    with threadpool_limits(1, user_api="blas"):
+        uvicorn.Server(config).run(sockets=[sock])

@@ -1,0 +1,405 @@
+/* neuronatlas: the static atlas page.
+ *
+ * Data arrive as scripts that call this global: data/meta.js calls ATLAS.setMeta and
+ * data/layerN.js calls ATLAS.addLayer (file:// forbids fetch()). A layer's data and
+ * sprite sheet are loaded only when the layer is shown. Neurons are "L:I" as in
+ * DESIGN.md: layers 1..L (L = output), neurons 0-based; #7:1 opens a neuron's panel.
+ */
+"use strict";
+
+const ATLAS = (() => {
+  const GRID_TILE = 56;   // px of a tile in the overview (2x the 28-pixel image) ...
+  const GRID_TILE_BIG = 84;  // ... and 3x for layers of at most BIG_LAYER neurons
+  const BIG_LAYER = 128;
+  const BIG_TILE = 168;   // px of the visualisation in the panel (6x)
+  const SMALL_TILE = 84;  // px of variants and averages (3x)
+  const DIGIT_TILE = 42;  // px of a dataset example (1.5x)
+  const HIST_PX = 64;     // px of the tallest bar of the class histogram
+  const LIVE = location.protocol.startsWith("http");
+
+  const state = {meta: null, layers: {}, loading: {}, resolve: {}, layer: null,
+                 open: null, order: []};
+  const $ = (id) => document.getElementById(id);
+
+  // --- formatting ----------------------------------------------------------------------
+  /** A number with 4 significant digits, no trailing zeros (1.2e-5 stays short). */
+  function fmt(x) {
+    if (x === null) return "∞";
+    if (x === 0) return "0";
+    const a = Math.abs(x);
+    if (a >= 1e-3 && a < 1e5) return String(Number(x.toPrecision(4)));
+    return x.toExponential(2);
+  }
+  /** A probability as a percentage: 2 decimals, 2 significant digits below 0.01%. */
+  const pct = (p) => (p >= 1e-4 ? (100 * p).toFixed(2) : (100 * p).toPrecision(2)) + "%";
+  const esc = (s) => String(s).replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
+  const num = (field, x) => `<span data-field="${field}" data-value="${x === null ? "inf" : x}">${fmt(x)}</span>`;
+  const link = (l, i) => `<a href="#${l}:${i}" class="nlink">${l}:${i}</a>`;
+
+  // --- data ----------------------------------------------------------------------------
+  const layerMeta = (l) => state.meta.layers[l - 1];
+  const nLayers = () => state.meta.layers.length;
+
+  function loadLayer(l) {
+    if (state.layers[l]) return Promise.resolve(state.layers[l]);
+    if (!state.loading[l]) {
+      state.loading[l] = new Promise((resolve, reject) => {
+        state.resolve[l] = resolve;
+        const s = document.createElement("script");
+        s.src = layerMeta(l).data;
+        s.onerror = () => reject(new Error(`cannot load ${s.src}`));
+        document.head.appendChild(s);
+      });
+    }
+    return state.loading[l];
+  }
+
+  function addLayer(doc) {
+    state.layers[doc.layer] = doc;
+    if (state.resolve[doc.layer]) state.resolve[doc.layer](doc);
+  }
+
+  // --- sprites -------------------------------------------------------------------------
+  /** CSS that shows tile i of a sheet holding n tiles, at size px. */
+  function spriteCSS(url, i, n, size) {
+    const cols = state.meta.cols;
+    const rows = Math.ceil(n / cols);
+    return `background-image:url('${url}');background-size:${cols * size}px ${rows * size}px;` +
+      `background-position:-${(i % cols) * size}px -${Math.floor(i / cols) * size}px;` +
+      `width:${size}px;height:${size}px`;
+  }
+
+  function digitCSS(u, size) {
+    const d = state.meta.digits;
+    const sheet = Math.floor(u / d.per_sheet);
+    const inSheet = Math.min(d.per_sheet, d.count - sheet * d.per_sheet);
+    return spriteCSS(d.sheets[sheet], u % d.per_sheet, inSheet, size);
+  }
+
+  // --- overview ------------------------------------------------------------------------
+  function buildTabs() {
+    const nav = $("layers");
+    nav.innerHTML = state.meta.layers.map((m) =>
+      `<button type="button" data-layer="${m.layer}" title="layer ${m.layer}: ${m.size} neurons">` +
+      `<b>${m.layer}</b><small>${m.output ? "out" : m.size}</small></button>`).join("");
+    nav.addEventListener("click", (e) => {
+      const b = e.target.closest("button");
+      if (b) { closePanel(); showLayer(+b.dataset.layer); }
+    });
+  }
+
+  async function showLayer(l) {
+    if (state.layer === l && state.layers[l]) return state.layers[l];
+    state.layer = l;
+    for (const b of $("layers").children) b.classList.toggle("active", +b.dataset.layer === l);
+    const doc = await loadLayer(l);
+    if (state.layer !== l) return doc;
+    buildGrid(l, doc);
+    fillClusterFilter(doc);
+    describeLayer(l);
+    applyView();
+    if (!state.open) history.replaceState(null, "", `#${l}`);
+    return doc;
+  }
+
+  function buildGrid(l, doc) {
+    const m = layerMeta(l);
+    const grid = $("grid");
+    const rows = Math.ceil(m.size / state.meta.cols);
+    const px = m.size <= BIG_LAYER ? GRID_TILE_BIG : GRID_TILE;
+    grid.style.setProperty("--sprite", `url('${m.sprites.vis}')`);
+    grid.style.setProperty("--sheet", `${state.meta.cols * px}px ${rows * px}px`);
+    grid.style.setProperty("--tile", `${px}px`);
+    const frag = document.createDocumentFragment();
+    for (let i = 0; i < m.size; i++) {
+      const t = document.createElement("button");
+      t.type = "button";
+      t.className = `tile ${doc.status[i]}`;
+      t.dataset.i = i;
+      t.style.backgroundPosition =
+        `-${(i % state.meta.cols) * px}px -${Math.floor(i / state.meta.cols) * px}px`;
+      t.title = `${l}:${i} · ratio ${fmt(doc.ratio[i])} (${fmt(doc.activation[i])})` +
+        ` · class ${doc.preferred[i]}${doc.status[i] === "alive" ? "" : " · " + doc.status[i]}`;
+      t.innerHTML = `<span class="idx">${i}</span>`;
+      frag.appendChild(t);
+    }
+    grid.replaceChildren(frag);
+  }
+
+  function describeLayer(l) {
+    const m = layerMeta(l);
+    const parts = [`<b>${m.output ? "Output layer" : "Hidden layer"} ${l}</b>`, `${m.size} neurons`];
+    if (!m.output) parts.push(`${m.dead} dead`, `${m.clusters} clusters`);
+    if (m.ratio_median !== null) parts.push(`median ratio ${fmt(m.ratio_median)}`);
+    $("layer-info").innerHTML = parts.join(" · ") +
+      ` <span class="muted">· visualisations: ${esc(state.meta.vis_label)}</span>`;
+  }
+
+  function fillClusterFilter(doc) {
+    const sel = $("f-cluster");
+    const opts = [["all", "any"], ["any", "in a cluster"], ["none", "in no cluster"]];
+    doc.clusters.forEach((g, c) => opts.push([String(c), `#${c + 1} (${g.length})`]));
+    sel.innerHTML = opts.map(([v, t]) => `<option value="${v}">${t}</option>`).join("");
+    sel.disabled = doc.clusters.length === 0;
+  }
+
+  function keepFilter(doc) {
+    const st = $("f-status").value, cls = $("f-class").value, cl = $("f-cluster").value;
+    return (i) =>
+      (st === "all" || doc.status[i] === st || (st === "alive" && doc.status[i] !== "dead")) &&
+      (cls === "all" || doc.preferred[i] === +cls) &&
+      (cl === "all" || (cl === "any" ? doc.cluster[i] >= 0
+        : cl === "none" ? doc.cluster[i] < 0 : doc.cluster[i] === +cl));
+  }
+
+  const SORTS = {
+    index: () => null,
+    ratio: (doc) => (a, b) => val(doc.ratio[b]) - val(doc.ratio[a]) || a - b,
+    activation: (doc) => (a, b) => doc.activation[b] - doc.activation[a] || a - b,
+    class: (doc) => (a, b) => doc.preferred[a] - doc.preferred[b] ||
+      doc.purity[b] - doc.purity[a] || a - b,
+  };
+  const val = (x) => (x === null ? Infinity : x);
+
+  /** Filter and sort the tiles of the shown layer; state.order is what arrows walk. */
+  function applyView() {
+    const doc = state.layers[state.layer];
+    if (!doc) return;
+    const n = doc.activation.length;
+    let idx = [...Array(n).keys()];
+    const cmp = SORTS[$("sort").value](doc);
+    if (cmp) idx.sort(cmp);
+    const keep = keepFilter(doc);
+    const grid = $("grid");
+    const tiles = [...grid.children];
+    const frag = document.createDocumentFragment();
+    for (const i of idx) {
+      tiles[i].hidden = !keep(i);
+      frag.appendChild(tiles[i]);
+    }
+    grid.replaceChildren(frag);
+    state.order = idx.filter(keep);
+    $("count").textContent = `${state.order.length} of ${n} shown`;
+  }
+
+  // --- the panel -----------------------------------------------------------------------
+  async function openNeuron(l, i) {
+    if (!(l >= 1 && l <= nLayers()) || !(i >= 0 && i < layerMeta(l).size)) {
+      return searchError(`no neuron ${l}:${i} (layers 1..${nLayers()})`);
+    }
+    searchError("");
+    await showLayer(l);
+    state.open = [l, i];
+    const panel = $("panel");
+    panel.innerHTML = panelHTML(l, i, state.layers[l]);
+    panel.hidden = false;
+    panel.scrollTop = 0;
+    document.body.classList.add("panel-open");
+    for (const t of document.querySelectorAll(".tile.selected")) t.classList.remove("selected");
+    const tile = $("grid").children.length ? document.querySelector(`.tile[data-i="${i}"]`) : null;
+    if (tile) {
+      tile.classList.add("selected");
+      tile.scrollIntoView({block: "nearest"});
+    }
+    history.replaceState(null, "", `#${l}:${i}`);
+  }
+
+  function closePanel() {
+    if (!state.open) return;
+    state.open = null;
+    $("panel").hidden = true;
+    document.body.classList.remove("panel-open");
+    for (const t of document.querySelectorAll(".tile.selected")) t.classList.remove("selected");
+    if (state.layer) history.replaceState(null, "", `#${state.layer}`);
+  }
+
+  function panelHTML(l, i, doc) {
+    const m = layerMeta(l);
+    const what = m.output ? `output layer ${l} · class ${i}` : `hidden layer ${l} · neuron ${i}`;
+    return `
+      <div class="panel-head">
+        <div><h2>Neuron <span class="nid">${l}:${i}</span></h2>
+          <div class="muted">${what} of ${m.size}</div></div>
+        <div class="nav">
+          <button type="button" data-go="prev" title="previous neuron (←)">&larr;</button>
+          <button type="button" data-go="next" title="next neuron (→)">&rarr;</button>
+          <button type="button" data-go="close" title="close (Esc)">&times;</button>
+        </div>
+      </div>
+      ${heroHTML(l, i, doc, m)}
+      ${variantsHTML(l, i, doc, m)}
+      ${examplesHTML(l, i, doc, m)}
+      ${histogramHTML(i, doc)}
+      ${m.output ? "" : clusterHTML(l, i, doc)}
+      ${LIVE ? `<p class="live-row"><a class="live" href="live.html#${l}:${i}">live visualiser &rarr;</a></p>` : ""}`;
+  }
+
+  function heroHTML(l, i, doc, m) {
+    const top3 = doc.top3[i].map((c, j) =>
+      `<span class="out${j === 0 ? " first" : ""}"><b>${c}</b> ${pct(doc.top3_probs[i][j])}</span>`).join("");
+    const status = m.output ? "" : `<dt>state</dt><dd><span class="badge ${doc.status[i]}">` +
+      `${doc.status[i] === "revivable" ? "silent on data, revivable" : doc.status[i]}</span></dd>`;
+    return `
+      <div class="hero">
+        <div class="big sprite" style="${spriteCSS(m.sprites.vis, i, m.size, BIG_TILE)}"></div>
+        <dl class="nums">
+          <dt>ratio <span class="muted">(activation)</span></dt>
+          <dd class="ratio-line"><span class="ratio">${num("ratio", doc.ratio[i])}</span>
+            <span class="raw">(${num("activation", doc.activation[i])})</span></dd>
+          <dt>next-highest</dt>
+          <dd>${link(l, doc.next_index[i])} at ${num("next_activation", doc.next_activation[i])}</dd>
+          <dt>top-3 outputs</dt><dd class="top3">${top3}</dd>
+          ${status}
+          <dt>preferred class</dt>
+          <dd><b>${doc.preferred[i]}</b> <span class="muted">(${Math.round(100 * doc.purity[i])}% of top ${state.meta.k})</span></dd>
+        </dl>
+      </div>
+      <p class="caption">${esc(state.meta.vis_label)}; ratio = activation / next-highest
+        activation in the layer${m.output ? " (SoftMax)" : ""}</p>`;
+  }
+
+  function variantsHTML(l, i, doc, m) {
+    const figs = doc.variants.map((v, j) => `
+      <figure>
+        <div class="sprite" style="${spriteCSS(m.sprites.variants[j], i, m.size, SMALL_TILE)}"></div>
+        <figcaption><span class="ratio">${fmt(v.ratio[i])}</span> (${fmt(v.activation[i])})
+          <br><span class="muted">&rarr; ${v.top1[i]} ${pct(v.top1_prob[i])}</span>
+          <br><small>${esc(state.meta.variant_labels[j])}</small></figcaption>
+      </figure>`).join("");
+    return `<h3>Regularisation variants</h3><div class="row">${figs}</div>`;
+  }
+
+  function examplesHTML(l, i, doc, m) {
+    const k = doc.examples[i].length;
+    const tiles = doc.examples[i].map((u, j) => {
+      const row = doc.example_rows[i][j];
+      const where = row < state.meta.n_train ? `train #${row}` : `test #${row - state.meta.n_train}`;
+      return `<div class="digit sprite" style="${digitCSS(u, DIGIT_TILE)}"
+        title="${where} · class ${doc.example_labels[i][j]} · activation ${fmt(doc.example_activation[i][j])}">
+        <span>${doc.example_labels[i][j]}</span></div>`;
+    }).join("");
+    const avg = (url, caption) => `<figure>
+        <div class="sprite" style="${spriteCSS(url, i, m.size, SMALL_TILE)}"></div>
+        <figcaption><small>${caption}</small></figcaption></figure>`;
+    let avgs = avg(m.sprites.mean_topk, `average of the top ${k}`) +
+      avg(m.sprites.mean_p99, `average of the ${doc.p99_count[i]} images at or above the 99th percentile`);
+    if (m.sprites.weights) {
+      avgs += avg(m.sprites.weights, `input weights <span class="pos">+</span> / <span class="neg">&minus;</span>`);
+    }
+    return `<h3>Top ${k} dataset images</h3><div class="digits">${tiles}</div>
+      <div class="row">${avgs}</div>`;
+  }
+
+  function histogramHTML(i, doc) {
+    const h = doc.histogram[i];
+    const top = Math.max(1, ...h);
+    const bars = h.map((c, cls) => `
+      <div class="bar${cls === doc.preferred[i] ? " pref" : ""}" title="class ${cls}: ${c}">
+        <span class="n">${c || ""}</span>
+        <span class="fill" style="height:${Math.round((HIST_PX * c) / top)}px"></span>
+        <span class="cls">${cls}</span></div>`).join("");
+    return `<h3>Classes of the top ${h.reduce((a, b) => a + b, 0)}</h3><div class="hist">${bars}</div>`;
+  }
+
+  function clusterHTML(l, i, doc) {
+    const c = doc.cluster[i];
+    let text;
+    if (c < 0) {
+      text = `<p class="muted">In no cluster: its activations over the dataset correlate with no
+        other neuron's strongly enough (average r &ge; 0.5).</p>`;
+    } else {
+      const members = doc.clusters[c].map((j) =>
+        j === i ? `<b class="self">${l}:${j}</b>` : link(l, j)).join(" ");
+      const classes = [...new Set(doc.cluster_classes[c])].sort((a, b) => a - b).join(", ");
+      text = `<p>Cluster <b>#${c + 1}</b> of layer ${l}: ${doc.clusters[c].length} neurons whose
+        activations rise and fall together over the dataset; their preferred classes: ${classes}.</p>
+        <p class="members">${members}</p>`;
+    }
+    const rising = doc.co_risers_top[i].map((j) => link(l, j)).join(" ");
+    const more = doc.co_risers[i] > doc.co_risers_top[i].length ? " &hellip;" : "";
+    return `<h3>Cluster</h3>${text}
+      <p>Co-risers on its visualisation (&ge; half its activation): <b>${doc.co_risers[i]}</b>
+        ${rising ? `<span class="members">${rising}${more}</span>` : ""}</p>`;
+  }
+
+  // --- navigation ----------------------------------------------------------------------
+  function stepNeuron(d) {
+    const [l, i] = state.open;
+    const pos = state.order.indexOf(i);
+    const n = layerMeta(l).size;
+    const next = pos < 0 ? Math.min(n - 1, Math.max(0, i + d))
+      : state.order[Math.min(state.order.length - 1, Math.max(0, pos + d))];
+    if (next !== i) openNeuron(l, next);
+  }
+
+  function stepLayer(d) {
+    const l = (state.open ? state.open[0] : state.layer) + d;
+    if (l < 1 || l > nLayers()) return;
+    if (state.open) openNeuron(l, Math.min(state.open[1], layerMeta(l).size - 1));
+    else showLayer(l);
+  }
+
+  function onKey(e) {
+    const typing = e.target.matches && e.target.matches("input, select, textarea");
+    if (e.key === "Escape") { closePanel(); if (typing) e.target.blur(); return; }
+    if (typing || e.altKey || e.ctrlKey || e.metaKey) return;
+    const open = Boolean(state.open);
+    const acts = {
+      ArrowLeft: open && (() => stepNeuron(-1)), ArrowRight: open && (() => stepNeuron(1)),
+      ArrowUp: open && (() => stepLayer(-1)), ArrowDown: open && (() => stepLayer(1)),
+      PageUp: () => stepLayer(-1), PageDown: () => stepLayer(1),
+    };
+    if (acts[e.key]) { e.preventDefault(); acts[e.key](); }
+  }
+
+  /** "7:1", "L7N1", "7 1" -> [7, 1]; "7" or "L7" -> [7, null]; else null. */
+  function parseTarget(text) {
+    const t = decodeURIComponent(text).trim();
+    let m = /^L?(\d+)\s*[:N,\s]\s*(\d+)$/i.exec(t);
+    if (m) return [+m[1], +m[2]];
+    m = /^L?(\d+)$/i.exec(t);
+    return m ? [+m[1], null] : null;
+  }
+
+  function go(text) {
+    const t = parseTarget(text);
+    if (!t) return searchError(text.trim() ? `"${text.trim()}": type layer:neuron, e.g. 7:1` : "");
+    if (t[1] !== null) return openNeuron(t[0], t[1]);
+    if (!(t[0] >= 1 && t[0] <= nLayers())) return searchError(`no layer ${t[0]}`);
+    closePanel();
+    return showLayer(t[0]);
+  }
+
+  function searchError(msg) { $("search-error").textContent = msg; }
+
+  function bindEvents() {
+    $("search-form").addEventListener("submit", (e) => { e.preventDefault(); go($("search").value); });
+    for (const id of ["f-status", "f-class", "f-cluster", "sort"]) $(id).addEventListener("change", applyView);
+    $("grid").addEventListener("click", (e) => {
+      const t = e.target.closest(".tile");
+      if (t) openNeuron(state.layer, +t.dataset.i);
+    });
+    $("panel").addEventListener("click", (e) => {
+      const b = e.target.closest("button[data-go]");
+      if (b) ({prev: () => stepNeuron(-1), next: () => stepNeuron(1), close: closePanel})[b.dataset.go]();
+    });
+    document.addEventListener("keydown", onKey);
+    window.addEventListener("hashchange", () => go(location.hash.slice(1)));
+  }
+
+  function setMeta(meta) {
+    state.meta = meta;
+    const acc = meta.test_accuracy ? ` · test accuracy ${(100 * meta.test_accuracy).toFixed(2)}%` : "";
+    $("model").textContent = `${meta.run} · ${meta.sizes.join("-")}${acc}`;
+    const classes = meta.sizes[meta.sizes.length - 1];
+    $("f-class").innerHTML += [...Array(classes).keys()].map((c) => `<option value="${c}">${c}</option>`).join("");
+    $("draw").hidden = !LIVE;
+    buildTabs();
+    bindEvents();
+    const hash = location.hash.slice(1);
+    if (!hash || !parseTarget(hash)) showLayer(1);
+    else go(hash);
+  }
+
+  return {setMeta, addLayer, parseTarget, fmt};
+})();

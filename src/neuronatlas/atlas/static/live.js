@@ -1,0 +1,465 @@
+// neuronatlas live page: the streamed visualiser and the drawing canvas. Plain JS, no build.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const state = { model: null, drawn: null, controller: null, timer: null, curve: [] };
+
+// ---- shared helpers --------------------------------------------------------------------
+function neuronName(layer, index) { return `${layer}:${index}`; }
+
+function fmt(x) {
+  if (x === null || x === undefined) return "inf";
+  const a = Math.abs(x);
+  return a !== 0 && (a < 1e-3 || a >= 1e4) ? x.toExponential(2) : x.toPrecision(4);
+}
+
+async function errorText(response) {
+  try { return (await response.json()).error || response.statusText; }
+  catch { return `${response.status} ${response.statusText}`; }
+}
+
+// Paint 784 pixels (bytes 0..255 from base64, or floats 0..1) into a 28x28 canvas.
+function paint28(canvas, pixels) {
+  const ctx = canvas.getContext("2d");
+  const img = ctx.createImageData(28, 28);
+  for (let i = 0; i < 784; i++) {
+    const v = pixels[i];
+    img.data.set([v, v, v, 255], 4 * i);
+  }
+  ctx.putImageData(img, 0, 0);
+}
+
+function decodeImage(b64) {
+  return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+}
+
+// ---- the visualiser --------------------------------------------------------------------
+function buildSliders() {
+  for (const box of document.querySelectorAll(".slider")) {
+    const name = box.dataset.name;
+    const values = box.dataset.values.split(" ").map(Number);
+    const start = values.indexOf(state.model.defaults[name]);
+    box.innerHTML = `<label for="s-${name}">${box.dataset.label || name}</label>` +
+      `<input type="range" id="s-${name}" min="0" max="${values.length - 1}" step="1" ` +
+      `value="${start < 0 ? 0 : start}"><output id="o-${name}"></output>`;
+    const input = box.querySelector("input");
+    const show = () => { $(`o-${name}`).textContent = values[input.value]; };
+    input.addEventListener("input", () => { show(); schedule(); });
+    input.values = values;
+    show();
+  }
+}
+
+function sliderValue(name) {
+  const input = $(`s-${name}`);
+  return input.values[input.value];
+}
+
+function buildNeuronPicker() {
+  const sizes = state.model.sizes, L = sizes.length - 1;
+  for (let l = 1; l <= L; l++) {
+    const label = l === L ? `${l} — output (${sizes[l]})` : `${l} (${sizes[l]})`;
+    $("layer").add(new Option(label, String(l)));
+  }
+  const fromHash = location.hash.match(/^#(\d+):(\d+)$/);
+  const layer = fromHash ? Number(fromHash[1]) : Math.min(7, L - 1) || L;
+  const index = fromHash ? Number(fromHash[2]) : 1;
+  $("layer").value = String(layer >= 1 && layer <= L ? layer : L);
+  $("neuron").value = String(index);
+  updateNeuronRange();
+}
+
+function updateNeuronRange() {
+  const n = state.model.sizes[Number($("layer").value)];
+  $("neuron").max = String(n - 1);
+  $("neuron-range").textContent = `0..${n - 1}`;
+}
+
+function target() {
+  return { layer: Number($("layer").value), neuron: Number($("neuron").value) };
+}
+
+function visRequest() {
+  const config = {};
+  for (const name of ["tv", "l1", "penalty", "lr", "steps", "seed"]) config[name] = sliderValue(name);
+  for (const name of ["clip", "reg_through_clip", "jitter", "revive"]) config[name] = $(name).checked;
+  const init = $("init").value;
+  config.init = init === "mnist" ? `mnist:${Number($("mnist-index").value) || 0}` : init;
+  const body = { ...target(), config };
+  if (init === "image") body.image = state.drawn;
+  return body;
+}
+
+// Restart the optimisation shortly after the last change (debounced).
+function schedule() {
+  clearTimeout(state.timer);
+  state.timer = setTimeout(runVisualiser, 250);
+}
+
+function setStatus(text, isError = false) {
+  $("vis-status").textContent = text;
+  $("vis-status").classList.toggle("error", isError);
+}
+
+async function runVisualiser() {
+  if (state.controller) state.controller.abort();
+  const controller = new AbortController();
+  state.controller = controller;
+  const body = visRequest();
+  const { layer, neuron } = body;
+  history.replaceState(null, "", `#${neuronName(layer, neuron)}`);
+  $("vis-atlas").href = `index.html#${neuronName(layer, neuron)}`;
+  $("vis-final").innerHTML = "";
+  state.curve = [];
+  drawCurve(body.config.steps);
+  setStatus(`starting ${neuronName(layer, neuron)}…`);
+  let response;
+  try {
+    response = await fetch("api/visualize", {
+      method: "POST", signal: controller.signal,
+      headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+    });
+  } catch (err) {
+    if (err.name !== "AbortError") setStatus(`network error: ${err.message}`, true);
+    return;
+  }
+  if (!response.ok) { setStatus(await errorText(response), true); return; }
+  try {
+    await readEvents(response, (kind, data) => onEvent(kind, data, body));
+  } catch (err) {
+    if (err.name !== "AbortError") setStatus(`stream broken: ${err.message}`, true);
+  }
+}
+
+// Parse a server-sent-event stream from a fetch response.
+async function readEvents(response, handle) {
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += decoder.decode(value, { stream: true });
+    let cut;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      let kind = "message", data = "";
+      for (const line of block.split("\n")) {
+        if (line.startsWith("event: ")) kind = line.slice(7);
+        else if (line.startsWith("data: ")) data += line.slice(6);
+      }
+      handle(kind, JSON.parse(data));
+    }
+  }
+}
+
+function onEvent(kind, data, request) {
+  const canvas = $("vis-image"), steps = request.config.steps;
+  if (kind === "step") {
+    paint28(canvas, decodeImage(data.image));
+    state.curve.push([data.step, data.activation]);
+    drawCurve(steps);
+    setStatus(`step ${data.step + 1}/${steps} · activation ${fmt(data.activation)}`);
+  } else if (kind === "done") {
+    paint28(canvas, decodeImage(data.image));
+    canvas.dataset.runs = String(Number(canvas.dataset.runs) + 1);
+    canvas.dataset.config = JSON.stringify(request.config);
+    canvas.dataset.activation = String(data.activation);
+    setStatus(data.stopped ? data.stopped : `done: ${data.steps_run} steps`, Boolean(data.stopped));
+    showFinal(data);
+  } else if (kind === "error") {
+    setStatus(data.error, true);
+  }
+}
+
+function showFinal(d) {
+  const top = d.top3.map((t) => `${t.class} (${(100 * t.probability).toFixed(1)}%)`).join(", ");
+  const rows = [
+    ["activation", fmt(d.activation)],
+    ["next highest", `${fmt(d.next_activation)} (neuron ${neuronName(d.layer, d.next_index)})`],
+    ["ratio", d.ratio === null ? "only this neuron is active" : fmt(d.ratio)],
+    ["top-3 outputs", top],
+  ];
+  $("vis-final").innerHTML = rows.map(([k, v]) => `<dt>${k}</dt><dd>${v}</dd>`).join("");
+}
+
+function drawCurve(steps) {
+  const canvas = $("vis-curve"), ctx = canvas.getContext("2d");
+  const W = canvas.width, H = canvas.height, pad = { l: 52, r: 10, t: 10, b: 24 };
+  ctx.clearRect(0, 0, W, H);
+  const ys = state.curve.map((p) => p[1]);
+  const lo = Math.min(0, ...ys), hi = Math.max(1e-6, ...ys);
+  const x = (s) => pad.l + (W - pad.l - pad.r) * s / Math.max(steps - 1, 1);
+  const y = (v) => H - pad.b - (H - pad.t - pad.b) * (v - lo) / (hi - lo);
+  ctx.strokeStyle = "#e2e5eb";
+  ctx.fillStyle = "#6b7385";
+  ctx.font = "12px system-ui, sans-serif";
+  for (const v of [lo, (lo + hi) / 2, hi]) {
+    ctx.beginPath(); ctx.moveTo(pad.l, y(v)); ctx.lineTo(W - pad.r, y(v)); ctx.stroke();
+    ctx.fillText(fmt(v), 4, y(v) + 4);
+  }
+  ctx.fillText("0", pad.l, H - 6);
+  ctx.fillText(`step ${steps}`, W - pad.r - 60, H - 6);
+  if (!state.curve.length) return;
+  ctx.strokeStyle = "#d9480f";
+  ctx.lineWidth = 2;
+  ctx.beginPath();
+  state.curve.forEach(([s, v], i) => (i ? ctx.lineTo(x(s), y(v)) : ctx.moveTo(x(s), y(v))));
+  ctx.stroke();
+}
+
+function wireControls() {
+  $("layer").addEventListener("change", () => { updateNeuronRange(); schedule(); });
+  $("neuron").addEventListener("input", schedule);
+  $("init").addEventListener("change", () => {
+    $("mnist-index").hidden = $("init").value !== "mnist";
+    schedule();
+  });
+  $("mnist-index").addEventListener("input", schedule);
+  for (const name of ["clip", "reg_through_clip", "jitter", "revive"]) {
+    $(name).addEventListener("change", schedule);
+  }
+  window.addEventListener("hashchange", () => {
+    const m = location.hash.match(/^#(\d+):(\d+)$/);
+    if (!m) return;
+    $("layer").value = m[1];
+    $("neuron").value = m[2];
+    updateNeuronRange();
+    document.getElementById("vis").scrollIntoView();
+    schedule();
+  });
+}
+
+// ---- the drawing canvas ----------------------------------------------------------------
+const pad = { ctx: null, drawing: false, last: null, busy: false, dirty: false };
+
+function setupPad() {
+  const canvas = $("pad");
+  pad.ctx = canvas.getContext("2d", { willReadFrequently: true });
+  clearPad();
+  canvas.addEventListener("pointerdown", (e) => {
+    pad.drawing = true;
+    pad.last = padPoint(e);
+    canvas.setPointerCapture(e.pointerId);
+    stroke(pad.last);
+  });
+  canvas.addEventListener("pointermove", (e) => { if (pad.drawing) stroke(padPoint(e)); });
+  const stop = () => { pad.drawing = false; pad.last = null; };
+  canvas.addEventListener("pointerup", stop);
+  canvas.addEventListener("pointercancel", stop);
+  $("clear").addEventListener("click", () => { clearPad(); showProbabilities(null); });
+  $("use-drawing").addEventListener("click", () => {
+    $("init").value = "image";
+    $("mnist-index").hidden = true;
+    document.getElementById("vis").scrollIntoView({ behavior: "smooth" });
+    schedule();
+  });
+}
+
+function padPoint(e) {
+  const r = $("pad").getBoundingClientRect();
+  return [(e.clientX - r.left) * 280 / r.width, (e.clientY - r.top) * 280 / r.height];
+}
+
+function clearPad() {
+  pad.ctx.fillStyle = "#000";
+  pad.ctx.fillRect(0, 0, 280, 280);
+  state.drawn = null;
+  paint28($("pad28"), new Uint8Array(784));
+  $("use-drawing").disabled = true;
+  $("init").querySelector("option[value=image]").disabled = true;
+}
+
+// A stroke segment as thick as MNIST's pen (about 2.5 of its 28 pixels).
+function stroke(point) {
+  const ctx = pad.ctx;
+  ctx.strokeStyle = "#fff";
+  ctx.lineWidth = 22;
+  ctx.lineCap = ctx.lineJoin = "round";
+  ctx.beginPath();
+  ctx.moveTo(...pad.last);
+  ctx.lineTo(...point);
+  ctx.stroke();
+  pad.last = point;
+  sendQuery();
+}
+
+// MNIST's preprocessing: fit the digit's box into 20x20, average down to 28x28,
+// then shift its centre of mass to the middle.
+function padTo28() {
+  const src = pad.ctx.getImageData(0, 0, 280, 280).data;
+  let x0 = 280, y0 = 280, x1 = -1, y1 = -1;
+  for (let y = 0; y < 280; y++) {
+    for (let x = 0; x < 280; x++) {
+      if (src[4 * (280 * y + x)] > 0) {
+        x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, y); y1 = Math.max(y1, y);
+      }
+    }
+  }
+  if (x1 < 0) return null;
+  const w = x1 - x0 + 1, h = y1 - y0 + 1, s = 200 / Math.max(w, h);
+  const tmp = document.createElement("canvas");
+  tmp.width = tmp.height = 280;
+  const t = tmp.getContext("2d", { willReadFrequently: true });
+  t.fillStyle = "#000";
+  t.fillRect(0, 0, 280, 280);
+  t.imageSmoothingQuality = "high";
+  t.drawImage($("pad"), x0, y0, w, h, 140 - w * s / 2, 140 - h * s / 2, w * s, h * s);
+  const big = t.getImageData(0, 0, 280, 280).data;
+  const small = new Float32Array(784);
+  for (let y = 0; y < 280; y++) {
+    for (let x = 0; x < 280; x++) small[28 * (y / 10 | 0) + (x / 10 | 0)] += big[4 * (280 * y + x)] / 25500;
+  }
+  return centreOfMass(small);
+}
+
+function centreOfMass(img) {
+  let m = 0, cx = 0, cy = 0;
+  img.forEach((v, i) => { m += v; cx += v * (i % 28); cy += v * Math.floor(i / 28); });
+  const dx = Math.round(13.5 - cx / m), dy = Math.round(13.5 - cy / m);
+  const out = new Float32Array(784);
+  for (let y = 0; y < 28; y++) {
+    for (let x = 0; x < 28; x++) {
+      const sx = x - dx, sy = y - dy;
+      if (sx >= 0 && sx < 28 && sy >= 0 && sy < 28) out[28 * y + x] = Math.min(1, img[28 * sy + sx]);
+    }
+  }
+  return out;
+}
+
+// One query in flight at a time; the latest drawing is sent when it returns.
+async function sendQuery() {
+  if (pad.busy) { pad.dirty = true; return; }
+  const image = padTo28();
+  if (!image) return;
+  pad.busy = true;
+  state.drawn = Array.from(image, (v) => Math.round(v * 1000) / 1000);
+  paint28($("pad28"), image.map((v) => Math.round(255 * v)));
+  $("use-drawing").disabled = false;
+  $("init").querySelector("option[value=image]").disabled = false;
+  try {
+    const response = await fetch("api/query", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ image: state.drawn }),
+    });
+    if (response.ok) showQuery(await response.json());
+    else $("strip-tip").textContent = await errorText(response);
+  } finally {
+    pad.busy = false;
+    if (pad.dirty) { pad.dirty = false; sendQuery(); }
+  }
+}
+
+function buildProbabilities() {
+  $("probs").innerHTML = Array.from({ length: 10 }, (_, k) =>
+    `<div class="prob" id="p${k}"><b>${k}</b><div class="bar"><i></i></div><span></span></div>`).join("");
+}
+
+function showProbabilities(probs) {
+  $("probs").dataset.probs = probs ? JSON.stringify(probs) : "";
+  const best = probs ? probs.indexOf(Math.max(...probs)) : -1;
+  for (let k = 0; k < 10; k++) {
+    const row = $(`p${k}`), p = probs ? probs[k] : 0;
+    row.querySelector("i").style.width = `${100 * p}%`;
+    row.querySelector("span").textContent = probs ? `${(100 * p).toFixed(1)}%` : "";
+    row.classList.toggle("best", k === best);
+  }
+  if (!probs) { $("strips").querySelectorAll("canvas").forEach(clearStrip); $("top-neurons").innerHTML = ""; }
+}
+
+function showQuery(res) {
+  showProbabilities(res.probabilities);
+  const L = state.model.sizes.length - 1;
+  for (let l = 1; l <= L; l++) paintStrip(l, res.layers[String(l)]);
+  const items = [];
+  for (let l = 1; l < L; l++) {
+    const acts = res.layers[String(l)];
+    const best = acts.map((v, i) => [v, i]).filter(([v]) => v > 0).sort((a, b) => b[0] - a[0]).slice(0, 4);
+    const links = best.map(([v, i]) =>
+      `<a href="index.html#${neuronName(l, i)}">${neuronName(l, i)} <small>${fmt(v)}</small></a>`);
+    items.push(`<li><b>layer ${l}</b>${links.join("") || "<span class=muted>silent</span>"}</li>`);
+  }
+  $("top-neurons").innerHTML = items.join("");
+}
+
+// Every layer as a strip of cells, up to 125 per row, brighter = more active.
+const STRIP_COLS = 125;
+
+function buildStrips() {
+  const sizes = state.model.sizes, L = sizes.length - 1;
+  $("strips").innerHTML = "";
+  for (let l = 1; l <= L; l++) {
+    const cols = Math.min(sizes[l], STRIP_COLS), rows = Math.ceil(sizes[l] / cols);
+    const row = document.createElement("div");
+    row.className = "strip";
+    row.innerHTML = `<span>${l === L ? "output" : `layer ${l}`}</span>`;
+    const canvas = document.createElement("canvas");
+    canvas.width = cols;
+    canvas.height = rows;
+    canvas.style.height = `${Math.max(10, rows * (cols < 20 ? 18 : 5))}px`;
+    canvas.dataset.layer = String(l);
+    canvas.addEventListener("mousemove", (e) => stripTip(e, canvas));
+    canvas.addEventListener("click", (e) => {
+      const i = stripIndex(e, canvas);
+      if (i !== null) location.href = `index.html#${neuronName(l, i)}`;
+    });
+    row.appendChild(canvas);
+    $("strips").appendChild(row);
+    clearStrip(canvas);
+  }
+}
+
+function clearStrip(canvas) {
+  const ctx = canvas.getContext("2d");
+  ctx.fillStyle = "#eef0f3";
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+}
+
+function paintStrip(layer, acts) {
+  const canvas = $("strips").querySelector(`canvas[data-layer="${layer}"]`);
+  canvas.acts = acts;
+  const ctx = canvas.getContext("2d"), img = ctx.createImageData(canvas.width, canvas.height);
+  const hi = Math.max(...acts, 1e-9);
+  for (let i = 0; i < canvas.width * canvas.height; i++) {
+    const v = i < acts.length ? acts[i] / hi : -1;
+    // white (silent) to deep orange (the layer's most active); beyond the layer: grey
+    const rgb = v < 0 ? [238, 240, 243] : [255 - 38 * v, 255 - 183 * v, 255 - 240 * v];
+    img.data.set([...rgb, 255], 4 * i);
+  }
+  ctx.putImageData(img, 0, 0);
+}
+
+function stripIndex(e, canvas) {
+  const r = canvas.getBoundingClientRect();
+  const col = Math.floor((e.clientX - r.left) * canvas.width / r.width);
+  const row = Math.floor((e.clientY - r.top) * canvas.height / r.height);
+  const i = row * canvas.width + col;
+  return i >= 0 && i < state.model.sizes[Number(canvas.dataset.layer)] ? i : null;
+}
+
+function stripTip(e, canvas) {
+  const i = stripIndex(e, canvas), l = canvas.dataset.layer;
+  if (i === null) return;
+  const value = canvas.acts ? ` = ${fmt(canvas.acts[i])}` : "";
+  $("strip-tip").textContent = `neuron ${neuronName(l, i)}${value} — click for its atlas panel`;
+}
+
+// ---- start -----------------------------------------------------------------------------
+async function main() {
+  const response = await fetch("api/model");
+  if (!response.ok) { setStatus(await errorText(response), true); return; }
+  state.model = await response.json();
+  $("run").textContent = `run ${state.model.run} · ${state.model.sizes.join("-")}`;
+  buildNeuronPicker();
+  buildSliders();
+  wireControls();
+  setupPad();
+  buildProbabilities();
+  buildStrips();
+  drawCurve(sliderValue("steps"));
+  if (location.hash === "#draw") document.getElementById("draw").scrollIntoView();
+  runVisualiser();
+}
+
+main();

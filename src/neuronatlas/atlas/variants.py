@@ -1,0 +1,78 @@
+"""A few regularisation variants of every neuron's visualisation, cached per model.
+
+The analysis renders every neuron once with the default VisConfig; the atlas shows
+the same neuron under other regularisers beside it (the paper's Figures 3 and 5 vary
+TV and L1). Each variant is one batched :func:`visualize` call over all neurons,
+cached in ``RUN/atlas-cache/<config id>.npz`` with the model's hash; a cache from
+another model, other targets or a damaged file is rendered again.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from ..config import VisConfig
+from ..fileio import atomic_write_bytes
+from ..nn.mlp import MLP
+from ..vis.store import config_id
+from ..vis.visualize import visualize
+
+VARIANTS: tuple[VisConfig, ...] = (
+    VisConfig(tv=0.0, l1=0.0, revive=True),  # no regulariser: plain ascent, clipped to [0, 1]
+    VisConfig(tv=0.016, l1=0.0016, revive=True),  # weak: a quarter of the default TV
+    VisConfig(tv=0.256, l1=0.0256, revive=True),  # strong: the largest TV of Figure 3
+)
+FIELDS = ("images", "activation", "next_index", "next_activation", "ratio", "top3_classes",
+          "top3_probs")
+
+Progress = Callable[[str, int, int], None]
+
+
+def label(config: VisConfig) -> str:
+    """How the page names a variant, e.g. ``TV 0.016, L1 0.0016``."""
+    if not config.tv and not config.l1:
+        return "no regularisation"
+    return f"TV {config.tv:g}, L1 {config.l1:g}"
+
+
+def variant(cache: Path, model: MLP, sha: str, targets: np.ndarray, config: VisConfig,
+            progress: Progress | None = None) -> dict[str, np.ndarray]:
+    """The variant's arrays (one row per target), from the cache or rendered now."""
+    path = cache / f"{config_id(config)}.npz"
+    arrays = _read(path, sha, targets)
+    if arrays is None:
+        arrays = _render(model, targets, config, progress)
+        _write(path, sha, targets, arrays)
+    return arrays
+
+
+def _render(model: MLP, targets: np.ndarray, config: VisConfig,
+            progress: Progress | None) -> dict[str, np.ndarray]:
+    stage = f"variant: {label(config)}"
+    cb = None
+    if progress:
+        def cb(step, _acts):
+            progress(stage, step + 1, config.steps)
+    res = visualize(model, [tuple(int(v) for v in t) for t in targets], config, callback=cb)
+    return {name: np.asarray(getattr(res, name)) for name in FIELDS}
+
+
+def _read(path: Path, sha: str, targets: np.ndarray) -> dict[str, np.ndarray] | None:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if str(z["model_sha256"]) != sha or not np.array_equal(z["targets"], targets):
+                return None
+            return {name: z[name] for name in FIELDS}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+
+
+def _write(path: Path, sha: str, targets: np.ndarray, arrays: dict[str, np.ndarray]) -> None:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, model_sha256=np.array(sha), targets=targets, **arrays)
+    atomic_write_bytes(path, buf.getvalue())

@@ -1,0 +1,144 @@
+"""The static atlas in a real browser (headless chromium), opened from file://."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from neuronatlas.atlas import build_atlas
+
+from .conftest import TINY_SIZES
+
+
+@pytest.fixture(scope="module")
+def site(tiny_run, tmp_path_factory, mnist):
+    """The tiny run's atlas, built in a copy of the run; the URL of its index.html."""
+    run = tmp_path_factory.mktemp("atlas-browser") / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("atlas", "atlas-cache"))
+    folder = build_atlas(run, data=mnist)
+    return folder.resolve().as_uri() + "/index.html", run
+
+
+@pytest.fixture
+def expect(browser):
+    """Playwright's assertions (imported once the browser fixture found playwright)."""
+    from playwright.sync_api import expect as _expect
+
+    return _expect
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh page that fails the test on any JavaScript error."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    p = context.new_page()
+    errors = []
+    p.on("pageerror", lambda e: errors.append(str(e)))
+    p.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    yield p
+    context.close()
+    assert not errors, errors
+
+
+def layer_doc(run, l):
+    text = (run / f"atlas/data/layer{l}.js").read_text()
+    return json.loads(text[len("ATLAS.addLayer(") : -3])
+
+
+def vis_numbers(run, l, i):
+    with np.load(run / "analysis/visualizations.npz") as z:
+        row = np.flatnonzero((z["targets"][:, 0] == l) & (z["targets"][:, 1] == i))[0]
+        return float(z["activation"][row]), float(z["ratio"][row])
+
+
+def test_every_layer_shows_one_tile_per_neuron(site, page, expect):
+    url, _ = site
+    page.goto(url)
+    for l, n in enumerate(TINY_SIZES[1:], start=1):
+        page.click(f"#layers button[data-layer='{l}']")
+        expect(page.locator("#layer-info")).to_contain_text(f"layer {l}")
+        expect(page.locator("#grid .tile")).to_have_count(n)
+        expect(page.locator("#count")).to_have_text(f"{n} of {n} shown")
+    expect(page.locator("#draw")).to_be_hidden()  # the live links need the server
+
+
+def test_search_opens_the_panel_with_its_numbers(site, page, expect):
+    url, run = site
+    page.goto(url)
+    page.fill("#search", "3:5")
+    page.press("#search", "Enter")
+    panel = page.locator("#panel")
+    expect(panel).to_be_visible()
+    expect(panel.locator(".nid")).to_have_text("3:5")
+    activation, ratio = vis_numbers(run, 3, 5)
+    act = panel.locator("[data-field=activation]")
+    assert float(act.get_attribute("data-value")) == pytest.approx(activation, rel=1e-4)
+    assert float(act.inner_text()) == pytest.approx(activation, rel=1e-3)
+    shown = panel.locator("[data-field=ratio]").inner_text()
+    assert float(shown) == pytest.approx(ratio, rel=1e-3)
+    expect(panel.locator(".top3 .out")).to_have_count(3)
+    expect(panel.locator(".digits .digit")).to_have_count(8)  # k = 8 in the tiny run
+    expect(panel.locator(".live")).to_have_count(0)
+    assert page.evaluate("location.hash") == "#3:5"
+
+
+def test_hash_opens_a_neuron_and_keys_move_between_neurons_and_layers(site, page, expect):
+    url, _ = site
+    page.goto(url + "#2:3")
+    nid = page.locator("#panel .nid")
+    expect(nid).to_have_text("2:3")
+    expect(page.locator("#grid .tile.selected")).to_have_attribute("data-i", "3")
+    page.keyboard.press("ArrowRight")
+    expect(nid).to_have_text("2:4")
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowLeft")
+    expect(nid).to_have_text("2:2")
+    page.keyboard.press("ArrowDown")
+    expect(nid).to_have_text("3:2")
+    expect(page.locator("#grid .tile")).to_have_count(TINY_SIZES[3])
+    page.keyboard.press("ArrowUp")
+    expect(nid).to_have_text("2:2")
+    page.keyboard.press("Escape")
+    expect(page.locator("#panel")).to_be_hidden()
+
+
+def test_cluster_members_link_to_their_panels(site, page, expect):
+    url, run = site
+    layer, doc = next((l, d) for l in range(1, len(TINY_SIZES) - 1)
+                      if (d := layer_doc(run, l))["clusters"])
+    first, second = doc["clusters"][0][:2]
+    page.goto(f"{url}#{layer}:{first}")
+    page.locator(f"#panel .members a[href='#{layer}:{second}']").first.click()
+    expect(page.locator("#panel .nid")).to_have_text(f"{layer}:{second}")
+
+
+def test_filters_and_sorting_change_the_visible_tiles(site, page, expect):
+    url, run = site
+    doc = layer_doc(run, 1)
+    page.goto(url + "#1")
+    expect(page.locator("#grid .tile")).to_have_count(TINY_SIZES[1])
+    cls = max(range(10), key=doc["preferred"].count)
+    page.select_option("#f-class", str(cls))
+    visible = page.locator("#grid .tile:not([hidden])")
+    expect(visible).to_have_count(doc["preferred"].count(cls))
+    page.select_option("#f-class", "all")
+    page.select_option("#f-status", "dead")
+    expect(visible).to_have_count(doc["status"].count("dead"))
+    page.select_option("#f-status", "all")
+    page.select_option("#sort", "ratio")
+    best = max(range(len(doc["ratio"])), key=lambda i: (doc["ratio"][i] is None,
+                                                        doc["ratio"][i] or 0, -i))
+    expect(visible.first).to_have_attribute("data-i", str(best))
+
+
+def test_over_http_the_panel_links_to_the_live_visualiser(site, page, expect):
+    folder = site[1] / "atlas"
+    page.route("http://atlas.test/**", lambda route: route.fulfill(
+        path=folder / route.request.url.split("atlas.test/", 1)[1].split("#")[0]))
+    page.goto("http://atlas.test/index.html#3:5")
+    expect(page.locator("#panel .live")).to_have_attribute("href", "live.html#3:5")
+    expect(page.locator("#draw")).to_be_visible()
+    expect(page.locator("#draw")).to_have_attribute("href", "live.html#draw")

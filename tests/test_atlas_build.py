@@ -1,0 +1,172 @@
+"""The static atlas: files, numbers, sprites, size budget, caching, atomic publishing, CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from neuronatlas.atlas import SIZE_BUDGET, build_atlas
+from neuronatlas.atlas import build as atlas_build
+from neuronatlas.atlas.sprites import COLS, SIDE, contrast
+
+from .conftest import TINY_SIZES
+from .test_cli import assert_user_error, run_cli
+
+LAYERS = range(1, len(TINY_SIZES))
+
+
+def read_js(path: Path, call: str) -> dict:
+    """The JSON argument of ``call(...)`` in a data script."""
+    text = path.read_text()
+    assert text.startswith(f"{call}(") and text.endswith(");\n")
+    return json.loads(text[len(call) + 1 : -3])
+
+
+def tree_bytes(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def atlas_run(tiny_run, tmp_path_factory, mnist):
+    """A copy of the tiny run (the session's own stays untouched) with its atlas built."""
+    run = tmp_path_factory.mktemp("atlas") / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("atlas", "atlas-cache"))
+    build_atlas(run, data=mnist)
+    return run
+
+
+@pytest.fixture(scope="module")
+def vis(atlas_run):
+    with np.load(atlas_run / "analysis/visualizations.npz") as z:
+        return {name: z[name] for name in z.files}
+
+
+def layer_rows(vis, l):
+    rows = np.flatnonzero(vis["targets"][:, 0] == l)
+    return rows[np.argsort(vis["targets"][rows, 1])]
+
+
+def test_site_has_every_file(atlas_run):
+    site = atlas_run / "atlas"
+    for name in ("index.html", "atlas.js", "atlas.css", "data/meta.js", "manifest.json",
+                 "sprites/L1-weights.png", "sprites/digits-0.png"):
+        assert (site / name).is_file(), name
+    for l in LAYERS:
+        for name in (f"data/layer{l}.js", f"sprites/L{l}.png", f"sprites/L{l}-v1.png",
+                     f"sprites/L{l}-mean-top.png", f"sprites/L{l}-mean-p99.png"):
+            assert (site / name).is_file(), name
+    assert not list(atlas_run.glob(".atlas.*"))  # no temporary folder left behind
+    meta = read_js(site / "data/meta.js", "ATLAS.setMeta")
+    assert meta["sizes"] == list(TINY_SIZES) and meta["k"] == 8
+    assert [m["size"] for m in meta["layers"]] == list(TINY_SIZES[1:])
+    assert [m["output"] for m in meta["layers"]] == [False, False, False, True]
+
+
+@pytest.mark.parametrize("l", LAYERS)
+def test_sprite_sheet_holds_every_tile(atlas_run, vis, l):
+    n = TINY_SIZES[l]
+    with Image.open(atlas_run / f"atlas/sprites/L{l}.png") as im:
+        assert im.size == (COLS * SIDE, -(-n // COLS) * SIDE) and im.mode == "L"
+        sheet = np.asarray(im, np.float32) / 255
+    expected = contrast(vis["images"][layer_rows(vis, l)])
+    for i in (0, n // 2, n - 1):
+        r, c = divmod(i, COLS)
+        tile = sheet[r * SIDE : (r + 1) * SIDE, c * SIDE : (c + 1) * SIDE]
+        np.testing.assert_allclose(tile.ravel(), expected[i], atol=0.5 / 255 + 1e-6)
+        assert expected[i].max() in (0.0, 1.0)  # scaled to its own maximum
+    with Image.open(atlas_run / "atlas/sprites/L1-weights.png") as im:
+        assert im.mode == "RGB" and im.size == (COLS * SIDE, -(-TINY_SIZES[1] // COLS) * SIDE)
+
+
+@pytest.mark.parametrize("l", LAYERS)
+def test_layer_data_has_one_record_per_neuron_with_the_analysis_numbers(atlas_run, vis, l):
+    from neuronatlas.analysis import load_examples
+
+    doc = read_js(atlas_run / f"atlas/data/layer{l}.js", "ATLAS.addLayer")
+    n = TINY_SIZES[l]
+    rows = layer_rows(vis, l)
+    for key in ("activation", "ratio", "next_index", "top3", "status", "preferred", "histogram",
+                "examples", "cluster"):
+        assert len(doc[key]) == n, key
+    np.testing.assert_allclose(doc["activation"], vis["activation"][rows], rtol=1e-4)
+    ratio = vis["ratio"][rows]
+    assert [r is None for r in doc["ratio"]] == list(~np.isfinite(ratio))
+    finite = np.isfinite(ratio)
+    np.testing.assert_allclose(np.array(doc["ratio"], float)[finite], ratio[finite], rtol=1e-4)
+    assert doc["next_index"] == vis["next_index"][rows].tolist()
+    assert doc["top3"] == vis["top3_classes"][rows].tolist()
+    ex = load_examples(atlas_run / "analysis/examples.npz")[l]
+    assert doc["example_rows"] == ex.index.tolist()
+    assert doc["preferred"] == ex.preferred_class.tolist()
+    dead = json.loads((atlas_run / "analysis/dead.json").read_text())["layers"].get(str(l))
+    assert [i for i, s in enumerate(doc["status"]) if s == "dead"] == (dead["dead"] if dead else [])
+    clusters = json.loads((atlas_run / "analysis/clusters.json").read_text())
+    for c, members in enumerate(clusters["layers"].get(str(l), [])):
+        assert all(doc["cluster"][i] == c for i in members)
+    assert len(doc["variants"]) == 3 and all(len(v["ratio"]) == n for v in doc["variants"])
+
+
+def test_size_budget_is_measured(atlas_run):
+    site = atlas_run / "atlas"
+    manifest = json.loads((site / "manifest.json").read_text())
+    sizes = {k: len(v) for k, v in tree_bytes(site).items() if k != "manifest.json"}
+    assert manifest["files"] == sizes
+    assert manifest["total_bytes"] == sum(sizes.values()) < SIZE_BUDGET
+    assert manifest["budget_bytes"] == SIZE_BUDGET
+
+
+def _forbid_rendering(monkeypatch):
+    def boom(*args, **kwargs):
+        raise AssertionError("a cached visualisation was rendered again")
+
+    monkeypatch.setattr("neuronatlas.atlas.variants.visualize", boom)
+    monkeypatch.setattr("neuronatlas.analysis.run.visualize", boom)
+    monkeypatch.setattr("neuronatlas.analysis.dead.visualize", boom)
+
+
+def test_rebuild_reuses_caches_and_is_byte_identical(atlas_run, mnist, monkeypatch):
+    before = tree_bytes(atlas_run / "atlas")
+    _forbid_rendering(monkeypatch)
+    build_atlas(atlas_run, data=mnist)
+    assert tree_bytes(atlas_run / "atlas") == before
+
+
+def test_a_damaged_variant_cache_is_rendered_again(atlas_run, mnist):
+    before = tree_bytes(atlas_run / "atlas")
+    cache = sorted((atlas_run / "atlas-cache").glob("*.npz"))
+    assert len(cache) == 3
+    cache[0].write_bytes(b"not an npz")
+    build_atlas(atlas_run, data=mnist)
+    assert np.load(cache[0])["images"].shape == (sum(TINY_SIZES[1:]), 784)
+    assert tree_bytes(atlas_run / "atlas") == before
+
+
+def test_an_interrupted_build_leaves_the_previous_atlas(atlas_run, mnist, monkeypatch):
+    before = tree_bytes(atlas_run / "atlas")
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(atlas_build, "_write_digit_sheet", fail)  # after the layers are written
+    with pytest.raises(RuntimeError, match="interrupted"):
+        build_atlas(atlas_run, data=mnist)
+    assert tree_bytes(atlas_run / "atlas") == before
+    assert not list(atlas_run.glob(".atlas.*"))
+
+
+def test_cli_builds_the_atlas(atlas_run):
+    proc = run_cli("atlas", "--run", atlas_run)
+    assert proc.returncode == 0, proc.stderr
+    assert "atlas written to" in proc.stdout and "MiB" in proc.stdout
+
+
+def test_cli_bad_input(tmp_path):
+    assert_user_error(run_cli("atlas", "--run", tmp_path / "missing"), "does not exist")
+    assert_user_error(run_cli("atlas", "--run", tmp_path), "no model")
+    assert not (tmp_path / "atlas").exists()

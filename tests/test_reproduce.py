@@ -1,0 +1,124 @@
+"""``neuronatlas reproduce`` end to end: every figure, a report with every number of the
+paper-vs-run table, and a rerun that is fast and changes no file."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from neuronatlas import MLP
+from neuronatlas import report as R
+from neuronatlas.paper import CAPTIONS
+
+from .test_cli import assert_user_error, run_cli
+
+FIGS = [f"fig{k}" for k in range(1, 8)]
+
+
+def snapshot(run: Path) -> dict[str, tuple[bytes, int]]:
+    return {str(p.relative_to(run)): (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in sorted(run.rglob("*")) if p.is_file()}
+
+
+def check_outputs(run: Path) -> str:
+    for name in FIGS:
+        png, pdf = run / "figures" / f"{name}.png", run / "figures" / f"{name}.pdf"
+        assert png.read_bytes()[:4] == b"\x89PNG" and pdf.read_bytes()[:4] == b"%PDF"
+    report = (run / "report.md").read_text()
+    accuracy = json.loads((run / "evaluation-test.json").read_text())["accuracy"]
+    dead = json.loads((run / "analysis/dead.json").read_text())
+    for needle in ("98.06%", f"{100 * accuracy:.2f}%", "≈ 0.01", "confidence > 0.99",
+                   "99.2693% → 99.9211%", "| 2.14 |", "\"a minority\"",
+                   f"silent on all {dead['images']} images",
+                   "| claim of the paper |", "## Stages"):
+        assert needle in report, needle
+    for name in FIGS:
+        assert f"(figures/{name}.png)" in report
+        assert CAPTIONS[name][:60] in report  # the paper's caption beside each figure
+    html = (run / "report.html").read_text()
+    assert '<img alt="Figure 7" src="figures/fig7.png"' in html and "<table>" in html
+    assert (run / "atlas" / "index.html").is_file()
+    return report
+
+
+def reproduce_twice(run: Path, *args) -> tuple[float, float]:
+    t = time.perf_counter()
+    first = run_cli("reproduce", "--run", run, *args, timeout=1800)
+    t1 = time.perf_counter() - t
+    assert first.returncode == 0, first.stderr
+    check_outputs(run)
+    before = snapshot(run)
+    t = time.perf_counter()
+    again = run_cli("reproduce", "--run", run, *args, timeout=1800)
+    t2 = time.perf_counter() - t
+    assert again.returncode == 0, again.stderr
+    after = snapshot(run)
+    changed = [k for k in before.keys() | after.keys() if before.get(k) != after.get(k)]
+    assert changed == [], changed
+    return t1, t2
+
+
+def test_reproduce_with_a_given_model(tiny_run, tmp_path):
+    """Any MNIST-shaped model works (`--model`); Figures 5-7 fall back to the model's
+    last hidden layer when it has fewer than the paper's 7."""
+    t1, t2 = reproduce_twice(tmp_path / "run", "--model", tiny_run / "model.safetensors")
+    assert t2 < t1
+    report = (tmp_path / "run/report.md").read_text()
+    assert "model not trained here" in report
+
+
+@pytest.mark.slow
+def test_reproduce_quick_end_to_end(quick_run, tmp_path):
+    """`reproduce --quick` on the paper's architecture (the quick model is reused from the
+    session's run folder so training is not paid twice)."""
+    run = tmp_path / "run"
+    shutil.copytree(quick_run, run)
+    t1, t2 = reproduce_twice(run, "--quick")
+    assert t2 < t1 / 3, (t1, t2)
+    report = (run / "report.md").read_text()
+    assert "trained here (3 epochs" in report
+    assert "| analysis: visualizations |" in report and "| fig4 data |" in report
+
+
+def test_reproduce_bad_input(tiny_run, tmp_path):
+    assert_user_error(run_cli("reproduce", "--run", tmp_path / "a", "--model",
+                              tmp_path / "missing.safetensors"), "missing.safetensors")
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}garbage")
+    assert_user_error(run_cli("reproduce", "--run", tmp_path / "b", "--model", bad), "bad")
+    # a run folder trained with another config is not reused for --quick
+    other = tmp_path / "other"
+    shutil.copytree(tiny_run, other)
+    assert_user_error(run_cli("reproduce", "--run", other, "--quick"),
+                      "belongs to another training config")
+    assert (other / "model.safetensors").is_file()  # nothing of it was lost
+
+
+def test_interrupted_figure_is_not_kept_and_rerun_finishes(tiny_run, tmp_path, mnist,
+                                                           monkeypatch):
+    run = tmp_path / "run"
+    model = tiny_run / "model.safetensors"
+    from neuronatlas import figures as F
+
+    real = F.figure_bytes
+    calls = []
+
+    def interrupt_fig3(fig, fmt):
+        calls.append(fmt)
+        if "Figure 3" in fig._suptitle.get_text() and fmt == "png":
+            raise KeyboardInterrupt
+        return real(fig, fmt)
+
+    monkeypatch.setattr(F, "figure_bytes", interrupt_fig3)
+    with pytest.raises(KeyboardInterrupt):
+        R.reproduce(run, mnist, model_path=model, atlas=False)
+    assert (run / "figures/fig2.png").is_file() and not (run / "figures/fig3.png").exists()
+    assert not list(run.rglob("*.tmp"))
+    monkeypatch.setattr(F, "figure_bytes", real)
+    R.reproduce(run, mnist, model_path=model, atlas=False)
+    assert all((run / "figures" / f"{n}.png").is_file() for n in FIGS)
+    assert MLP.load(model).sizes[-1] == 10

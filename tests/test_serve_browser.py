@@ -1,0 +1,153 @@
+"""``neuronatlas serve`` for real: the CLI on a free port, headless chromium, raw HTTP."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from urllib.parse import urlsplit
+
+import pytest
+
+pytest.importorskip("starlette")
+
+
+def start_serve(run, *flags) -> tuple[subprocess.Popen, str]:
+    """``python -m neuronatlas serve`` on a free port; its URL from the first line."""
+    proc = subprocess.Popen([sys.executable, "-m", "neuronatlas", "serve", "--run", str(run),
+                             "--port", "0", *flags], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    line = proc.stdout.readline()
+    if "serving" not in line:
+        proc.kill()
+        pytest.fail(f"serve did not start: {line}{proc.stderr.read()}")
+    return proc, line.split(" at ", 1)[1].split("/ ", 1)[0] + "/"
+
+
+def stop(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def served_run(tiny_run, tmp_path_factory):
+    """The tiny run's model with a stand-in atlas (building the real one is tested in
+    the atlas's own tests) and a file beside it that must never be served."""
+    run = tmp_path_factory.mktemp("serve") / "run"
+    (run / "atlas").mkdir(parents=True)
+    shutil.copy(tiny_run / "model.safetensors", run)
+    (run / "atlas" / "index.html").write_text("<!doctype html><title>atlas</title>")
+    (run / "secret.txt").write_text("not for the web")
+    return run
+
+
+@pytest.fixture(scope="module")
+def server(served_run):
+    proc, url = start_serve(served_run)
+    yield url
+    stop(proc)
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    context.close()
+    assert not errors, errors
+
+
+def test_moving_the_tv_slider_streams_a_new_image(server, page):
+    page.goto(server + "live.html#3:1")
+    page.wait_for_function("document.getElementById('vis-image').dataset.runs === '1'")
+    before = page.eval_on_selector("#vis-image", "c => c.toDataURL()")
+    assert json.loads(page.get_attribute("#vis-image", "data-config"))["tv"] == 0.064
+    page.focus("#s-tv")
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")  # 0.064 -> 0.512
+    page.wait_for_function("(JSON.parse(document.getElementById('vis-image').dataset.config"
+                           " || '{}').tv === 0.512)")
+    assert page.eval_on_selector("#vis-image", "c => c.toDataURL()") != before
+    assert page.text_content("#vis-final").startswith("activation")
+    assert page.get_attribute("#vis-atlas", "href") == "index.html#3:1"
+
+
+def test_drawing_a_stroke_changes_the_probabilities(server, page):
+    page.goto(server + "live.html#draw")
+    page.wait_for_selector("#p9")
+    box = page.locator("#pad").bounding_box()
+
+    def stroke(points):
+        page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
+        page.mouse.down()
+        for x, y in points[1:]:
+            page.mouse.move(box["x"] + x, box["y"] + y, steps=4)
+        page.mouse.up()
+
+    stroke([(140, 40), (140, 240)])  # a "1"
+    page.wait_for_function("document.getElementById('probs').dataset.probs !== ''")
+    page.wait_for_timeout(300)  # the last queued query
+    first = json.loads(page.get_attribute("#probs", "data-probs"))
+    stroke([(60, 60), (220, 60), (100, 240)])  # ... a "7"
+    page.wait_for_function(f"document.getElementById('probs').dataset.probs !== "
+                           f"{json.dumps(json.dumps(first))}")
+    second = json.loads(page.get_attribute("#probs", "data-probs"))
+    assert len(second) == 10 and abs(sum(second) - 1) < 1e-3 and second != first
+    link = page.locator("#top-neurons a").first.get_attribute("href")
+    assert link.startswith("index.html#1:")
+
+
+def raw_request(url: str, method: str, path: str, body: bytes | None = None, headers=None):
+    """One request with the path exactly as given (no client-side normalisation)."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    conn.putrequest(method, path, skip_accept_encoding=True)
+    for k, v in (headers or {}).items():
+        conn.putheader(k, v)
+    conn.endheaders()
+    if body:
+        conn.send(body)
+    r = conn.getresponse()
+    status, text = r.status, r.read().decode()
+    conn.close()
+    return status, text
+
+
+@pytest.mark.parametrize("path", ["/../secret.txt", "/%2e%2e/secret.txt",
+                                  "/atlas/../../secret.txt", "/..%2f..%2fetc%2fpasswd"])
+def test_traversal_paths_are_refused(server, path):
+    status, text = raw_request(server, "GET", path)
+    assert status == 400 and "'..'" in json.loads(text)["error"]
+
+
+def test_an_oversized_chunked_body_is_refused(server):
+    chunk = b"x" * 50_000
+    body = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(2)) + b"0\r\n\r\n"
+    status, text = raw_request(server, "POST", "/api/query", body,
+                               {"Content-Type": "application/json",
+                                "Transfer-Encoding": "chunked"})
+    assert status == 413 and "over the limit" in json.loads(text)["error"]
+
+
+def test_an_explicit_public_host_prints_a_warning(served_run):
+    proc, url = start_serve(served_run, "--host", "0.0.0.0")
+    try:
+        assert url.startswith("http://0.0.0.0:")
+    finally:
+        stop(proc)
+        err = proc.stderr.read()
+    assert "warning: listening on 0.0.0.0" in err
+
+
+def test_the_default_host_is_loopback_and_quiet(served_run):
+    proc, url = start_serve(served_run)
+    time.sleep(0.2)
+    stop(proc)
+    assert url.startswith("http://127.0.0.1:") and "warning" not in proc.stderr.read()

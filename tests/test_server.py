@@ -1,0 +1,238 @@
+"""The serve app without a browser: streamed visualisations, queries, every refusal."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import subprocess
+import sys
+import threading
+import warnings
+
+import numpy as np
+import pytest
+
+import neuronatlas as na
+
+pytest.importorskip("starlette")
+with warnings.catch_warnings():  # Starlette 1.x prefers httpx2 for its test client
+    warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
+    from starlette.testclient import TestClient
+
+from neuronatlas.atlas.server import ServerLimits, create_app, sse
+
+pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
+
+CONFIG = {"steps": 30, "tv": 0.016, "l1": 0.0016, "lr": 0.1, "seed": 3}
+
+
+@pytest.fixture(scope="module")
+def model(tiny_run):
+    return na.MLP.load(tiny_run / "model.safetensors")
+
+
+@pytest.fixture(scope="module")
+def atlas(tmp_path_factory):
+    """A stand-in atlas folder, with a file beside it that must never be served."""
+    root = tmp_path_factory.mktemp("served")
+    (root / "atlas").mkdir()
+    (root / "atlas" / "index.html").write_text("<!doctype html><title>atlas</title>")
+    (root / "secret.txt").write_text("not for the web")
+    return root / "atlas"
+
+
+def client(tiny_run, model, atlas, **limits) -> TestClient:
+    app = create_app(tiny_run, model, atlas_dir=atlas, limits=ServerLimits(**limits))
+    return TestClient(app)
+
+
+def events(text: str) -> list[tuple[str, dict]]:
+    """Parse a server-sent-event body into (event, data) pairs."""
+    out = []
+    for block in text.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.split("\n"))
+        out.append((lines["event"], json.loads(lines["data"])))
+    return out
+
+
+def pixels(b64: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(b64), np.uint8)
+
+
+def test_visualize_streams_every_step_and_ends_as_the_library_does(tiny_run, model, atlas):
+    with client(tiny_run, model, atlas) as c:
+        r = c.post("/api/visualize", json={"layer": 3, "neuron": 1, "config": CONFIG})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+    evs = events(r.text)
+    steps = [d for kind, d in evs if kind == "step"]
+    (kind, done), = evs[len(steps):]
+    seen = []
+    expected = na.visualize(model, [(3, 1)], na.VisConfig(**CONFIG),
+                            callback=lambda step, acts: seen.append(float(acts[0])))
+    assert kind == "done" and done["stopped"] is None and done["steps_run"] == 30
+    assert [d["step"] for d in steps] == list(range(30))
+    assert [d["activation"] for d in steps] == pytest.approx(seen, rel=1e-6)
+    assert done["activation"] == pytest.approx(float(expected.activation[0]), rel=1e-6)
+    assert done["top3"] == expected.record(0)["top3"]
+    final = np.round(np.clip(expected.images[0], 0, 1) * 255)
+    assert np.abs(pixels(done["image"]).astype(int) - final).max() <= 1
+    assert all(pixels(d["image"]).shape == (784,) for d in steps)
+
+
+def test_long_runs_stream_at_most_max_frames_images(tiny_run, model, atlas):
+    with client(tiny_run, model, atlas, max_frames=10) as c:
+        r = c.post("/api/visualize", json={"layer": 4, "neuron": 3,
+                                           "config": {"steps": 95, "init": "random"}})
+    steps = [d["step"] for kind, d in events(r.text) if kind == "step"]
+    assert steps == [*range(0, 95, 10), 94]
+
+
+def test_visualize_from_a_drawn_image(tiny_run, model, atlas, mnist):
+    image = mnist.test_x[0]
+    with client(tiny_run, model, atlas) as c:
+        r = c.post("/api/visualize", json={"layer": 4, "neuron": 7, "image": image.tolist(),
+                                           "config": {"init": "image", "steps": 5}})
+    first = events(r.text)[0][1]
+    assert np.abs(pixels(first["image"]) - np.round(image * 255)).max() <= 1
+
+
+def test_query_matches_the_model(tiny_run, model, atlas, mnist):
+    image = mnist.test_x[3]
+    with client(tiny_run, model, atlas) as c:
+        r = c.post("/api/query", json={"image": image.tolist()})
+    assert r.status_code == 200
+    body, acts = r.json(), model.activations(image[None])
+    assert set(body["layers"]) == {"1", "2", "3", "4"}
+    for layer, a in acts.items():
+        assert body["layers"][str(layer)] == pytest.approx(a[0].tolist(), abs=1e-5)
+    assert body["probabilities"] == pytest.approx(acts[4][0].tolist(), rel=1e-5)
+    assert body["top3"][0]["class"] == int(acts[4][0].argmax())
+
+
+def test_model_and_pages(tiny_run, model, atlas):
+    with client(tiny_run, model, atlas) as c:
+        info = c.get("/api/model").json()
+        assert info["sizes"] == [784, 48, 24, 16, 10] and info["limits"]["max_steps"] == 1000
+        assert "<title>atlas" in c.get("/").text
+        for name in ("live.html", "live.js", "live.css"):
+            assert c.get(f"/{name}").status_code == 200
+
+
+POST_ERRORS = [
+    ({"layer": 3, "neuron": 16}, 422, "neuron 16 does not exist in layer 3"),
+    ({"layer": 5, "neuron": 0}, 422, "layer 5 does not exist"),
+    ({"layer": 3, "neuron": "1"}, 422, "neuron must be an integer"),
+    ({"layer": 3, "neuron": 1, "config": {"steps": 1001}}, 422, "steps = 1001 is above"),
+    ({"layer": 3, "neuron": 1, "config": {"tv": 1e6}}, 422, "tv = 1000000.0 is above"),
+    ({"layer": 3, "neuron": 1, "config": {"lr": -1}}, 422, "lr must be a finite number"),
+    ({"layer": 3, "neuron": 1, "config": {"init": "/etc/passwd"}}, 422, "init must be one of"),
+    ({"layer": 3, "neuron": 1, "config": {"init": "mnist:x"}}, 422, "test-set index"),
+    ({"layer": 3, "neuron": 1, "config": {"bogus": 1}}, 422, "unknown VisConfig field"),
+    ({"layer": 3, "neuron": 1, "stuff": 1}, 422, "unknown visualize field"),
+    ({"layer": 3, "neuron": 1, "config": {"init": "image"}, "image": [0.5] * 10}, 422,
+     "784 pixel values"),
+    ({"layer": 3, "neuron": 1, "config": {"init": "image"}, "image": [2.0] * 784}, 422,
+     "pixels must be in [0, 1]"),
+]
+
+
+@pytest.mark.parametrize("body,status,message", POST_ERRORS)
+def test_visualize_refuses_bad_requests_with_a_clear_message(tiny_run, model, atlas, body,
+                                                             status, message):
+    with client(tiny_run, model, atlas) as c:
+        r = c.post("/api/visualize", json=body)
+    assert r.status_code == status and message in r.json()["error"]
+
+
+RAW_ERRORS = [
+    ("/api/visualize", b'{"layer": 3, "neuron": 1, "config": {"tv": NaN}}', 422,
+     "tv must be a finite number"),
+    ("/api/visualize", b'{"layer": 3, "neuron": 1, "config": {"lr": Infinity}}', 422,
+     "lr must be a finite number"),
+    ("/api/query", b'{"image": [NaN' + b", 0" * 783 + b"]}", 422, "finite"),
+    ("/api/query", b'{"image": ', 400, "not valid JSON"),
+    ("/api/query", b"[1, 2]", 400, "must be a JSON object"),
+    ("/api/query", b"x" * 70_000, 413, "over the limit of 65536 bytes"),
+]
+
+
+@pytest.mark.parametrize("path,body,status,message", RAW_ERRORS)
+def test_raw_bodies_are_refused_with_a_clear_message(tiny_run, model, atlas, path, body,
+                                                     status, message):
+    with client(tiny_run, model, atlas) as c:
+        r = c.post(path, content=body, headers={"content-type": "application/json"})
+    assert r.status_code == status and message in r.json()["error"]
+
+
+def test_body_size_is_counted_not_taken_from_content_length(tiny_run, model, atlas):
+    chunks = iter([b'{"image": [' + b"0, " * 20_000, b"0" * 30_000 + b"]}"])  # chunked
+    with client(tiny_run, model, atlas) as c:
+        r = c.post("/api/query", content=chunks, headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "over the limit" in r.json()["error"]
+
+
+def test_json_must_be_declared(tiny_run, model, atlas):
+    with client(tiny_run, model, atlas) as c:  # a cross-site "simple" request can't do this
+        r = c.post("/api/query", content=b"{}", headers={"content-type": "text/plain"})
+    assert r.status_code == 415 and "application/json" in r.json()["error"]
+
+
+@pytest.mark.parametrize("path,status", [
+    ("/%2e%2e/secret.txt", 400), ("/..%2fsecret.txt", 400), ("/%2E%2E/%2E%2E/etc/passwd", 400),
+    ("/secret.txt", 404), ("/atlas/../secret.txt", 404), ("/api/nothing", 404),
+    ("/api/query", 405),
+])
+def test_only_atlas_files_are_served(tiny_run, model, atlas, path, status):
+    with client(tiny_run, model, atlas) as c:
+        r = c.get(path)
+    assert r.status_code == status and "error" in r.json()
+    assert "not for the web" not in r.text
+
+
+def test_a_saturated_server_answers_503(tiny_run, model, atlas):
+    body = {"layer": 3, "neuron": 1, "config": {"steps": 5}}
+    with client(tiny_run, model, atlas, concurrency=1, queue_seconds=0) as c:
+        live = c.app.state.live
+        c.portal.call(live.slots.acquire)  # another visitor holds the only slot
+        r = c.post("/api/visualize", json=body)
+        assert r.status_code == 503 and "busy" in r.json()["error"]
+        assert r.headers["retry-after"] == "5"
+        c.portal.call(live.slots.release)
+        assert c.post("/api/visualize", json=body).status_code == 200
+
+
+def test_the_time_limit_stops_a_long_optimisation(tiny_run, model, atlas):
+    with client(tiny_run, model, atlas, time_limit=0) as c:
+        r = c.post("/api/visualize", json={"layer": 3, "neuron": 1, "config": {"steps": 1000}})
+        kind, done = events(r.text)[-1]
+        assert kind == "done" and done["steps_run"] == 1
+        assert "time limit of 0 s after 1 of 1000 steps" in done["stopped"]
+        assert not c.app.state.live.slots.locked()  # the slot came back
+
+
+def test_a_client_that_goes_away_cancels_the_optimisation():
+    async def scenario():
+        queue, cancel = asyncio.Queue(), threading.Event()
+        queue.put_nowait(("step", {"step": 0}))
+        stream = sse(queue, cancel)
+        assert (await anext(stream)).startswith("event: step\n")
+        await stream.aclose()  # what Starlette does when the client disconnects
+        return cancel.is_set()
+
+    # a thread of its own: Playwright's sync API (another test's browser) may hold this
+    # thread's event loop
+    result = []
+    worker = threading.Thread(target=lambda: result.append(asyncio.run(scenario())))
+    worker.start()
+    worker.join(30)
+    assert result == [True]
+
+
+def test_serve_without_the_extra_says_how_to_install_it(tiny_run):
+    code = ("import sys; sys.modules['uvicorn'] = None; from neuronatlas.cli import main; "
+            f"main(['serve', '--run', {str(tiny_run)!r}])")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2
+    assert 'pip install "neuronatlas[serve]"' in proc.stderr
