@@ -86,3 +86,16 @@ def browser(chromium_path):
                                args=["--no-sandbox", "--allow-file-access-from-files"])
         yield b
         b.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh page (1280 x 1000) that fails the test on any JavaScript error."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    p = context.new_page()
+    errors = []
+    p.on("pageerror", lambda e: errors.append(str(e)))
+    p.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    yield p
+    context.close()
+    assert not errors, errors

@@ -170,3 +170,19 @@ def test_cli_bad_input(tmp_path):
     assert_user_error(run_cli("atlas", "--run", tmp_path / "missing"), "does not exist")
     assert_user_error(run_cli("atlas", "--run", tmp_path), "no model")
     assert not (tmp_path / "atlas").exists()
+
+
+def test_an_atlas_left_between_its_two_renames_comes_back(tmp_path):
+    from neuronatlas.atlas.build import _publish
+
+    old = tmp_path / ".atlas.old-x1"
+    old.mkdir()
+    (old / "index.html").write_text("the previous atlas")
+
+    def fail(tmp):
+        raise RuntimeError("the new build fails too")
+
+    with pytest.raises(RuntimeError):
+        _publish(tmp_path, fail)
+    assert (tmp_path / "atlas" / "index.html").read_text() == "the previous atlas"
+    assert not list(tmp_path.glob(".atlas.*"))

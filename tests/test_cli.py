@@ -149,18 +149,6 @@ def test_lint_is_clean():
     assert ruff
 
 
-@pytest.mark.slow
-def test_reproduce_reuses_the_runs_model_and_writes_the_report(quick_run):
-    before = (quick_run / "model.safetensors").read_bytes()
-    proc = run_cli("reproduce", "--run", quick_run)
-    assert proc.returncode == 0, proc.stderr
-    report = (quick_run / "report.md").read_text()
-    ev = json.loads((quick_run / "evaluation-test.json").read_text())
-    assert "98.06%" in report and f"{100 * ev['accuracy']:.2f}%" in report
-    assert "reused from the run folder" in report and "| evaluate |" in report
-    assert (quick_run / "model.safetensors").read_bytes() == before
-
-
 def test_reproduce_with_a_bad_model(tmp_path):
     junk = tmp_path / "junk.safetensors"
     junk.write_bytes(b"nope")

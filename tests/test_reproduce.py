@@ -79,6 +79,8 @@ def test_reproduce_quick_end_to_end(quick_run, tmp_path):
     shutil.copytree(quick_run, run)
     t1, t2 = reproduce_twice(run, "--quick")
     assert t2 < t1 / 3, (t1, t2)
+    model = (run / "model.safetensors").read_bytes()
+    assert model == (quick_run / "model.safetensors").read_bytes()  # reused, not retrained
     report = (run / "report.md").read_text()
     assert "trained here (3 epochs" in report
     assert "| analysis: visualizations |" in report and "| fig4 data |" in report

@@ -35,13 +35,14 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="module")
-def served_run(tiny_run, tmp_path_factory):
-    """The tiny run's model with a stand-in atlas (building the real one is tested in
-    the atlas's own tests) and a file beside it that must never be served."""
+def served_run(tiny_run, mnist, tmp_path_factory):
+    """A copy of the tiny run with its real atlas, and a file beside the atlas that must
+    never be served."""
+    from neuronatlas.atlas import build_atlas
+
     run = tmp_path_factory.mktemp("serve") / "run"
-    (run / "atlas").mkdir(parents=True)
-    shutil.copy(tiny_run / "model.safetensors", run)
-    (run / "atlas" / "index.html").write_text("<!doctype html><title>atlas</title>")
+    shutil.copytree(tiny_run, run)
+    build_atlas(run, data=mnist)
     (run / "secret.txt").write_text("not for the web")
     return run
 
@@ -51,17 +52,6 @@ def server(served_run):
     proc, url = start_serve(served_run)
     yield url
     stop(proc)
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    page = context.new_page()
-    errors = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield page
-    context.close()
-    assert not errors, errors
 
 
 def test_moving_the_tv_slider_streams_a_new_image(server, page):
@@ -151,3 +141,20 @@ def test_the_default_host_is_loopback_and_quiet(served_run):
     time.sleep(0.2)
     stop(proc)
     assert url.startswith("http://127.0.0.1:") and "warning" not in proc.stderr.read()
+
+
+def test_serve_builds_the_atlas_of_its_model_first(tiny_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)  # analysed, but no atlas
+    proc, url = start_serve(run)
+    try:
+        host = urlsplit(url)
+        conn = http.client.HTTPConnection(host.hostname, host.port, timeout=30)
+        conn.request("GET", "/")
+        body = conn.getresponse().read().decode()
+        assert "neuronatlas" in body and (run / "atlas" / "manifest.json").is_file()
+        # a Host header of another site (DNS rebinding) is refused on a loopback server
+        conn.request("GET", "/api/model", headers={"Host": "evil.example"})
+        assert conn.getresponse().status == 400
+    finally:
+        stop(proc)

@@ -133,7 +133,7 @@ POST_ERRORS = [
     ({"layer": 3, "neuron": 1, "config": {"init": "image"}, "image": [0.5] * 10}, 422,
      "784 pixel values"),
     ({"layer": 3, "neuron": 1, "config": {"init": "image"}, "image": [2.0] * 784}, 422,
-     "pixels must be in [0, 1]"),
+     "finite numbers in [0, 1]"),
 ]
 
 
@@ -236,3 +236,30 @@ def test_serve_without_the_extra_says_how_to_install_it(tiny_run):
                           timeout=60)
     assert proc.returncode == 2
     assert 'pip install "neuronatlas[serve]"' in proc.stderr
+
+
+@pytest.mark.parametrize("body, status, fragment", [
+    (b"[" * 20000 + b"]" * 20000, 400, "nested too deeply"),
+    (b'{"image": [1' + b"0" * 400 + b"]}", 422, "image must be a list of 784"),
+    (json.dumps({"image": [10**400] + [0] * 783}).encode(), 422, "finite numbers in [0, 1]"),
+])
+def test_hostile_bodies_get_a_json_4xx(tiny_run, model, atlas, body, status, fragment):
+    with client(tiny_run, model, atlas) as c:
+        r = c.post("/api/query", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == status and fragment in r.json()["error"]
+
+
+def test_an_absurd_mnist_index_is_refused(tiny_run, model, atlas):
+    with client(tiny_run, model, atlas) as c:
+        r = c.post("/api/visualize", json={"layer": 1, "neuron": 0,
+                                           "config": {"init": "mnist:" + "9" * 5000}})
+    assert r.status_code == 422 and "test-set index" in r.json()["error"]
+
+
+def test_works_without_a_lifespan_and_a_bug_is_a_json_500(tiny_run, model, atlas, monkeypatch):
+    c = TestClient(create_app(tiny_run, model, atlas_dir=atlas), raise_server_exceptions=False)
+    r = c.post("/api/visualize", json={"layer": 1, "neuron": 0, "config": {"steps": 2}})
+    assert r.status_code == 200 and events(r.text)[-1][0] == "done"
+    monkeypatch.setattr("neuronatlas.atlas.server.query", lambda *a: 1 / 0)
+    r = c.post("/api/query", json={"image": [0.0] * 784})
+    assert r.status_code == 500 and r.json() == {"error": "internal error in the server"}

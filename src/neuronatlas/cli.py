@@ -27,12 +27,11 @@ from rich.table import Table
 
 from .config import VIS_OBJECTIVES, TrainConfig, VisConfig
 from .data import FILES, load_mnist
-from .errors import ModelFileError, NeuronatlasError, RunFolderError
+from .errors import NeuronatlasError
 from .evaluate import evaluate as evaluate_model
 from .evaluate import save_evaluation
 from .fileio import ensure_dir
-from .nn.io import check_mnist_sizes
-from .nn.mlp import MLP
+from .runs import load_model
 from .train import CHECKPOINT
 from .train import train as train_model
 
@@ -88,23 +87,6 @@ class RichTrainReporter:
 
 def _load_data(mnist_dir):
     return load_mnist(mnist_dir, log=lambda msg: console.print(f"[dim]{msg}"))
-
-
-def _load_model(run_dir: Path, model: Path | None) -> tuple[MLP, Path]:
-    """The model of the run (or ``--model``), which must read MNIST: 784 in, 10 out."""
-    path = _model_path(run_dir, model)
-    return check_mnist_sizes(MLP.load(path), str(path)), path
-
-
-def _model_path(run_dir: Path, model: Path | None) -> Path:
-    path = model or run_dir / "model.safetensors"
-    if model is None and not run_dir.is_dir():
-        raise RunFolderError(f"run folder {run_dir} does not exist; train first "
-                             f"(neuronatlas train --run {run_dir}) or pass --model")
-    if not path.is_file():
-        raise ModelFileError(f"no model at {path}; train first (neuronatlas train --run "
-                             f"{run_dir}) or pass --model PATH")
-    return path
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -201,7 +183,7 @@ def train(run_dir, mnist_dir, quick, resume, overwrite, stop_after_epoch, **flag
               help="Which MNIST split to evaluate on.")
 def evaluate(run_dir, mnist_dir, model, split):
     """Accuracy, per-class accuracy and confusion matrix of a model."""
-    net, path = _load_model(run_dir, model)
+    net, path = load_model(run_dir, model)
     ds = _load_data(mnist_dir)
     x, y = ds.split(split)
     ev = evaluate_model(net, x, y, split)
@@ -300,7 +282,7 @@ def visualize(targets, layers, all_, run_dir, mnist_dir, model, scale, **flags):
     from .vis.visualize import visualize as run_vis
 
     config = _vis_config(flags)
-    net, _ = _load_model(run_dir, model)
+    net, _ = load_model(run_dir, model)
     pairs = _parse_targets(targets, layers, all_, net.sizes)
     image = None if config.init in ("zero", "random") else resolve_init_image(config.init,
                                                                                    mnist_dir)
@@ -342,7 +324,7 @@ def query(image, target, run_dir, mnist_dir, model, as_json):
     from .vis.query import query as run_query
     from .vis.visualize import resolve_init_image
 
-    net, _ = _load_model(run_dir, model)
+    net, _ = load_model(run_dir, model)
     tgt = parse_target(target) if target else None
     img = resolve_init_image(image, mnist_dir)
     res = run_query(net, img, tgt)
@@ -385,7 +367,7 @@ def adversarial(index, target_class, steps, lr, objective, project, confidence, 
     from .vis.visualize import resolve_init_image
 
     config = VisConfig(steps=steps, lr=lr, tv=0.0, l1=0.0, objective=objective, project=project)
-    net, _ = _load_model(run_dir, model)
+    net, _ = load_model(run_dir, model)
     image = resolve_init_image(f"mnist:{index}", mnist_dir)
     res = run_adv(net, image, target_class, config, confidence=confidence)
     paths = save_adversarial(run_dir, index, res)
@@ -409,7 +391,7 @@ def analyze(run_dir, mnist_dir, model, k):
     from .analysis.examples import check_k
     from .analysis.run import analyze as run_analyze
 
-    net, _ = _load_model(run_dir, model)
+    net, _ = load_model(run_dir, model)
     ds = _load_data(mnist_dir)
     check_k(k, len(ds.train_x) + len(ds.test_x))
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -467,7 +449,7 @@ def atlas(run_dir, mnist_dir, model):
     from .atlas.build import build_atlas
 
     t0 = time.perf_counter()
-    net, _ = _load_model(run_dir, model)
+    net, _ = load_model(run_dir, model)
     ds = _load_data(mnist_dir)
     with stage_bars() as (report, log):
         folder = build_atlas(run_dir, net, ds, progress=report, log=log)
@@ -496,14 +478,14 @@ def serve(run_dir, mnist_dir, model, host, port, rebuild):
 
     if any(importlib.util.find_spec(m) is None for m in ("starlette", "uvicorn")):
         raise NeuronatlasError('serve needs the optional extra: pip install "neuronatlas[serve]"')
+    from .analysis.activations import model_sha256
+    from .atlas.build import atlas_model_sha256, build_atlas
     from .atlas.server import serve as run_server
 
-    net, _ = _load_model(run_dir, model)
+    net, _ = load_model(run_dir, model)
     atlas_dir = run_dir / "atlas"
-    if rebuild or not (atlas_dir / "index.html").is_file():
-        from .atlas.build import build_atlas
-
-        console.print(f"building the atlas in {atlas_dir} first")
+    if rebuild or atlas_model_sha256(atlas_dir) != model_sha256(net):
+        console.print(f"building the atlas of this model in {atlas_dir} first")
         ds = _load_data(mnist_dir)
         with stage_bars() as (report, log):
             build_atlas(run_dir, net, ds, progress=report, log=log)

@@ -155,6 +155,7 @@ class VisConfig(_JSONConfig):
                               f"got {self.init!r}")
         if self.init.startswith("mnist:"):
             idx = self.init.split(":", 1)[1]
-            if not (idx.isascii() and idx.isdigit()):
-                raise ConfigError(f"init 'mnist:<index>' needs a test-set index, got {self.init!r}")
+            if not (idx.isascii() and idx.isdigit() and len(idx) <= 9):
+                raise ConfigError(f"init 'mnist:<index>' needs a test-set index, got "
+                                  f"{self.init[:40]!r}")
         _check_int("seed", self.seed, 0)

@@ -24,6 +24,8 @@ from .nn.mlp import MLP
 from .vis.adversarial import adversarial
 from .vis.visualize import VisResult, visualize
 
+DATA_VERSION = 1  # bump when a function below computes differently: every figure is redone
+PAPER_OUTPUT_LAYER = 8  # a target on layer 8 means the output layer, whatever the depth
 TV_DOUBLING = [round(0.004 * 2**k, 6) for k in range(7)]  # 0.004 ... 0.256 (Figure 3)
 
 SPECS: dict[str, dict] = {
@@ -139,6 +141,7 @@ def fig3_data(model: MLP, spec: dict, class_means: np.ndarray) -> dict[str, np.n
         images.append(r.images)
         acts.append(r.activation)
     return {"nodes": np.array(spec["nodes"]), "tv": np.array(spec["tv"]),
+            "steps": np.array(spec["steps"]),
             "images": np.stack(images, axis=1), "activation": np.stack(acts, axis=1),
             "averages": class_means[spec["nodes"]]}
 
@@ -146,8 +149,7 @@ def fig3_data(model: MLP, spec: dict, class_means: np.ndarray) -> dict[str, np.n
 def grid_data(model: MLP, spec: dict) -> dict[str, np.ndarray]:
     """One target x (TV rows) x (L1 columns, as % of that row's TV): Figures 4 and 5."""
     layer, index = spec["target"]
-    if layer != model.n_layers:
-        layer = hidden_layer(model, layer)
+    layer = model.n_layers if layer == PAPER_OUTPUT_LAYER else hidden_layer(model, layer)
     index = min(index, model.sizes[layer] - 1)
     rows = []
     for tv in spec["tv"]:

@@ -138,7 +138,7 @@ def _bar(ax: Axes, value: float, text: str, color: str, label: str, small: bool 
     ax.set_label(label)
 
 
-def fig3(nodes, tv, images, activation, averages) -> Figure:
+def fig3(nodes, tv, images, activation, averages, steps=100) -> Figure:
     """Figure 3: output nodes (rows) x TV weight (columns, exponential), the average of
     the MNIST images that drive each node on the left; activation under each in red."""
     R, C = images.shape[:2]
@@ -157,7 +157,8 @@ def fig3(nodes, tv, images, activation, averages) -> Figure:
                 ax.set_title(f"TV {tv[c]:g}", fontsize=8)
             _below(ax, [(f"{activation[r, c]:.4f}", {"color": RED})])
     fig.suptitle("Figure 3: output neurons, TV weight doubling from left to right "
-                 f"({len(tv)} weights, 100 steps, near-zero start, clipped)", fontsize=10)
+                 f"({len(tv)} weights, {int(steps)} steps, near-zero start, clipped)",
+                 fontsize=10)
     return fig
 
 

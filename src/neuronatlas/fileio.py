@@ -51,13 +51,30 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, fsync: bool = Tr
         raise
 
 
-def _same_content(path: Path, data: bytes) -> bool:
+def _same_content(path: Path, data: bytes, chunk: int = 1 << 20) -> bool:
+    """Whether ``path`` holds exactly ``data`` (read in chunks, stopping at a difference)."""
+    view = memoryview(data)
     try:
         if path.stat().st_size != len(data):
             return False
-        return path.read_bytes() == data
+        with open(path, "rb") as f:
+            for start in range(0, len(data), chunk):
+                if f.read(chunk) != view[start:start + chunk]:
+                    return False
+        return True
     except OSError:
         return False
+
+
+def atomic_write_npz(path: str | os.PathLike, **arrays) -> None:
+    """Compressed ``.npz`` of ``arrays``, written atomically."""
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def atomic_write_text(path: str | os.PathLike, text: str, *, fsync: bool = True) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,14 +26,21 @@ from .analysis.activations import model_sha256
 from .analysis.claims import markdown as claims_markdown
 from .analysis.examples import load_examples
 from .analysis.run import AnalysisResult, analyze
-from .config import TrainConfig
+from .config import TrainConfig, VisConfig
 from .data import MNIST
 from .errors import RunFolderError
 from .evaluate import evaluate, save_evaluation
-from .fileio import atomic_write_bytes, atomic_write_json, atomic_write_text, ensure_dir
+from .fileio import (
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_npz,
+    atomic_write_text,
+    ensure_dir,
+)
 from .nn.io import check_mnist_sizes
 from .nn.mlp import MLP
-from .stages import Log, Stages, file_sha256
+from .runs import analysed_k
+from .stages import Log, Progress, Stages, file_sha256
 from .train import CHECKPOINT, Reporter, train
 
 FIGURE_STYLE = 1  # bump when figures.py draws differently: every figure is redrawn
@@ -71,7 +77,10 @@ def _check_owner(run: Path, config: TrainConfig) -> None:
         return
     keys = ("sizes", "epochs", "fine_tune_epochs", "lr", "fine_tune_lr", "batch_size")
     mine = config.to_dict()
-    if not isinstance(saved, dict) or any(saved.get(k) != mine[k] for k in keys if k in saved):
+    if not isinstance(saved, dict):
+        raise RunFolderError(f"{run}/config.json is not a neuronatlas run config; use another "
+                             "--run")
+    if any(saved.get(k) != mine[k] for k in keys if k in saved):
         theirs = f"{saved.get('epochs')} + {saved.get('fine_tune_epochs')} epochs"
         raise RunFolderError(
             f"{run} belongs to another training config ({theirs}, config.json); "
@@ -82,7 +91,12 @@ def obtain_model(run: Path, data: MNIST, *, quick: bool, model_path: Path | None
                  reporter: Reporter | None, log: Log) -> tuple[MLP, str]:
     """The run's model: given, already trained, resumed from a checkpoint, or trained now."""
     if model_path is not None:
-        return check_mnist_sizes(MLP.load(model_path), str(model_path)), f"loaded from {model_path}"
+        model = check_mnist_sizes(MLP.load(model_path), str(model_path))
+        own = run / "model.safetensors"
+        if own.is_file() and model_sha256(MLP.load(own)) != model_sha256(model):
+            raise RunFolderError(f"{run} holds another model (model.safetensors); give "
+                                 f"--model {model_path} a run folder of its own (--run)")
+        return model, f"loaded from {model_path}"
     config = TrainConfig.quick() if quick else TrainConfig()
     _check_owner(run, config)
     if (run / "model.safetensors").is_file():
@@ -102,12 +116,11 @@ def obtain_model(run: Path, data: MNIST, *, quick: bool, model_path: Path | None
 def reproduce(run_dir: str | Path, data: MNIST, *, quick: bool = False,
               model_path: Path | None = None, reporter: Reporter | None = None,
               log: Log = lambda m: None,
-              progress: Callable[[str, int, int], None] | None = None,
+              progress: Progress | None = None,
               atlas: bool = True) -> Path:
     """Train or reuse the model, analyse it, draw Figures 1-7, build the atlas and write
     the report; returns the path of ``report.md``."""
     run = ensure_dir(run_dir)
-    t = time.perf_counter()
     model, how = obtain_model(run, data, quick=quick, model_path=model_path,
                               reporter=reporter, log=log)
     times = _load_times(run)
@@ -127,7 +140,7 @@ def reproduce(run_dir: str | Path, data: MNIST, *, quick: bool = False,
     if file_sha256(eval_path) != before:
         ctx.computed("evaluate", time.perf_counter() - t, f"{ev.n} test images")
 
-    result = analyze(run, model, data, log=log, progress=progress)
+    result = analyze(run, model, data, k=analysed_k(run), log=log, progress=progress)
     for name, seconds in result.seconds.items():
         if name not in result.reused:
             ctx.computed(f"analysis: {name}", seconds)
@@ -210,11 +223,13 @@ def _figure_data(ctx: Context, name: str, analysis: AnalysisResult) -> dict[str,
     inputs = _figure_inputs(ctx, name, analysis)
 
     def compute() -> dict:
-        _save_npz(arrays, _compute_figure(ctx, name, inputs, analysis))
+        atomic_write_npz(arrays, **_compute_figure(ctx, name, inputs, analysis))
         return {}
 
-    doc = ctx.stages.run(name, folder / f"{name}.json", {"spec": E.SPECS[name], **inputs},
-                         compute, arrays=arrays, message=f"{name}: computing its data")
+    settings = {"spec": E.SPECS[name], "version": E.DATA_VERSION,
+                "vis_defaults": VisConfig().to_dict(), **inputs}
+    doc = ctx.stages.run(name, folder / f"{name}.json", settings, compute, arrays=arrays,
+                         message=f"{name}: computing its data")
     if name not in ctx.stages.reused:
         ctx.computed(f"{name} data", doc["seconds"])
     with np.load(arrays) as z:
@@ -244,27 +259,24 @@ def _draw(ctx: Context, name: str) -> None:
     ctx.computed(f"{name} drawn", time.perf_counter() - t)
 
 
-def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    import io
-
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    atomic_write_bytes(path, buf.getvalue())
-
-
 def _atlas(ctx: Context, progress) -> None:
     from .atlas.build import build_atlas
 
     t = time.perf_counter()
-    before = file_sha256(ctx.run / "atlas" / "index.html")
+    manifest = ctx.run / "atlas" / "manifest.json"
+    before = file_sha256(manifest)
     build_atlas(ctx.run, ctx.model, ctx.data, progress=progress, log=ctx.log)
-    if file_sha256(ctx.run / "atlas" / "index.html") != before:
+    if file_sha256(manifest) != before:
         ctx.computed("atlas", time.perf_counter() - t)
 
 
 # --- the report ----------------------------------------------------------------------
 def _pct(p: float, digits: int = 2) -> str:
     return f"{100 * p:.{digits}f}%"
+
+
+def _target(t) -> str:
+    return f"{int(t[0])}:{int(t[1])}"
 
 
 def _range(values, fmt: str = "{:.3f}") -> str:
@@ -290,7 +302,7 @@ def _numbers_table(ev_acc: float, metrics: list[dict], analysis: AnalysisResult,
         ("test accuracy", _pct(P["test_accuracy"]), _pct(ev_acc)),
         ("final EMA of the training loss", f"≈ {P['final_ema_loss']}",
          f"{ema:.4f}" if ema is not None else "n/a (model not trained here)"),
-        ("adversarial examples (Fig. 2) reach confidence > 0.99",
+        (f"adversarial examples (Fig. 2) reach confidence > {P['adversarial_confidence']}",
          "yes (\"over 0.99\")",
          f"{reached} of {len(f2['targets'])} pairs (target probability "
          f"{_range(target_p, '{:.4f}')}, L2 change {_range(l2, '{:.2f}')})"),
@@ -304,7 +316,7 @@ def _numbers_table(ev_acc: float, metrics: list[dict], analysis: AnalysisResult,
     rows += [
         ("output-neuron visualisations reach high activation (Fig. 3, 100 steps)",
          "high (not given)", _range(fd["fig3"]["activation"], "{:.3f}")),
-        ("Fig. 5: largest ratio of 7:1 to the next-highest neuron",
+        (f"Fig. 5: largest ratio of {_target(fd['fig5']['target'])} to the next-highest neuron",
          f"{P['fig5_max_ratio']}", f"{np.nanmax(np.where(np.isfinite(f5), f5, np.nan)):.2f}"),
         ("dead neurons", "\"a minority\"",
          f"{silent} of {hidden} hidden neurons silent on all {dead['images']} images; "
@@ -324,8 +336,9 @@ def _figure_notes(name: str, d: dict) -> str:
                 f"{_range(d['images_clipped'], '{:.2f}')}.")
     if name == "fig2":
         steps = d["steps_to_confidence"]
-        return (f"Steps to > 0.99: {', '.join(str(s) if s >= 0 else 'not reached' for s in steps)}"
-                f" (test images {', '.join(map(str, d['index']))}).")
+        reached = ", ".join(str(s) if s >= 0 else "not reached" for s in steps)
+        return (f"Steps to > {E.SPECS['fig2']['confidence']}: {reached} "
+                f"(test images {', '.join(map(str, d['index']))}).")
     if name == "fig3":
         return f"Activations {_range(d['activation'], '{:.4f}')}."
     if name == "fig4":

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from .fileio import atomic_write_json
 
-Log = Callable[[str], None]
+Log = Callable[[str], None]  # one line of news for the user
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
 def file_sha256(path: Path) -> str | None:

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..data import MNIST
 from ..errors import ConfigError
+from ..fileio import atomic_write_npz
 from .activations import ActivationStore, dataset_labels
 
 
@@ -92,16 +93,10 @@ def dataset_examples(store: ActivationStore, data: MNIST, k: int = 16,
 
 def save_examples(path: Path, examples: dict[int, LayerExamples]) -> dict:
     """``examples.npz`` (arrays, compressed) and the JSON-ready per-neuron summary."""
-    import io
-
-    from ..fileio import atomic_write_bytes
-
     arrays = {f"L{l}_{name}": getattr(ex, name) for l, ex in examples.items()
               for name in ("index", "activation", "histogram", "mean_topk", "mean_p99",
                            "count_p99", "p99")}
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_npz(path, **arrays)
     return {str(l): {"preferred_class": ex.preferred_class.tolist(),
                      "purity": np.round(ex.purity, 4).tolist(),
                      "top_activation": np.round(ex.activation[:, 0].astype(float), 5).tolist()}

@@ -17,7 +17,7 @@ import numpy as np
 from ..config import VisConfig
 from ..data import MNIST
 from ..errors import ConfigError
-from ..fileio import atomic_write_bytes, atomic_write_text, ensure_dir
+from ..fileio import atomic_write_npz, atomic_write_text, ensure_dir
 from ..nn.mlp import MLP
 from ..stages import Log, Stages
 from ..vis.visualize import visualize
@@ -88,7 +88,7 @@ def analyze(run_dir: str | Path, model: MLP, data: MNIST, *, k: int = 16,
         cb = stage_progress("visualise")
         res = visualize(model, targets, vis_config,
                         callback=(lambda step, _a: cb(step + 1, vis_config.steps)) if cb else None)
-        _save_npz(vis_path, targets=np.array(res.targets), images=res.images,
+        atomic_write_npz(vis_path, targets=np.array(res.targets), images=res.images,
                   activation=res.activation, next_index=res.next_index,
                   next_activation=res.next_activation, ratio=res.ratio,
                   top3_classes=res.top3_classes, top3_probs=res.top3_probs)
@@ -134,14 +134,6 @@ def analyze(run_dir: str | Path, model: MLP, data: MNIST, *, k: int = 16,
 
 
 GRADIENT_IMAGES = 4  # top dataset images per neuron for its input-gradient map
-
-
-def _save_npz(path: Path, **arrays) -> None:
-    import io
-
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    atomic_write_bytes(path, buf.getvalue())
 
 
 def _layer_claims(model, data, vis, dead, examples, cl, ex_path: Path) -> dict:

@@ -37,18 +37,14 @@ from ..analysis.examples import LayerExamples, load_examples
 from ..analysis.run import AnalysisResult, analyze
 from ..config import VisConfig
 from ..data import MNIST, load_mnist
-from ..errors import ModelFileError, RunFolderError
 from ..fileio import ensure_dir
-from ..nn.io import check_mnist_sizes
 from ..nn.mlp import MLP
+from ..runs import analysed_k, load_model
+from ..stages import Log, Progress
 from . import sprites
 from .variants import VARIANTS, label, variant
 
-Log = Callable[[str], None]
-Progress = Callable[[str, int, int], None]
-
 SIZE_BUDGET = 50 * 2**20  # bytes: the paper's network must stay well under this
-DEFAULT_K = 16  # dataset examples per neuron when the run has no analysis yet
 DIGITS_PER_SHEET = sprites.COLS * sprites.COLS  # dataset images per digits sheet
 STATIC = Path(__file__).with_name("static")
 PAGE_FILES = ("index.html", "atlas.js", "atlas.css")
@@ -76,9 +72,9 @@ def build_atlas(run_dir: str | Path, model: MLP | None = None, data: MNIST | Non
     its path. ``progress(stage, done, total)`` reports long stages; ``k`` (dataset examples
     per neuron) defaults to the run's existing analysis, else 16."""
     run_dir = Path(run_dir)
-    model = _run_model(run_dir) if model is None else model
+    model = load_model(run_dir)[0] if model is None else model
     data = load_mnist(log=log) if data is None else data
-    inputs = _gather(run_dir, model, data, k or _analysed_k(run_dir), progress, log)
+    inputs = _gather(run_dir, model, data, k or analysed_k(run_dir), progress, log)
     folder = _publish(run_dir, lambda tmp: _write_site(tmp, inputs, progress))
     total = json.loads((folder / "manifest.json").read_text())["total_bytes"]
     if total > SIZE_BUDGET:
@@ -88,26 +84,6 @@ def build_atlas(run_dir: str | Path, model: MLP | None = None, data: MNIST | Non
 
 
 # --- inputs ------------------------------------------------------------------------------
-def _run_model(run_dir: Path) -> MLP:
-    path = run_dir / "model.safetensors"
-    if not run_dir.is_dir():
-        raise RunFolderError(f"run folder {run_dir} does not exist; train first "
-                             f"(neuronatlas train --run {run_dir})")
-    if not path.is_file():
-        raise ModelFileError(f"no model at {path}; train first (neuronatlas train --run "
-                             f"{run_dir})")
-    return check_mnist_sizes(MLP.load(path), str(path))
-
-
-def _analysed_k(run_dir: Path) -> int:
-    """The k of the run's dataset examples, so that building the atlas reuses them."""
-    try:
-        k = json.loads((run_dir / "analysis" / "examples.json").read_text())["k"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return DEFAULT_K
-    return k if isinstance(k, int) and k > 0 else DEFAULT_K
-
-
 def _gather(run_dir: Path, model: MLP, data: MNIST, k: int, progress: Progress | None,
             log: Log) -> _Inputs:
     """The analysis (computed where missing), its arrays, and the variants."""
@@ -129,6 +105,10 @@ def _publish(run_dir: Path, write: Callable[[Path], None]) -> Path:
     atlas once it succeeded (unless it is identical to the atlas there, which is then
     left untouched); on failure the old atlas stays and the folder goes."""
     final = run_dir / "atlas"
+    if not final.exists():  # killed between its two renames: the previous atlas comes back
+        for old in sorted(run_dir.glob(".atlas.old-*")):
+            old.rename(final)
+            break
     for stale in run_dir.glob(".atlas.*-*"):  # left by a build that was killed
         shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=".atlas.tmp-", dir=ensure_dir(run_dir)))
@@ -179,7 +159,7 @@ def _write_site(folder: Path, inp: _Inputs, progress: Progress | None) -> None:
         if progress:
             progress("atlas pages", n_layers + s + 1, n_layers + sheets)
     _write_js(folder / "data" / "meta.js", "ATLAS.setMeta", _meta(inp, layers, len(digits)))
-    _write_manifest(folder)
+    _write_manifest(folder, model_sha256(inp.model))
 
 
 def _write_js(path: Path, call: str, doc: dict) -> None:
@@ -194,10 +174,19 @@ def _write_png(folder: Path, name: str, tiles: np.ndarray) -> str:
     return rel
 
 
-def _write_manifest(folder: Path) -> None:
+def atlas_model_sha256(atlas_dir: Path) -> str | None:
+    """The hash of the model an existing atlas was built for (None: no usable atlas)."""
+    try:
+        return json.loads((Path(atlas_dir) / "manifest.json").read_text()).get("model_sha256")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _write_manifest(folder: Path, sha: str) -> None:
     files = {p.relative_to(folder).as_posix(): p.stat().st_size
              for p in sorted(folder.rglob("*")) if p.is_file()}
-    doc = {"files": files, "total_bytes": sum(files.values()), "budget_bytes": SIZE_BUDGET}
+    doc = {"model_sha256": sha, "files": files, "total_bytes": sum(files.values()),
+           "budget_bytes": SIZE_BUDGET}
     (folder / "manifest.json").write_text(json.dumps(doc, indent=1) + "\n")
 
 

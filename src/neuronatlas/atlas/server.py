@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import math
 import threading
@@ -34,6 +33,8 @@ import numpy as np
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, StreamingResponse
 from starlette.routing import Mount, Route
@@ -93,6 +94,8 @@ async def read_json(request: Request, max_bytes: int):
         body = json.loads(b"".join(chunks))
     except (ValueError, UnicodeDecodeError) as exc:
         raise Problem(400, f"request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise Problem(400, "request body is nested too deeply") from None
     if not isinstance(body, dict):
         raise Problem(400, "request body must be a JSON object")
     return body
@@ -128,13 +131,11 @@ def parse_image(value) -> np.ndarray:
         raise Problem(422, f"image must be a list of 784 pixel values (28x28), got {got}")
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
         raise Problem(422, "image pixels must be numbers")
-    x = np.asarray(value, dtype=np.float64)
-    if not np.isfinite(x).all():
-        raise Problem(422, "image pixels must be finite (no NaN or infinity)")
-    if x.min() < 0 or x.max() > 1:
-        raise Problem(422, f"image pixels must be in [0, 1], got min {x.min():.3g}, "
-                           f"max {x.max():.3g}")
-    return x.astype(np.float32)
+    bad = next((v for v in value if not 0 <= v <= 1), None)  # NaN fails both comparisons
+    if bad is not None:
+        shown = f"{bad:.3g}" if isinstance(bad, float) else f"{str(bad)[:20]}"
+        raise Problem(422, f"image pixels must be finite numbers in [0, 1], got {shown}")
+    return np.asarray(value, dtype=np.float32)
 
 
 def parse_config(fields, limits: ServerLimits) -> VisConfig:
@@ -184,15 +185,11 @@ class LiveServer:
 
     def __init__(self, run_dir: Path, model: MLP, limits: ServerLimits, mnist_dir=None):
         self.run_dir, self.model, self.limits, self.mnist_dir = run_dir, model, limits, mnist_dir
-        self.slots: asyncio.Semaphore | None = None  # made in the lifespan (its event loop)
+        self.slots = asyncio.Semaphore(limits.concurrency)  # binds its loop on first use
         self.tasks: set[asyncio.Task] = set()
         self._test_x = None
+        self._mnist_error: Problem | None = None  # remembered: MNIST is not fetched per request
         self._mnist_lock = threading.Lock()
-
-    @contextlib.asynccontextmanager
-    async def lifespan(self, app):
-        self.slots = asyncio.Semaphore(self.limits.concurrency)
-        yield
 
     # -- endpoints
     async def model_info(self, request: Request) -> JSONResponse:
@@ -246,11 +243,15 @@ class LiveServer:
         from ..data import load_mnist
 
         with self._mnist_lock:
+            if self._mnist_error is not None:
+                raise self._mnist_error
             if self._test_x is None:
                 try:
                     self._test_x = load_mnist(self.mnist_dir).test_x
                 except DataError as exc:
-                    raise Problem(503, f"MNIST is not available to the server: {exc}") from None
+                    self._mnist_error = Problem(503, f"MNIST is not available to the server: "
+                                                     f"{exc}")
+                    raise self._mnist_error from None
         if index >= len(self._test_x):
             raise Problem(422, f"init mnist:{index}: the test set has {len(self._test_x)} "
                                f"images (0..{len(self._test_x) - 1})")
@@ -356,9 +357,17 @@ def problem_response(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
+def internal_error(request: Request, exc: Exception) -> JSONResponse:
+    """A bug: JSON 500 for the client, the traceback in the server's log."""
+    traceback.print_exception(exc)
+    return JSONResponse({"error": "internal error in the server"}, status_code=500)
+
+
 def create_app(run_dir, model: MLP, *, atlas_dir, limits: ServerLimits = ServerLimits(),
-               mnist_dir=None) -> Starlette:
-    """The ASGI app: the atlas folder's files, the live page and the JSON/SSE API."""
+               mnist_dir=None, allowed_hosts: tuple[str, ...] = ()) -> Starlette:
+    """The ASGI app: the atlas folder's files, the live page and the JSON/SSE API.
+    ``allowed_hosts`` (Host headers) keeps pages of other sites from reaching a loopback
+    server through DNS rebinding; empty: any host."""
     live = LiveServer(Path(run_dir), model, limits, mnist_dir)
 
     def live_file(name: str) -> Route:
@@ -373,9 +382,12 @@ def create_app(run_dir, model: MLP, *, atlas_dir, limits: ServerLimits = ServerL
         *(live_file(name) for name in LIVE_FILES),
         Mount("/", AtlasFiles(directory=Path(atlas_dir), html=True)),
     ]
-    app = Starlette(routes=routes, lifespan=live.lifespan,
+    middleware = ([Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))]
+                  if allowed_hosts else [])
+    app = Starlette(routes=routes, middleware=middleware,
                     exception_handlers={Problem: problem_response,
-                                        HTTPException: problem_response})
+                                        HTTPException: problem_response,
+                                        Exception: internal_error})
     app.state.live = live
     return app
 
@@ -392,7 +404,9 @@ def serve(run_dir, model: MLP, *, atlas_dir, host: str = "127.0.0.1", port: int 
     import uvicorn
     from threadpoolctl import threadpool_limits
 
-    app = create_app(run_dir, model, atlas_dir=atlas_dir, limits=limits, mnist_dir=mnist_dir)
+    loopback = host in ("127.0.0.1", "localhost", "::1")
+    app = create_app(run_dir, model, atlas_dir=atlas_dir, limits=limits, mnist_dir=mnist_dir,
+                     allowed_hosts=("127.0.0.1", "localhost", "[::1]") if loopback else ())
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -401,6 +415,7 @@ def serve(run_dir, model: MLP, *, atlas_dir, host: str = "127.0.0.1", port: int 
     except OSError as exc:
         sock.close()
         raise NeuronatlasError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(128)  # connections wait in the backlog from the moment the URL is printed
     port = sock.getsockname()[1]
     shown = f"[{host}]" if family == socket.AF_INET6 else host
     log(f"serving {run_dir} at http://{shown}:{port}/ (live visualiser: "

@@ -9,16 +9,15 @@ another model, other targets or a damaged file is rendered again.
 
 from __future__ import annotations
 
-import io
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from ..config import VisConfig
-from ..fileio import atomic_write_bytes
+from ..fileio import atomic_write_npz
 from ..nn.mlp import MLP
+from ..stages import Progress
 from ..vis.store import config_id
 from ..vis.visualize import visualize
 
@@ -30,7 +29,6 @@ VARIANTS: tuple[VisConfig, ...] = (
 FIELDS = ("images", "activation", "next_index", "next_activation", "ratio", "top3_classes",
           "top3_probs")
 
-Progress = Callable[[str, int, int], None]
 
 
 def label(config: VisConfig) -> str:
@@ -73,6 +71,4 @@ def _read(path: Path, sha: str, targets: np.ndarray) -> dict[str, np.ndarray] | 
 
 
 def _write(path: Path, sha: str, targets: np.ndarray, arrays: dict[str, np.ndarray]) -> None:
-    buf = io.BytesIO()
-    np.savez_compressed(buf, model_sha256=np.array(sha), targets=targets, **arrays)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_npz(path, model_sha256=np.array(sha), targets=targets, **arrays)

@@ -56,8 +56,8 @@ def resolve_init_image(init: str, mnist_dir=None) -> np.ndarray:
         from ..errors import ConfigError
 
         text = init.split(":", 1)[1]
-        if not (text.isascii() and text.isdigit()):
-            raise ConfigError(f"{init!r}: expected mnist:<test-set index>, e.g. mnist:7")
+        if not (text.isascii() and text.isdigit() and len(text) <= 9):
+            raise ConfigError(f"{init[:40]!r}: expected mnist:<test-set index>, e.g. mnist:7")
         index = int(text)
         test_x = load_mnist(mnist_dir).test_x
         if index >= len(test_x):

@@ -354,7 +354,9 @@ const ATLAS = (() => {
 
   /** "7:1", "L7N1", "7 1" -> [7, 1]; "7" or "L7" -> [7, null]; else null. */
   function parseTarget(text) {
-    const t = decodeURIComponent(text).trim();
+    let t = text;
+    try { t = decodeURIComponent(text); } catch (e) { /* "50%": not an escape, keep it */ }
+    t = t.trim();
     let m = /^L?(\d+)\s*[:N,\s]\s*(\d+)$/i.exec(t);
     if (m) return [+m[1], +m[2]];
     m = /^L?(\d+)$/i.exec(t);
