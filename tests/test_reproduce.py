@@ -98,6 +98,21 @@ def test_reproduce_bad_input(tiny_run, tmp_path):
     assert_user_error(run_cli("reproduce", "--run", other, "--quick"),
                       "belongs to another training config")
     assert (other / "model.safetensors").is_file()  # nothing of it was lost
+    # --model into a run folder that holds another model: refused, nothing overwritten
+    stranger = tmp_path / "stranger.safetensors"
+    m = MLP.load(tiny_run / "model.safetensors")
+    m.biases[0][0] += 1.0
+    m.save(stranger)
+    before = (other / "model.safetensors").read_bytes()
+    assert_user_error(run_cli("reproduce", "--run", other, "--model", stranger),
+                      "holds another model")
+    assert (other / "model.safetensors").read_bytes() == before
+    # a config.json that is not a run config
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    (odd / "config.json").write_text('{"train": "not a config"}')
+    assert_user_error(run_cli("reproduce", "--run", odd, "--quick"),
+                      "not a neuronatlas run config")
 
 
 def test_interrupted_figure_is_not_kept_and_rerun_finishes(tiny_run, tmp_path, mnist,
