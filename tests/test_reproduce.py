@@ -139,3 +139,32 @@ def test_interrupted_figure_is_not_kept_and_rerun_finishes(tiny_run, tmp_path, m
     R.reproduce(run, mnist, model_path=model, atlas=False)
     assert all((run / "figures" / f"{n}.png").is_file() for n in FIGS)
     assert MLP.load(model).sizes[-1] == 10
+
+
+def test_a_full_disk_is_one_clear_error_and_keeps_what_was_saved(tiny_run, tmp_path, mnist,
+                                                                 monkeypatch):
+    import errno
+    import os as _os
+
+    from neuronatlas import RunFolderError, fileio
+
+    run = tmp_path / "run"
+    model = tiny_run / "model.safetensors"
+    R.reproduce(run, mnist, model_path=model, atlas=False)
+    before = (run / "figures/fig3.png").read_bytes()
+    (run / "figures/fig3.png").unlink()  # must be drawn again
+
+    real_replace = _os.replace
+
+    def no_space(src, dst):
+        if str(dst).endswith("fig3.png"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(fileio.os, "replace", no_space)
+    with pytest.raises(RunFolderError, match="cannot write .*fig3.png: No space left"):
+        R.reproduce(run, mnist, model_path=model, atlas=False)
+    assert not list(run.rglob("*.tmp")) and (run / "report.md").is_file()
+    monkeypatch.setattr(fileio.os, "replace", real_replace)
+    R.reproduce(run, mnist, model_path=model, atlas=False)
+    assert (run / "figures/fig3.png").read_bytes() == before
