@@ -149,9 +149,11 @@ def reproduce(run_dir: str | Path, data: MNIST, *, quick: bool = False,
             if recorded is not None:
                 ctx.computed(f"analysis: {name}", recorded, "by neuronatlas analyze")
 
-    fig_data = {name: _figure_data(ctx, name, result) for name in NAMES}
+    with np.load(result.folder / "visualizations.npz") as z:  # ranks neurons for Figs 1, 6, 7
+        ranking = (z["targets"], z["ratio"], z["activation"])
+    fig_data = {name: _figure_data(ctx, name, result, ranking) for name in NAMES}
     for name in NAMES:
-        _draw(ctx, name)
+        _draw(ctx, name, fig_data[name])
     if atlas:
         _atlas(ctx, progress)
     _save_times(run, times)
@@ -186,13 +188,13 @@ def _save_times(run: Path, times: dict) -> None:
 
 
 # --- figures -------------------------------------------------------------------------
-def _figure_inputs(ctx: Context, name: str, analysis: AnalysisResult) -> dict:
-    """The chosen neurons a figure depends on (part of its cache key)."""
+def _figure_inputs(ctx: Context, name: str, ranking: tuple[np.ndarray, ...]) -> dict:
+    """The chosen neurons a figure depends on (part of its cache key); ``ranking``: the
+    analysis' visualisations (targets, ratio, activation)."""
     spec = E.SPECS[name]
     if name not in ("fig1", "fig6", "fig7"):
         return {}
-    with np.load(analysis.folder / "visualizations.npz") as z:
-        targets, ratio, act = z["targets"], z["ratio"], z["activation"]
+    targets, ratio, act = ranking
 
     def pick(layer: int, n: int) -> list[int]:
         return E.most_selective(targets, ratio, act, E.hidden_layer(ctx.model, layer), n)
@@ -217,10 +219,11 @@ def _compute_figure(ctx: Context, name: str, inputs: dict, analysis: AnalysisRes
     return E.selected_data(m, spec, inputs["chosen"])
 
 
-def _figure_data(ctx: Context, name: str, analysis: AnalysisResult) -> dict[str, np.ndarray]:
+def _figure_data(ctx: Context, name: str, analysis: AnalysisResult,
+                 ranking: tuple[np.ndarray, ...]) -> dict[str, np.ndarray]:
     folder = ctx.run / "figures" / "data"
     arrays = folder / f"{name}.npz"
-    inputs = _figure_inputs(ctx, name, analysis)
+    inputs = _figure_inputs(ctx, name, ranking)
 
     def compute() -> dict:
         atomic_write_npz(arrays, **_compute_figure(ctx, name, inputs, analysis))
@@ -236,7 +239,7 @@ def _figure_data(ctx: Context, name: str, analysis: AnalysisResult) -> dict[str,
         return {k: z[k] for k in z.files}
 
 
-def _draw(ctx: Context, name: str) -> None:
+def _draw(ctx: Context, name: str, arrays: dict[str, np.ndarray]) -> None:
     """figures/figN.png and .pdf, redrawn only when their data or the style changed."""
     from .figures import FIGURES, figure_bytes
 
@@ -249,8 +252,7 @@ def _draw(ctx: Context, name: str) -> None:
     if doc is not None and doc.get("pdf_sha256") == file_sha256(pdf):
         return
     t = time.perf_counter()
-    with np.load(folder / "data" / f"{name}.npz") as z:
-        fig = FIGURES[name](**{k: z[k] for k in z.files})
+    fig = FIGURES[name](**arrays)
     atomic_write_bytes(pdf, figure_bytes(fig, "pdf"))
     atomic_write_bytes(png, figure_bytes(fig, "png"))
     atomic_write_json(record, {"model_sha256": ctx.stages.sha, "settings": settings,
