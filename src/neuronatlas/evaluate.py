@@ -39,8 +39,9 @@ def evaluate(model: MLP, x: np.ndarray, y: np.ndarray, split: str = "test") -> E
     )
 
 
-def save_evaluation(run_dir: str | Path, ev: Evaluation, model: str) -> Path:
-    """``RUN/evaluation-<split>.json``: which model, and the numbers."""
+def save_evaluation(run_dir: str | Path, ev: Evaluation, model: str,
+                    dataset: dict[str, str] | None = None) -> Path:
+    """``RUN/evaluation-<split>.json``: which model, on which dataset, and the numbers."""
     path = ensure_dir(run_dir) / f"evaluation-{ev.split}.json"
-    atomic_write_json(path, {"model": model, **ev.to_dict()})
+    atomic_write_json(path, {"model": model, "dataset": dataset, **ev.to_dict()})
     return path

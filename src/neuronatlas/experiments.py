@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from .config import VisConfig
-from .data import MNIST
+from .data import Dataset
 from .nn.mlp import MLP
 from .vis.adversarial import adversarial
 from .vis.visualize import VisResult, visualize
@@ -103,7 +103,7 @@ def fig1_data(model: MLP, spec: dict, hidden: list[list[int]]) -> dict[str, np.n
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
-def first_correct(model: MLP, data: MNIST, digit: int) -> int:
+def first_correct(model: MLP, data: Dataset, digit: int) -> int:
     """Index of the first test image of ``digit`` that the model classifies correctly."""
     (idx,) = np.nonzero(data.test_y == digit)
     pred = model.predict_proba(data.test_x[idx]).argmax(axis=1)
@@ -111,7 +111,7 @@ def first_correct(model: MLP, data: MNIST, digit: int) -> int:
     return int(hits[0] if len(hits) else idx[0])
 
 
-def fig2_data(model: MLP, data: MNIST, spec: dict) -> dict[str, np.ndarray]:
+def fig2_data(model: MLP, data: Dataset, spec: dict) -> dict[str, np.ndarray]:
     """Adversarial pairs: each test image pushed to another class (paper's Figure 2)."""
     config = VisConfig(objective=spec["objective"], clip=True, project=False, tv=0.0, l1=0.0,
                        lr=spec["lr"], steps=spec["steps"])

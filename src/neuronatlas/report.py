@@ -27,7 +27,7 @@ from .analysis.claims import markdown as claims_markdown
 from .analysis.examples import load_examples
 from .analysis.run import AnalysisResult, analyze
 from .config import TrainConfig, VisConfig
-from .data import MNIST
+from .data import Dataset, check_fits, load_dataset
 from .errors import RunFolderError
 from .evaluate import evaluate, save_evaluation
 from .fileio import (
@@ -37,9 +37,8 @@ from .fileio import (
     atomic_write_text,
     ensure_dir,
 )
-from .nn.io import check_mnist_sizes
 from .nn.mlp import MLP
-from .runs import analysed_k
+from .runs import analysed_k, check_owner, run_dataset
 from .stages import Log, Progress, Stages, file_sha256
 from .train import CHECKPOINT, Reporter, train
 
@@ -53,7 +52,7 @@ class Context:
 
     run: Path
     model: MLP
-    data: MNIST
+    data: Dataset
     stages: Stages
     times: dict  # reproduce.json: {"stages": {name: {"seconds", "note"}}}
     log: Log
@@ -87,20 +86,44 @@ def _check_owner(run: Path, config: TrainConfig) -> None:
             f"this call asks for {config.epochs} + {config.fine_tune_epochs}: use another --run")
 
 
-def obtain_model(run: Path, data: MNIST, *, quick: bool, model_path: Path | None,
-                 reporter: Reporter | None, log: Log) -> tuple[MLP, str]:
-    """The run's model: given, already trained, resumed from a checkpoint, or trained now."""
+def _data_for(model: MLP, data_spec, data_dir, log: Log) -> Dataset:
+    """A Dataset given as such (checked to fit), or the one named or recorded."""
+    if isinstance(data_spec, Dataset):
+        check_fits(model, data_spec)
+        return data_spec
+    return run_dataset(model, data_spec, data_dir, log=log)
+
+
+def obtain_model(run: Path, data_spec: str | Dataset | None, data_dir, *, quick: bool,
+                 model_path: Path | None, activation, reporter: Reporter | None, log: Log,
+                 data_log: Log) -> tuple[MLP, Dataset, str]:
+    """The run's model and its dataset: a given model, the run's own (whatever network
+    and data it was trained on), resumed from a checkpoint, or the paper's trained now."""
     if model_path is not None:
-        model = check_mnist_sizes(MLP.load(model_path), str(model_path))
-        own = run / "model.safetensors"
-        if own.is_file() and model_sha256(MLP.load(own)) != model_sha256(model):
-            raise RunFolderError(f"{run} holds another model (model.safetensors); give "
-                                 f"--model {model_path} a run folder of its own (--run)")
-        return model, f"loaded from {model_path}"
+        model = MLP.load(model_path, activation=activation)
+        if (run / "model.safetensors").is_file():
+            try:
+                check_owner(run, model)
+            except RunFolderError:
+                raise RunFolderError(f"{run} holds another model (model.safetensors); give "
+                                     f"--model {model_path} a run folder of its own (--run)"
+                                     ) from None
+        return model, _data_for(model, data_spec, data_dir, data_log), (
+            f"loaded from {model_path}")
+    if (run / "model.safetensors").is_file() and not quick:
+        model = MLP.load(run / "model.safetensors", activation=activation)
+        return model, _data_for(model, data_spec, data_dir, data_log), (
+            "reused from the run folder")
     config = TrainConfig.quick() if quick else TrainConfig()
     _check_owner(run, config)
+    data = (data_spec if isinstance(data_spec, Dataset)
+            else load_dataset(data_spec or "mnist", data_dir, log=data_log))
+    if data.name != "mnist":
+        raise RunFolderError(f"reproduce trains the paper's network on MNIST; to use "
+                             f"{data.name}, train a model on it first (neuronatlas train "
+                             "--dataset ...) and reproduce on its run folder")
     if (run / "model.safetensors").is_file():
-        return MLP.load(run / "model.safetensors"), "reused from the run folder"
+        return MLP.load(run / "model.safetensors"), data, "reused from the run folder"
     resume = (run / CHECKPOINT).is_file()
     if (run / "metrics.jsonl").is_file() and not resume:
         raise RunFolderError(f"{run} has metrics but neither a model nor a checkpoint; "
@@ -110,21 +133,24 @@ def obtain_model(run: Path, data: MNIST, *, quick: bool, model_path: Path | None
     result = train(data, None if resume else config, run, resume=resume, reporter=reporter)
     if not result.completed:
         raise KeyboardInterrupt
-    return result.model, "resumed and finished" if resume else "trained now"
+    return result.model, data, "resumed and finished" if resume else "trained now"
 
 
-def reproduce(run_dir: str | Path, data: MNIST, *, quick: bool = False,
-              model_path: Path | None = None, reporter: Reporter | None = None,
-              log: Log = lambda m: None,
-              progress: Progress | None = None,
-              atlas: bool = True) -> Path:
+def reproduce(run_dir: str | Path, *, dataset: str | Dataset | None = None, data_dir=None,
+              quick: bool = False, model_path: Path | None = None, activation=None,
+              reporter: Reporter | None = None, log: Log = lambda m: None,
+              progress: Progress | None = None, atlas: bool = True,
+              data_log: Log = lambda m: None) -> Path:
     """Train or reuse the model, analyse it, draw Figures 1-7, build the atlas and write
-    the report; returns the path of ``report.md``."""
+    the report; returns the path of ``report.md``. ``dataset`` defaults to the one the
+    model was made for (MNIST for the paper's network trained here)."""
     run = ensure_dir(run_dir)
-    model, how = obtain_model(run, data, quick=quick, model_path=model_path,
-                              reporter=reporter, log=log)
+    model, data, how = obtain_model(run, dataset, data_dir, quick=quick, model_path=model_path,
+                                    activation=activation, reporter=reporter, log=log,
+                                    data_log=data_log)
     times = _load_times(run)
-    ctx = Context(run, model, data, Stages(model_sha256(model), log), times, log)
+    ctx = Context(run, model, data, Stages(model_sha256(model), log, data.identity["sha256"]),
+                  times, log)
     metrics = _read_metrics(run) if model_path is None else []  # another model's otherwise
     if metrics:
         ctx.computed("model", sum(m["seconds"] for m in metrics),
@@ -136,7 +162,7 @@ def reproduce(run_dir: str | Path, data: MNIST, *, quick: bool = False,
     ev = evaluate(model, data.test_x, data.test_y, "test")
     eval_path = run / "evaluation-test.json"
     before = file_sha256(eval_path)
-    save_evaluation(run, ev, str(model_path or run / "model.safetensors"))
+    save_evaluation(run, ev, str(model_path or run / "model.safetensors"), data.identity)
     if file_sha256(eval_path) != before:
         ctx.computed("evaluate", time.perf_counter() - t, f"{ev.n} test images")
 
@@ -255,7 +281,8 @@ def _draw(ctx: Context, name: str, arrays: dict[str, np.ndarray]) -> None:
     fig = FIGURES[name](**arrays)
     atomic_write_bytes(pdf, figure_bytes(fig, "pdf"))
     atomic_write_bytes(png, figure_bytes(fig, "png"))
-    atomic_write_json(record, {"model_sha256": ctx.stages.sha, "settings": settings,
+    atomic_write_json(record, {"model_sha256": ctx.stages.sha,
+                               "dataset_sha256": ctx.stages.data_sha, "settings": settings,
                                "arrays": png.name, "arrays_sha256": file_sha256(png),
                                "pdf_sha256": file_sha256(pdf)})
     ctx.computed(f"{name} drawn", time.perf_counter() - t)

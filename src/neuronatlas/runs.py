@@ -1,15 +1,43 @@
-"""A run folder's own facts that several commands read: its model and its analysis k."""
+"""A run folder's own facts that several commands read: its model, its dataset, who owns
+it, and its analysis k.
+
+One run folder holds the artefacts of one model. A model given with ``--model`` and
+no ``--run`` gets its own folder (``runs/<model name>``); a command that would write
+one model's artefacts into a folder that belongs to another refuses with one line.
+The dataset a model is evaluated, analysed and drawn on is the one it records (it was
+trained or imported on it) unless the user names another.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
-from .errors import ModelFileError, RunFolderError
-from .nn.io import check_mnist_sizes
-from .nn.mlp import MLP
+from .data import Dataset, check_fits, load_dataset
+from .errors import DataError, ModelFileError, RunFolderError
+from .fileio import atomic_write_json
+from .nn.mlp import MLP, model_sha256
 
 DEFAULT_K = 16  # dataset examples per neuron when the run has no analysis yet
+RUNS = Path("runs")
+PAPER_RUN = RUNS / "paper"
+OWNER = "owner.json"  # the model a folder without model.safetensors holds artefacts of
+
+
+def model_name(path: Path) -> str:
+    """``runs/<name>`` for a model file: its folder's name for ``.../model.safetensors``,
+    else the file's stem; anything but letters, digits, ``.``, ``_`` and ``-`` becomes ``_``."""
+    path = Path(path)
+    stem = path.parent.resolve().name if path.stem == "model" else path.stem
+    return re.sub(r"[^A-Za-z0-9._-]", "_", stem) or "model"
+
+
+def default_run(run_dir: Path | None, model: Path | None) -> Path:
+    """The run folder a command uses: the one given, the model's own, or runs/paper."""
+    if run_dir is not None:
+        return run_dir
+    return RUNS / model_name(model) if model is not None else PAPER_RUN
 
 
 def model_path(run_dir: Path, model: Path | None = None) -> Path:
@@ -24,10 +52,62 @@ def model_path(run_dir: Path, model: Path | None = None) -> Path:
     return path
 
 
-def load_model(run_dir: Path, model: Path | None = None) -> tuple[MLP, Path]:
-    """The model of the run (or ``model``), which must read MNIST: 784 in, 10 out."""
+def run_model(run_dir: Path, model: Path | None = None, *, activation=None
+              ) -> tuple[MLP, Path]:
+    """The model of the run (or ``model``, which must then be the run's own model if it
+    has one); ``activation`` for files that do not record theirs."""
     path = model_path(run_dir, model)
-    return check_mnist_sizes(MLP.load(path), str(path)), path
+    net = MLP.load(path, activation=activation)
+    if model is not None:
+        check_owner(run_dir, net)
+    return net, path
+
+
+def check_owner(run_dir: Path, model: MLP) -> None:
+    """Refuse to mix: a folder whose model.safetensors (or owner.json) is another model's."""
+    sha = model_sha256(model)
+    own = run_dir / "model.safetensors"
+    theirs = None
+    if own.is_file():
+        try:
+            theirs = model_sha256(MLP.load(own))
+        except ModelFileError:
+            theirs = "unreadable"
+    else:
+        try:
+            theirs = json.loads((run_dir / OWNER).read_text())["model_sha256"]
+        except (OSError, ValueError, KeyError, TypeError):
+            theirs = None
+    if theirs is not None and theirs != sha:
+        raise RunFolderError(f"{run_dir} holds the artefacts of another model; give this "
+                             "model a run folder of its own (--run DIR, or leave --run out)")
+
+
+def claim(run_dir: Path, model: MLP) -> None:
+    """Record which model the folder's artefacts belong to (after :func:`check_owner`)."""
+    check_owner(run_dir, model)
+    if not (run_dir / "model.safetensors").is_file():
+        atomic_write_json(run_dir / OWNER, {"model_sha256": model_sha256(model)})
+
+
+def run_dataset(model: MLP, dataset: str | None = None, data_dir=None, *, log=None) -> Dataset:
+    """The data to use with ``model``: ``dataset`` when the user names one, else the one
+    the model records; either way it must fit the model (input size, classes)."""
+    if dataset is None:
+        recorded = model.metadata.get("dataset_path") or model.metadata.get("dataset")
+        if not recorded:
+            raise DataError("the model does not record the dataset it was made for: pass "
+                            "--dataset mnist, fashion-mnist or PATH.npz")
+        data = load_dataset(recorded, data_dir, log=log)
+        sha = model.metadata.get("dataset_sha256")
+        if sha and sha != data.identity["sha256"]:
+            raise DataError(f"{recorded} is no longer the data the model was made from "
+                            f"(sha256 {data.identity['sha256'][:12]}..., recorded "
+                            f"{sha[:12]}...); pass --dataset to use it anyway")
+    else:
+        data = load_dataset(dataset, data_dir, log=log)
+    check_fits(model, data)
+    return data
 
 
 def analysed_k(run_dir: Path) -> int:

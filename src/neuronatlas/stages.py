@@ -1,5 +1,6 @@
-"""Resumable stages: each writes a JSON record (model hash, settings, the hash of its
-arrays file) and is skipped when the record shows the same work is already on disk.
+"""Resumable stages: each writes a JSON record (model hash, dataset hash, settings, the
+hash of its arrays file) and is skipped when the record shows the same work is already
+on disk.
 
 Used by ``analyze`` and ``reproduce``: a rerun redoes only what changed (another model,
 other settings, a half-written or edited arrays file), never trusting a stale cache.
@@ -32,8 +33,8 @@ class Stages:
     time per stage, ``reused`` the stages it skipped, and each computed record keeps
     the seconds its computation took (``record["seconds"]``)."""
 
-    def __init__(self, sha: str, log: Log):
-        self.sha, self.log = sha, log
+    def __init__(self, sha: str, log: Log, data_sha: str | None = None):
+        self.sha, self.log, self.data_sha = sha, log, data_sha
         self.seconds: dict[str, float] = {}
         self.reused: list[str] = []
 
@@ -44,7 +45,8 @@ class Stages:
         if doc is None:
             if message:
                 self.log(message)
-            doc = {**compute(), "model_sha256": self.sha, "settings": settings}
+            doc = {**compute(), "model_sha256": self.sha, "dataset_sha256": self.data_sha,
+                   "settings": settings}
             if arrays is not None:
                 doc["arrays"], doc["arrays_sha256"] = arrays.name, file_sha256(arrays)
             doc["seconds"] = round(time.perf_counter() - t, 3)
@@ -55,7 +57,8 @@ class Stages:
         return doc
 
     def cached(self, record: Path, settings: dict, arrays: Path | None = None) -> dict | None:
-        """The record when it matches this model, these settings and its arrays file."""
+        """The record when it matches this model, this dataset, these settings and its
+        arrays file."""
         try:
             doc = json.loads(Path(record).read_text())
         except (OSError, ValueError):
@@ -63,6 +66,8 @@ class Stages:
         if not isinstance(doc, dict):
             return None
         if doc.get("model_sha256") != self.sha or doc.get("settings") != settings:
+            return None
+        if doc.get("dataset_sha256") != self.data_sha:
             return None
         if arrays is not None and doc.get("arrays_sha256") != file_sha256(arrays):
             return None

@@ -24,7 +24,7 @@ from typing import Protocol
 import numpy as np
 
 from .config import TrainConfig
-from .data import MNIST
+from .data import Dataset
 from .errors import (
     CheckpointError,
     ConfigError,
@@ -107,17 +107,41 @@ def load_checkpoint(path: Path) -> tuple[MLP, TrainState, TrainConfig]:
     if not path.is_file():
         raise CheckpointError(f"no checkpoint to resume from: {path} does not exist")
     try:
-        tensors, meta = read_safetensors(path)
+        tensors, meta, _ = read_safetensors(path)
         info = json.loads(meta["checkpoint"])
         model = model_from_tensors(tensors, meta, source=str(path))
-        state = TrainState(**info["state"])
+        state = _checked_state(info["state"])
         config = TrainConfig.from_dict(info["config"])
     except ModelFileError as exc:
         raise CheckpointError(f"checkpoint unusable: {exc}") from None
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint {path} has no readable training state ({exc})") from None
+    except (KeyError, TypeError, ValueError, RecursionError) as exc:
+        raise CheckpointError(f"checkpoint {path} has no readable training state "
+                              f"({str(exc)[:120]})") from None
+    if state.epoch > config.total_epochs or model.sizes != config.sizes:
+        raise CheckpointError(f"checkpoint {path} does not fit its own config (epoch "
+                              f"{state.epoch} of {config.total_epochs}, sizes {model.sizes})")
     model.metadata.pop("checkpoint", None)
     return model, state, config
+
+
+def _checked_state(d) -> TrainState:
+    """A TrainState from JSON, every field checked (a damaged file says which)."""
+    if not isinstance(d, dict) or set(d) != set(TrainState().to_dict()):
+        raise ValueError("the training state's fields are not those of this version")
+    for name in ("epoch", "step_in_epoch", "global_step"):
+        v = d[name]
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ValueError(f"{name} must be an integer >= 0, got {str(v)[:40]}")
+    for name in ("ema_raw", "epoch_seconds"):
+        v = d[name]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ValueError(f"{name} must be a finite number, got {str(v)[:40]}")
+    rng = np.random.default_rng()
+    try:
+        rng.bit_generator.state = d["rng_state"]
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ValueError(f"rng_state is not a generator state ({exc})") from None
+    return TrainState(**d)
 
 
 @contextmanager
@@ -153,6 +177,24 @@ def check_config_fits_data(config: TrainConfig, x: np.ndarray, y: np.ndarray) ->
                           "training images")
 
 
+def dataset_metadata(data: Dataset) -> dict[str, str]:
+    """What a model records of the data it was trained on: name, content hash, and the
+    path of a user's file (so later commands load the same data)."""
+    meta = {"dataset": data.name, "dataset_sha256": data.identity["sha256"]}
+    if data.spec and data.spec != data.name:
+        meta["dataset_path"] = data.spec
+    return meta
+
+
+def _check_checkpoint_data(model: MLP, data: Dataset, run: Path) -> None:
+    recorded = model.metadata.get("dataset_sha256")
+    if recorded and recorded != data.identity["sha256"]:
+        raise CheckpointError(
+            f"the checkpoint in {run} was trained on {model.metadata.get('dataset')} "
+            f"(sha256 {recorded[:12]}...), not on {data.name} (sha256 "
+            f"{data.identity['sha256'][:12]}...); resume with the same --dataset")
+
+
 def _drop_metrics_after(path: Path, epoch: int) -> None:
     """Forget records of epochs the checkpoint does not hold (a kill between the two)."""
     if not path.is_file():
@@ -180,7 +222,7 @@ def prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
 
 
 def train(
-    data: MNIST,
+    data: Dataset,
     config: TrainConfig | None = None,
     run_dir: str | Path | None = None,
     *,
@@ -204,6 +246,7 @@ def train(
         if run is None:
             raise CheckpointError("resume needs a run folder")
         model, state, saved = load_checkpoint(run / CHECKPOINT)
+        _check_checkpoint_data(model, data, run)
         config = config or saved
         if saved != config:
             diff = {k: (v, config.to_dict()[k]) for k, v in saved.to_dict().items()
@@ -230,10 +273,15 @@ def train(
     else:
         rng = np.random.default_rng(config.seed)
         if model is None:
-            model = MLP.init(config.sizes, rng=rng)
+            names = data.class_names if len(data.class_names) == config.sizes[-1] else None
+            model = MLP.init(config.sizes, rng=rng, activation=config.activation,
+                             input_shape=data.shape if data.n_inputs == config.sizes[0] else None,
+                             class_names=names)
+        model.metadata.update(dataset_metadata(data))
         state = TrainState(rng_state=rng.bit_generator.state)
     if run is not None:
-        atomic_write_json(run / "config.json", {"train": config.to_dict()})
+        atomic_write_json(run / "config.json", {"train": config.to_dict(),
+                                                "dataset": dataset_metadata(data)})
 
     step = SGDStep(model, B, config.lr_at(state.epoch), config.grad_scale)
     metrics: list[dict] = []

@@ -1,15 +1,16 @@
-"""Every neuron's activation on every MNIST image, streamed to disk once and reused.
+"""Every neuron's activation on every image of the dataset, streamed to disk once and
+reused.
 
-``analysis/activations/`` holds ``L1.npy`` ... ``L{L}.npy`` (float32, (70000, n_l),
-train images first, then test) and ``meta.json``, written last: a folder without a
-``meta.json``, or whose ``model_sha256`` differs from the model's, is rebuilt and
-never trusted. The arrays are memory-mapped, so memory stays bounded by one batch
-while building and by what a reader touches while reading.
+``analysis/activations/`` holds ``L1.npy`` ... ``L{L}.npy`` (float32, (N, n_l), train
+images first, then test) and ``meta.json``, written last: a folder without a
+``meta.json``, or whose model or dataset hash differs, is rebuilt and never trusted.
+The files are written with ordinary writes, batch by batch, after checking that the disk
+has room for them (a full disk is one error line, not a crash inside a memory map);
+readers memory-map them, so memory stays bounded by what a reader touches.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from collections.abc import Callable, Iterator
@@ -18,33 +19,24 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import MNIST
-from ..errors import ConfigError
+from ..data import Dataset
+from ..errors import ConfigError, RunFolderError
 from ..fileio import atomic_write_json, ensure_dir
-from ..nn.mlp import MLP
+from ..nn.mlp import MLP, model_sha256
 
 ProgressFn = Callable[[int, int], None]  # (done, total)
 
 
-def model_sha256(model: MLP) -> str:
-    """Hash of the weights and biases (not the metadata): the identity of a model."""
-    h = hashlib.sha256(",".join(map(str, model.sizes)).encode())
-    for w, b in zip(model.weights, model.biases):
-        h.update(np.ascontiguousarray(w, np.float32).tobytes())
-        h.update(np.ascontiguousarray(b, np.float32).tobytes())
-    return h.hexdigest()
-
-
-def dataset_rows(data: MNIST) -> tuple[int, int]:
+def dataset_rows(data: Dataset) -> tuple[int, int]:
     """(number of train images, total): rows [0, n_train) are train, the rest test."""
     return len(data.train_x), len(data.train_x) + len(data.test_x)
 
 
-def dataset_labels(data: MNIST) -> np.ndarray:
+def dataset_labels(data: Dataset) -> np.ndarray:
     return np.concatenate([data.train_y, data.test_y])
 
 
-def iter_batches(data: MNIST, batch: int) -> Iterator[tuple[int, np.ndarray]]:
+def iter_batches(data: Dataset, batch: int) -> Iterator[tuple[int, np.ndarray]]:
     """(first row, images) over train then test, without concatenating the two."""
     offset = 0
     for x in (data.train_x, data.test_x):
@@ -83,10 +75,14 @@ def _read_meta(folder: Path) -> dict | None:
         return None
 
 
-def open_store(folder: Path, model: MLP, n_images: int) -> ActivationStore | None:
-    """The cached store if it is complete and was built by this very model, else None."""
+def open_store(folder: Path, model: MLP, data: Dataset) -> ActivationStore | None:
+    """The cached store if it is complete and was built by this very model on this very
+    dataset, else None."""
+    n_images = dataset_rows(data)[1]
     meta = _read_meta(folder)
     if not meta or meta.get("model_sha256") != model_sha256(model):
+        return None
+    if meta.get("dataset_sha256") != data.identity["sha256"]:
         return None
     if meta.get("n_images") != n_images or tuple(meta.get("sizes", ())) != model.sizes:
         return None
@@ -100,34 +96,49 @@ def open_store(folder: Path, model: MLP, n_images: int) -> ActivationStore | Non
     return ActivationStore(folder, model.sizes, n_images, meta["n_train"], meta["model_sha256"])
 
 
-def build_store(folder: Path, model: MLP, data: MNIST, *, batch: int = 2048,
+def build_store(folder: Path, model: MLP, data: Dataset, *, batch: int = 2048,
                 progress: ProgressFn | None = None) -> ActivationStore:
     """Stream every image through the network and write each layer to ``L{l}.npy``."""
     n_train, n = dataset_rows(data)
     if folder.exists():
         shutil.rmtree(folder)  # stale or partial: never trusted
     ensure_dir(folder)
-    maps = {l: np.lib.format.open_memmap(folder / f"L{l}.npy", mode="w+", dtype=np.float32,
-                                         shape=(n, model.sizes[l]))
-            for l in range(1, len(model.sizes))}
-    for start, x in iter_batches(data, batch):
-        t = model.trace(np.asarray(x, np.float32))
-        for l, m in maps.items():
-            m[start : start + len(x)] = t.a[l - 1]
-        if progress:
-            progress(start + len(x), n)
-    for m in maps.values():
-        m.flush()
-    del maps
+    need = 4 * n * sum(model.sizes[1:]) + (1 << 20)
+    free = shutil.disk_usage(folder).free
+    if free < need:
+        raise RunFolderError(f"cannot write the activation store in {folder}: it needs "
+                             f"{need / 2**20:.0f} MiB and the disk has {free / 2**20:.0f} MiB "
+                             "free")
+    layers = range(1, len(model.sizes))
+    try:
+        files = {l: open(folder / f"L{l}.npy", "wb") for l in layers}
+        try:
+            for l, f in files.items():
+                np.lib.format.write_array_header_1_0(f, {
+                    "descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
+                    "fortran_order": False, "shape": (n, model.sizes[l])})
+            for start, x in iter_batches(data, batch):
+                t = model.trace(np.asarray(x, np.float32))
+                for l, f in files.items():
+                    f.write(np.ascontiguousarray(t.a[l - 1], np.float32).tobytes())
+                if progress:
+                    progress(start + len(x), n)
+        finally:
+            for f in files.values():
+                f.close()
+    except OSError as exc:  # a full disk, a quota: one line, and no store is trusted
+        shutil.rmtree(folder, ignore_errors=True)
+        raise RunFolderError(f"cannot write the activation store in {folder}: "
+                             f"{exc.strerror or exc}") from None
     sha = model_sha256(model)
     atomic_write_json(folder / "meta.json", {"model_sha256": sha, "n_images": n,
-                                             "n_train": n_train, "sizes": list(model.sizes)})
+                                             "n_train": n_train, "sizes": list(model.sizes),
+                                             "dataset_sha256": data.identity["sha256"]})
     return ActivationStore(folder, model.sizes, n, n_train, sha)
 
 
-def activation_store(run_dir: str | Path, model: MLP, data: MNIST, *,
+def activation_store(run_dir: str | Path, model: MLP, data: Dataset, *,
                      progress: ProgressFn | None = None) -> ActivationStore:
     """The run's activation store, rebuilt when missing, partial or from another model."""
     folder = Path(run_dir) / "analysis" / "activations"
-    _, n = dataset_rows(data)
-    return open_store(folder, model, n) or build_store(folder, model, data, progress=progress)
+    return open_store(folder, model, data) or build_store(folder, model, data, progress=progress)

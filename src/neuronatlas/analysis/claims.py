@@ -22,7 +22,7 @@ from ..vis.render import Renderer
 
 
 def effective_pixels(maps: np.ndarray) -> np.ndarray:
-    """(sum |g|)^2 / sum g^2 per row: 784 for a uniform map, 1 for a single pixel."""
+    """(sum |g|)^2 / sum g^2 per row: D for a uniform map of D pixels, 1 for a single pixel."""
     a = np.abs(np.asarray(maps, np.float64))
     num, den = a.sum(axis=1) ** 2, (a**2).sum(axis=1)
     return np.divide(num, den, out=np.zeros(len(a)), where=den > 0)
@@ -30,10 +30,10 @@ def effective_pixels(maps: np.ndarray) -> np.ndarray:
 
 def gradient_maps(model: MLP, targets: list[tuple[int, int]], images: np.ndarray,
                   chunk: int = 4096) -> np.ndarray:
-    """Mean |d activation / d input| of each target over its images (T, m, 784) -> (T, 784)."""
+    """Mean |d activation / d input| of each target over its images (T, m, D) -> (T, D)."""
     T, m = images.shape[:2]
     rows = [(t, j) for t in range(T) for j in range(m)]
-    out = np.zeros((T, 784))
+    out = np.zeros((T, images.shape[2]))
     for s in range(0, len(rows), chunk):
         part = rows[s : s + chunk]
         objs = [neuron(*targets[t]).bind(model.sizes) for t, _ in part]

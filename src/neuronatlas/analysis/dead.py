@@ -1,13 +1,14 @@
-"""Dead neurons: never active on any MNIST image, and not revivable by optimisation.
+"""Dead neurons: never active on any image of the dataset, and not revivable by optimisation.
 
 The paper: "some neurons (a minority) seemed to be 'dead' - that is, their activation
 could not be increased beyond 0, even with random initialisation and many
 optimisation steps, and they would not respond to any of the images in the MNIST
 data either". Both halves are checked here: a hidden neuron is *dead on data* when
-its ReLU output is 0 for every image; it is then optimised from several random
-starts with no regulariser. Since ReLU' = 0 wherever such a neuron sits, its
-*pre-activation* z is what is maximised; if no start reaches z > 0 within the
-[0, 1] image box it is *dead*, otherwise *revivable* (silent on data only).
+its activation never rises above its floor f(0) on any image (for ReLU: its output is
+0 for every image; see :mod:`neuronatlas.nn.activations`); it is then optimised from
+several random starts with no regulariser. Since ReLU' = 0 wherever such a neuron
+sits, its *pre-activation* z is what is maximised; if no start reaches z > 0 within
+the [0, 1] image box it is *dead*, otherwise *revivable* (silent on data only).
 """
 
 from __future__ import annotations
@@ -26,15 +27,17 @@ CONFIRM = VisConfig(steps=300, lr=0.5, tv=0.0, l1=0.0, init="random", objective=
 RESTARTS = 4
 
 
-def silent_on_data(store: ActivationStore, chunk: int = 8192) -> dict[int, np.ndarray]:
-    """Hidden layer -> indices of neurons whose activation is 0 on every image."""
+def silent_on_data(store: ActivationStore, floors: dict[int, float] | None = None,
+                   chunk: int = 8192) -> dict[int, np.ndarray]:
+    """Hidden layer -> indices of neurons whose activation never rises above the floor of
+    their layer's activation (``floors[l]``, default 0: ReLU's) on any image."""
     out = {}
     for l in store.hidden_layers:
         acts = store.layer(l)
-        peak = np.zeros(acts.shape[1], np.float32)
+        peak = np.full(acts.shape[1], -np.inf, np.float32)
         for s in range(0, len(acts), chunk):
             np.maximum(peak, acts[s : s + chunk].max(axis=0), out=peak)
-        out[l] = np.flatnonzero(peak <= 0)
+        out[l] = np.flatnonzero(peak <= (floors or {}).get(l, 0.0))
     return out
 
 
@@ -47,7 +50,7 @@ def revivable(model: MLP, candidates: list[tuple[int, int]], *, config: VisConfi
         if not todo:
             break
         res = visualize(model, todo, config.replace(seed=seed))
-        alive |= {t for t, a in zip(todo, res.activation) if a > 0}
+        alive |= {t for t, a in zip(todo, res.activation) if a > model.activation(t[0]).floor}
         todo = [t for t in todo if t not in alive]
     return alive
 
@@ -78,7 +81,7 @@ class DeadReport:
 
 
 def dead_neurons(model: MLP, store: ActivationStore, *, restarts: int = RESTARTS) -> DeadReport:
-    silent = silent_on_data(store)
+    silent = silent_on_data(store, {l: model.activation(l).floor for l in store.hidden_layers})
     candidates = [(l, int(i)) for l, idx in silent.items() for i in idx]
     alive = revivable(model, candidates, restarts=restarts) if candidates else set()
     revived = {l: sorted(i for (ll, i) in alive if ll == l) for l in silent}

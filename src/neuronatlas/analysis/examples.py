@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import MNIST
+from ..data import Dataset
 from ..errors import ConfigError
 from ..fileio import atomic_write_npz
 from .activations import ActivationStore, dataset_labels
@@ -24,8 +24,8 @@ class LayerExamples:
     index: np.ndarray  # (n, k) int64 rows into train-then-test, most active first
     activation: np.ndarray  # (n, k) float32
     histogram: np.ndarray  # (n, classes) int64: classes of the top-k
-    mean_topk: np.ndarray  # (n, 784) float32
-    mean_p99: np.ndarray  # (n, 784) float32: images at or above the 99th percentile (and > 0)
+    mean_topk: np.ndarray  # (n, n_inputs) float32
+    mean_p99: np.ndarray  # (n, n_inputs) float32: images at or above the 99th percentile (and > 0)
     count_p99: np.ndarray  # (n,) int64
     p99: np.ndarray  # (n,) float32
 
@@ -49,9 +49,10 @@ def layer_examples(acts: np.ndarray, images: np.ndarray, labels: np.ndarray, k: 
     """Top-k and averages for every column of ``acts`` (N, n), processed in column chunks."""
     N, n = acts.shape
     check_k(k, N)
+    D = images.shape[1]
     out = LayerExamples(np.empty((n, k), np.int64), np.empty((n, k), np.float32),
-                        np.zeros((n, classes), np.int64), np.empty((n, 784), np.float32),
-                        np.zeros((n, 784), np.float32), np.zeros(n, np.int64),
+                        np.zeros((n, classes), np.int64), np.empty((n, D), np.float32),
+                        np.zeros((n, D), np.float32), np.zeros(n, np.int64),
                         np.empty(n, np.float32))
     for c0 in range(0, n, chunk):
         c1 = min(c0 + chunk, n)
@@ -70,13 +71,13 @@ def layer_examples(acts: np.ndarray, images: np.ndarray, labels: np.ndarray, k: 
         high = ((sub >= p99) & (sub > 0)).astype(np.float32)  # (N, m); >=: SoftMax saturates at 1
         count = high.sum(axis=0)
         out.count_p99[c0:c1] = count.astype(np.int64)
-        sums = high.T @ images  # (m,N)@(N,784) -> (m,784)
+        sums = high.T @ images  # (m,N)@(N,D) -> (m,D)
         nz = count > 0
         out.mean_p99[c0:c1][nz] = sums[nz] / count[nz, None]
     return out
 
 
-def dataset_examples(store: ActivationStore, data: MNIST, k: int = 16,
+def dataset_examples(store: ActivationStore, data: Dataset, k: int = 16,
                      progress=None) -> dict[int, LayerExamples]:
     """Every layer's examples (layers 1..L), one layer in memory at a time."""
     check_k(k, store.n_images)

@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 
 from ..config import VisConfig
-from ..data import MNIST
+from ..data import Dataset
 from ..errors import ConfigError
 from ..fileio import atomic_write_npz, atomic_write_text, ensure_dir
 from ..nn.mlp import MLP
 from ..stages import Log, Stages
 from ..vis.visualize import visualize
 from . import claims as C
-from .activations import build_store, dataset_rows, model_sha256, open_store
+from .activations import build_store, model_sha256, open_store
 from .clusters import METHOD, RISE, THRESHOLD, clusters, co_risers
 from .dead import RESTARTS, dead_neurons
 from .examples import check_k, dataset_examples, load_examples, save_examples
@@ -39,7 +39,7 @@ class AnalysisResult:
     reused: list[str] = field(default_factory=list)
 
 
-def analyze(run_dir: str | Path, model: MLP, data: MNIST, *, k: int = 16,
+def analyze(run_dir: str | Path, model: MLP, data: Dataset, *, k: int = 16,
             progress: Callable[[str, int, int], None] | None = None,
             log: Log = lambda m: None) -> AnalysisResult:
     """Activations over all images, dead neurons, dataset examples, visualisations of
@@ -48,13 +48,13 @@ def analyze(run_dir: str | Path, model: MLP, data: MNIST, *, k: int = 16,
     if len(model.sizes) < 3:
         raise ConfigError("the model has no hidden layer: there is nothing to analyse")
     folder = ensure_dir(Path(run_dir) / "analysis")
-    stages = Stages(model_sha256(model), log)
+    stages = Stages(model_sha256(model), log, data.identity["sha256"])
 
     def stage_progress(name):
         return (lambda done, total: progress(name, done, total)) if progress else None
 
     t = time.perf_counter()
-    store = open_store(folder / "activations", model, dataset_rows(data)[1])
+    store = open_store(folder / "activations", model, data)
     if store is None:
         store = build_store(folder / "activations", model, data,
                             progress=stage_progress("activations"))
@@ -146,7 +146,7 @@ def _layer_claims(model, data, vis, dead, examples, cl, ex_path: Path) -> dict:
     for l in range(1, len(model.sizes) - 1):
         rows = np.flatnonzero(vis["targets"][:, 0] == l)
         targets = [(l, int(i)) for i in vis["targets"][rows, 1]]
-        top_imgs = all_images[ex[l].index[:, :GRADIENT_IMAGES]]  # (n, m, 784)
+        top_imgs = all_images[ex[l].index[:, :GRADIENT_IMAGES]]  # (n, m, D)
         grads = C.gradient_maps(model, targets, top_imgs)
         ratio = vis["ratio"][rows]
         d = dead["layers"][str(l)]

@@ -32,14 +32,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..analysis.activations import dataset_labels, model_sha256
+from ..analysis.activations import dataset_labels
 from ..analysis.examples import LayerExamples, load_examples
 from ..analysis.run import AnalysisResult, analyze
 from ..config import VisConfig
-from ..data import MNIST, load_mnist
+from ..data import Dataset
 from ..fileio import ensure_dir
-from ..nn.mlp import MLP
-from ..runs import analysed_k, load_model
+from ..nn.mlp import MLP, model_sha256
+from ..runs import analysed_k, run_dataset, run_model
 from ..stages import Log, Progress
 from . import sprites
 from .variants import VARIANTS, label, variant
@@ -56,7 +56,7 @@ class _Inputs:
 
     run_name: str
     model: MLP
-    data: MNIST
+    data: Dataset
     analysis: AnalysisResult
     vis: dict[str, np.ndarray]  # analysis/visualizations.npz, one row per neuron
     vis_config: VisConfig
@@ -65,15 +65,15 @@ class _Inputs:
     labels: np.ndarray  # class of every dataset image, train then test
 
 
-def build_atlas(run_dir: str | Path, model: MLP | None = None, data: MNIST | None = None, *,
+def build_atlas(run_dir: str | Path, model: MLP | None = None, data: Dataset | None = None, *,
                 k: int | None = None, progress: Progress | None = None,
                 log: Log = lambda m: None) -> Path:
     """Build ``RUN/atlas/`` (computing whatever analysis or variant is missing) and return
     its path. ``progress(stage, done, total)`` reports long stages; ``k`` (dataset examples
     per neuron) defaults to the run's existing analysis, else 16."""
     run_dir = Path(run_dir)
-    model = load_model(run_dir)[0] if model is None else model
-    data = load_mnist(log=log) if data is None else data
+    model = run_model(run_dir)[0] if model is None else model
+    data = run_dataset(model, log=log) if data is None else data
     inputs = _gather(run_dir, model, data, k or analysed_k(run_dir), progress, log)
     folder = _publish(run_dir, lambda tmp: _write_site(tmp, inputs, progress))
     total = json.loads((folder / "manifest.json").read_text())["total_bytes"]
@@ -84,7 +84,7 @@ def build_atlas(run_dir: str | Path, model: MLP | None = None, data: MNIST | Non
 
 
 # --- inputs ------------------------------------------------------------------------------
-def _gather(run_dir: Path, model: MLP, data: MNIST, k: int, progress: Progress | None,
+def _gather(run_dir: Path, model: MLP, data: Dataset, k: int, progress: Progress | None,
             log: Log) -> _Inputs:
     """The analysis (computed where missing), its arrays, and the variants."""
     result = analyze(run_dir, model, data, k=k, progress=progress, log=log)

@@ -41,7 +41,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..config import VisConfig
-from ..errors import ConfigError, DataError, NeuronatlasError
+from ..errors import ConfigError, NeuronatlasError
 from ..nn.mlp import MLP
 from ..vis.objectives import check_neuron
 from ..vis.query import query
@@ -124,11 +124,12 @@ def parse_neuron(body: dict, sizes: tuple[int, ...]) -> tuple[int, int]:
     return target
 
 
-def parse_image(value) -> np.ndarray:
-    """784 finite pixels in [0, 1] (a drawn or uploaded 28x28 image, row-major)."""
-    if not isinstance(value, list) or len(value) != 784:
+def parse_image(value, n: int = 784) -> np.ndarray:
+    """``n`` finite pixels in [0, 1] (a drawn or uploaded image, row-major, channel-last)."""
+    if not isinstance(value, list) or len(value) != n:
         got = f"{len(value)} values" if isinstance(value, list) else type(value).__name__
-        raise Problem(422, f"image must be a list of 784 pixel values (28x28), got {got}")
+        raise Problem(422, f"image must be a list of {n} pixel values (the model's input), "
+                           f"got {got}")
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
         raise Problem(422, "image pixels must be numbers")
     bad = next((v for v in value if not 0 <= v <= 1), None)  # NaN fails both comparisons
@@ -183,13 +184,12 @@ class AtlasFiles(StaticFiles):
 class LiveServer:
     """Routes over one model; holds the optimisation slots and the MNIST test set."""
 
-    def __init__(self, run_dir: Path, model: MLP, limits: ServerLimits, mnist_dir=None):
-        self.run_dir, self.model, self.limits, self.mnist_dir = run_dir, model, limits, mnist_dir
+    def __init__(self, run_dir: Path, model: MLP, limits: ServerLimits,
+                 test_images: np.ndarray | None = None):
+        self.run_dir, self.model, self.limits = run_dir, model, limits
         self.slots = asyncio.Semaphore(limits.concurrency)  # binds its loop on first use
         self.tasks: set[asyncio.Task] = set()
-        self._test_x = None
-        self._mnist_error: Problem | None = None  # remembered: MNIST is not fetched per request
-        self._mnist_lock = threading.Lock()
+        self.test_images = test_images  # loaded once before serving, never per request
 
     # -- endpoints
     async def model_info(self, request: Request) -> JSONResponse:
@@ -203,7 +203,7 @@ class LiveServer:
     async def query(self, request: Request) -> JSONResponse:
         body = await read_json(request, self.limits.max_body_bytes)
         check_keys(body, {"image"}, "query")
-        image = parse_image(body.get("image"))
+        image = parse_image(body.get("image"), self.model.sizes[0])
         res = await run_in_threadpool(query, self.model, image)
         probs = res.activations[self.model.n_layers]
         return JSONResponse({
@@ -232,30 +232,22 @@ class LiveServer:
         config = parse_config(body.get("config", {}), self.limits)
         image = None
         if config.init == "image":
-            image = parse_image(body.get("image"))
+            image = parse_image(body.get("image"), self.model.sizes[0])
         elif "image" in body:
             raise Problem(422, "an image is only used with init 'image'")
         elif config.init.startswith("mnist:"):
-            image = await run_in_threadpool(self._mnist_image, int(config.init[6:]))
+            image = self._test_image(int(config.init[6:]))
         return VisJob(target, config, image)
 
-    def _mnist_image(self, index: int) -> np.ndarray:
-        from ..data import load_mnist
-
-        with self._mnist_lock:
-            if self._mnist_error is not None:
-                raise self._mnist_error
-            if self._test_x is None:
-                try:
-                    self._test_x = load_mnist(self.mnist_dir).test_x
-                except DataError as exc:
-                    self._mnist_error = Problem(503, f"MNIST is not available to the server: "
-                                                     f"{exc}")
-                    raise self._mnist_error from None
-        if index >= len(self._test_x):
-            raise Problem(422, f"init mnist:{index}: the test set has {len(self._test_x)} "
-                               f"images (0..{len(self._test_x) - 1})")
-        return self._test_x[index]
+    def _test_image(self, index: int) -> np.ndarray:
+        if self.test_images is None:
+            raise Problem(503, "this server has no test images to start from (the dataset "
+                               "could not be loaded when it started); start from zero, random "
+                               "or an image")
+        if index >= len(self.test_images):
+            raise Problem(422, f"init mnist:{index}: the test set has {len(self.test_images)} "
+                               f"images (0..{len(self.test_images) - 1})")
+        return self.test_images[index]
 
     async def _acquire_slot(self) -> None:
         busy = Problem(503, f"the server is busy ({self.limits.concurrency} optimisations "
@@ -364,11 +356,12 @@ def internal_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def create_app(run_dir, model: MLP, *, atlas_dir, limits: ServerLimits = ServerLimits(),
-               mnist_dir=None, allowed_hosts: tuple[str, ...] = ()) -> Starlette:
+               test_images: np.ndarray | None = None,
+               allowed_hosts: tuple[str, ...] = ()) -> Starlette:
     """The ASGI app: the atlas folder's files, the live page and the JSON/SSE API.
     ``allowed_hosts`` (Host headers) keeps pages of other sites from reaching a loopback
     server through DNS rebinding; empty: any host."""
-    live = LiveServer(Path(run_dir), model, limits, mnist_dir)
+    live = LiveServer(Path(run_dir), model, limits, test_images)
 
     def live_file(name: str) -> Route:
         return Route(f"/{name}", lambda request: FileResponse(STATIC / name), methods=["GET"])
@@ -393,7 +386,8 @@ def create_app(run_dir, model: MLP, *, atlas_dir, limits: ServerLimits = ServerL
 
 
 def serve(run_dir, model: MLP, *, atlas_dir, host: str = "127.0.0.1", port: int = 8000,
-          limits: ServerLimits = ServerLimits(), mnist_dir=None, log=print) -> None:
+          limits: ServerLimits = ServerLimits(), test_images: np.ndarray | None = None,
+          log=print) -> None:
     """Listen on ``host:port`` (0: a free port) and serve until interrupted.
 
     BLAS runs single-threaded in this process: the server runs optimisations side by
@@ -405,7 +399,7 @@ def serve(run_dir, model: MLP, *, atlas_dir, host: str = "127.0.0.1", port: int 
     from threadpoolctl import threadpool_limits
 
     loopback = host in ("127.0.0.1", "localhost", "::1")
-    app = create_app(run_dir, model, atlas_dir=atlas_dir, limits=limits, mnist_dir=mnist_dir,
+    app = create_app(run_dir, model, atlas_dir=atlas_dir, limits=limits, test_images=test_images,
                      allowed_hosts=("127.0.0.1", "localhost", "[::1]") if loopback else ())
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)

@@ -7,7 +7,11 @@ The maths is exactly :meth:`MLP.loss_and_grads` followed by ``p -= lr * grad``
 * every GEMM runs through a :class:`~neuronatlas.nn.blas.GemmPlan` bound once;
 * the weight update is fused into the gradient GEMM (``beta = 1``, ``alpha = -lr``),
   so ``dL/dW`` is never materialised;
-* layer 1's ``dL/dX`` is not computed (nothing needs it).
+* layer 1's ``dL/dX`` is not computed (nothing needs it);
+* ReLU layers work in place on the activations (ReLU'(z) = [a > 0]); a layer with
+  another activation also keeps its pre-activation z for f'(z) (element-wise work only).
+
+A bias-free Linear keeps its zero bias: its update is skipped.
 """
 
 from __future__ import annotations
@@ -36,6 +40,10 @@ class SGDStep:
         # d[l]: dL/dz of layer l (d[0] unused)
         self.d = [np.empty((B, n), dt) for n in model.sizes]
         self.mask = [np.empty((B, n), bool) for n in model.sizes]
+        # z[l]: layer l's pre-activation, kept for hidden layers whose activation is not ReLU
+        self.acts = [None, *model.activation_fns, None]
+        self.z = [np.empty((B, n), dt) if act is not None and not act.is_relu else None
+                  for n, act in zip(model.sizes, self.acts)]
         self.bias_grad = [np.empty(n, dt) for n in model.sizes[1:]]
         W = model.weights
         self.fwd = [GemmPlan(self.h[l], W[l], self.h[l + 1], trans_b=True, use_blas=use_blas)
@@ -57,10 +65,14 @@ class SGDStep:
         h, d, L, b = self.h, self.d, self.model.n_layers, self.model.biases
         np.copyto(h[0], x)
         for l in range(L):
-            self.fwd[l]()
+            self.fwd[l]()  # h[l+1] = h[l] @ W.T: (B,in)@(in,out) -> (B,out)
             h[l + 1] += b[l]
             if l < L - 1:
-                np.maximum(h[l + 1], 0, out=h[l + 1])  # ReLU in place
+                if self.z[l + 1] is None:
+                    np.maximum(h[l + 1], 0, out=h[l + 1])  # ReLU in place
+                else:
+                    np.copyto(self.z[l + 1], h[l + 1])
+                    h[l + 1][...] = self.acts[l + 1].forward(self.z[l + 1])
         # SoftMax + mean cross-entropy from the logits (Appendix 1): loss = lse(z) - z_t
         z = h[L]
         z -= z.max(axis=1, keepdims=True)
@@ -75,13 +87,18 @@ class SGDStep:
         d[L][self._rows, labels] -= inv_b
         for l in range(L, 0, -1):
             if l > 1:
-                self.bwd[l - 2]()  # d[l-1] = d[l] @ W_l, before W_l changes
-            self.upd[l - 1]()  # W_l -= lr * d[l]^T h[l-1]
-            g = self.bias_grad[l - 1]
-            np.sum(d[l], axis=0, out=g)
-            g *= self._alpha
-            b[l - 1] += g
+                # d[l-1] = d[l] @ W_l, before W_l changes: (B,out)@(out,in) -> (B,in)
+                self.bwd[l - 2]()
+            self.upd[l - 1]()  # W_l -= lr * d[l]^T h[l-1]: (out,B)@(B,in) -> (out,in)
+            if self.model.has_bias[l - 1]:
+                g = self.bias_grad[l - 1]
+                np.sum(d[l], axis=0, out=g)
+                g *= self._alpha
+                b[l - 1] += g
             if l > 1:
-                np.greater(h[l - 1], 0, out=self.mask[l - 1])  # ReLU'(z) = [a > 0]
-                np.multiply(d[l - 1], self.mask[l - 1], out=d[l - 1])
+                if self.z[l - 1] is None:
+                    np.greater(h[l - 1], 0, out=self.mask[l - 1])  # ReLU'(z) = [a > 0]
+                    np.multiply(d[l - 1], self.mask[l - 1], out=d[l - 1])
+                else:  # f'(z) of this layer's activation
+                    d[l - 1] *= self.acts[l - 1].derivative(self.z[l - 1], h[l - 1])
         return loss

@@ -1,46 +1,77 @@
-"""``model.safetensors``: save and validated load (DESIGN.md section 3).
+"""``model.safetensors``: save and validated load (docs/format.md).
 
-Tensor names are those of ``torch.nn.Sequential(Linear, ReLU, ..., Linear)``:
-layer l's weight is ``f"{2 * (l - 1)}.weight"`` with shape (out, in). A file saved
-by PyTorch with ``safetensors.torch.save_file(net.state_dict(), path)`` and no
-metadata is accepted: the sizes are read off the tensors.
+Tensor names are those of ``torch.nn.Sequential(Linear, act, Linear, act, ..., Linear)``:
+layer l's weight is ``f"{2 * (l - 1)}.weight"`` with shape (out, in), its bias
+``f"{2 * (l - 1)}.bias"`` (absent for a bias-free Linear). The metadata says everything
+else needed to compute the model: the activation after each hidden Linear, which
+Linears have a bias, the input shape and the class names (see :func:`model_metadata`).
+
+A file saved by PyTorch (``safetensors.torch.save_file(net.state_dict(), path)``) has
+no such metadata: its sizes and biases are read off the tensors, but its activations
+must be stated by the caller, since a state_dict does not say which activation follows
+each Linear; they are never guessed. Files written before activations were recorded
+say ``hidden_activation = relu`` and are read as exactly that.
+
+The file is parsed here rather than by the ``safetensors`` package so that every
+check (header size, offsets, tensor count, dtype) runs before anything is allocated,
+and float16 / bfloat16 tensors can be read (they are converted to float32, with a note).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from pathlib import Path
 
 import numpy as np
-from safetensors import SafetensorError
-from safetensors.numpy import load, save
+from safetensors.numpy import save
 
-from ..errors import ModelFileError
+from ..errors import ConfigError, ModelFileError
 from ..fileio import atomic_write_bytes
+from .activations import parse_activations
 from .mlp import MLP
 
 FORMAT = "neuronatlas.mlp/1"
-_KEY = re.compile(r"^(\d+)\.(weight|bias)$")
-_FLOAT_DTYPES = (np.float32, np.float64)
+_KEY = re.compile(r"^(\d{1,6})\.(weight|bias)$")
+_DTYPES = {"F32": np.float32, "F64": np.float64, "F16": np.float16, "BF16": None}
+MAX_HEADER = 16 * 2**20  # bytes of JSON header; a 1000-layer model needs a few hundred KB
+MAX_LAYERS = 1000
 
 
-def tensor_names(n_layers: int) -> list[str]:
-    return [f"{2 * i}.{kind}" for i in range(n_layers) for kind in ("weight", "bias")]
+def _short(text: str, limit: int = 200) -> str:
+    """An error line cut to a sane length."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def tensor_names(n_layers: int, has_bias=None) -> list[str]:
+    has_bias = has_bias or (True,) * n_layers
+    return [f"{2 * i}.{kind}" for i in range(n_layers) for kind in ("weight", "bias")
+            if kind == "weight" or has_bias[i]]
 
 
 def model_metadata(model: MLP, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The model's own facts as string metadata, then its ``metadata`` and ``extra``."""
+    acts = [a.spec for a in model.activation_fns]
     meta = {
         "format": FORMAT,
         "sizes": ",".join(map(str, model.sizes)),
-        "hidden_activation": "relu",
+        "hidden_activation": acts[0] if len(set(acts)) == 1 else "per-layer",
+        "activations": ",".join(acts),
         "output_activation": "softmax",
+        "bias": ",".join(str(int(b)) for b in model.has_bias),
+        "input_shape": ",".join(map(str, model.input_shape)),
+        "class_names": json.dumps(list(model.class_names)),
         "dataset": "mnist",
     }
-    meta.update(model.metadata)
+    meta.update({k: v for k, v in model.metadata.items() if k not in _OWN_KEYS})
     meta.update(extra or {})
     return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()}
+
+
+_OWN_KEYS = ("format", "sizes", "hidden_activation", "activations", "output_activation", "bias",
+             "input_shape", "class_names")
 
 
 def _canonical_header(raw: bytes) -> bytes:
@@ -56,7 +87,8 @@ def model_to_bytes(model: MLP, metadata: dict[str, str] | None = None) -> bytes:
     tensors = {}
     for i, (W, b) in enumerate(zip(model.weights, model.biases)):
         tensors[f"{2 * i}.weight"] = np.ascontiguousarray(W, dtype=np.float32)
-        tensors[f"{2 * i}.bias"] = np.ascontiguousarray(b, dtype=np.float32)
+        if model.has_bias[i]:
+            tensors[f"{2 * i}.bias"] = np.ascontiguousarray(b, dtype=np.float32)
     return _canonical_header(save(tensors, metadata=model_metadata(model, metadata)))
 
 
@@ -65,8 +97,73 @@ def save_model(model: MLP, path: str | os.PathLike, metadata: dict[str, str] | N
     atomic_write_bytes(Path(path), model_to_bytes(model, metadata))
 
 
-def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """Tensors and metadata of a safetensors file, or :class:`ModelFileError` saying why not."""
+# --- reading ------------------------------------------------------------------------------
+def _decode(raw: bytes, source: str) -> tuple[dict[str, np.ndarray], dict[str, str], list[str]]:
+    """Parse safetensors bytes: (tensors, metadata, notes). Everything is checked against
+    the file's length before an array is made."""
+    n = int.from_bytes(raw[:8], "little") if len(raw) >= 8 else -1
+    header = None
+    if 2 <= n <= min(MAX_HEADER, len(raw) - 8) and raw[8:9] == b"{":
+        try:
+            header = json.loads(raw[8 : 8 + n])
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            header = None
+    if header is None and (raw[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
+                           or raw[:4] == b"PK\x03\x04"):
+        raise ModelFileError(
+            f"{source} is a pickle or zip file (e.g. from torch.save), not safetensors; it is "
+            "not unpickled, since that can run code. Import the live module with "
+            "na.from_torch(module), or save its state_dict with "
+            "safetensors.torch.save_file(module.state_dict(), path)")
+    if header is None:
+        why = ("too short" if n < 0 else f"its header claims {n} bytes"
+               if not 2 <= n <= min(MAX_HEADER, len(raw) - 8) else "its header is not JSON")
+        raise ModelFileError(f"{source} is not a readable safetensors file ({len(raw)} bytes): "
+                             f"{why}")
+    if not isinstance(header, dict):
+        raise ModelFileError(f"{source}: the safetensors header is not a JSON object")
+    meta = header.pop("__metadata__", None) or {}
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise ModelFileError(f"{source}: the safetensors metadata is not a map of strings")
+    if len(header) > 2 * MAX_LAYERS:
+        raise ModelFileError(f"{source} holds {len(header)} tensors; a model of at most "
+                             f"{MAX_LAYERS} layers has at most {2 * MAX_LAYERS}")
+    data = memoryview(raw)[8 + n :]
+    tensors, notes, converted = {}, [], set()
+    for name, info in header.items():
+        where = f"{source}: tensor {_short(repr(name), 60)}"
+        try:
+            dtype, shape, (start, end) = info["dtype"], info["shape"], info["data_offsets"]
+            shape = tuple(shape)
+            ok = all(isinstance(v, int) and v >= 0 for v in (*shape, start, end))
+        except (KeyError, TypeError, ValueError):
+            ok = False
+        if not ok or len(shape) > 8:
+            raise ModelFileError(f"{where} has an unreadable entry in the header")
+        if dtype not in _DTYPES:
+            raise ModelFileError(f"{where} is {_short(str(dtype), 20)}; floating-point tensors "
+                                 "(F32, F64, F16, BF16) are expected")
+        itemsize = 2 if dtype in ("F16", "BF16") else 4 if dtype == "F32" else 8
+        count = math.prod(shape)
+        if not start <= end <= len(data) or end - start != count * itemsize:
+            raise ModelFileError(f"{source} is not a readable safetensors file ({len(raw)} bytes)"
+                                 f": tensor {_short(repr(name), 60)} lies outside the data")
+        buf = data[start:end]
+        if dtype == "BF16":  # the top half of a float32
+            arr = (np.frombuffer(buf, "<u2").astype(np.uint32) << 16).view(np.float32)
+        else:
+            arr = np.frombuffer(buf, np.dtype(_DTYPES[dtype]).newbyteorder("<"))
+        if dtype in ("F16", "BF16"):
+            converted.add(dtype)
+        tensors[name] = arr.reshape(shape)
+    for dtype in sorted(converted):
+        notes.append(f"{dtype} tensors converted to float32")
+    return tensors, meta, notes
+
+
+def read_safetensors(path: str | os.PathLike
+                     ) -> tuple[dict[str, np.ndarray], dict[str, str], list[str]]:
+    """Tensors, metadata and notes of a safetensors file, or :class:`ModelFileError`."""
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"model file not found: {path}")
@@ -74,83 +171,153 @@ def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], di
         raw = path.read_bytes()
     except OSError as exc:
         raise ModelFileError(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        tensors = load(raw)
-        header_len = int.from_bytes(raw[:8], "little")
-        metadata = json.loads(raw[8 : 8 + header_len]).get("__metadata__") or {}
-    except KeyError as exc:  # a dtype NumPy has no type for, e.g. BF16
-        raise ModelFileError(f"{path}: tensors of dtype {exc} cannot be read; save float32"
-                             ) from None
-    except (SafetensorError, ValueError, TypeError, UnicodeDecodeError) as exc:
-        raise ModelFileError(
-            f"{path} is not a readable safetensors file ({len(raw)} bytes): {exc}"
-        ) from None
-    return tensors, metadata
+    return _decode(raw, str(path))
 
 
-def model_from_tensors(
-    tensors: dict[str, np.ndarray], metadata: dict[str, str], source: str = "model"
-) -> MLP:
-    """Check names, shapes, dtypes, finiteness and metadata; build the MLP."""
-    if metadata.get("format", FORMAT) != FORMAT:
-        raise ModelFileError(f"{source}: format {metadata['format']!r}, expected {FORMAT!r}")
-    for key, value in (("hidden_activation", "relu"), ("output_activation", "softmax")):
-        if metadata.get(key, value) != value:
-            raise ModelFileError(f"{source}: {key} is {metadata[key]!r}, only {value!r} works")
+def _layer_count(tensors: dict[str, np.ndarray], source: str) -> int:
+    """How many Linears the names describe: weights 0, 2, ..., 2(n-1), nothing else."""
     unknown = sorted(k for k in tensors if not _KEY.match(k) or int(k.split(".")[0]) % 2)
     if unknown:
+        shown = ", ".join(_short(repr(k), 40) for k in unknown[:5])
         raise ModelFileError(
-            f"{source}: unexpected tensor names {unknown}; expected nn.Sequential names "
-            "'0.weight', '0.bias', '2.weight', ..."
-        )
+            f"{source}: unexpected tensor names {shown}{' ...' if len(unknown) > 5 else ''}; "
+            "expected nn.Sequential names '0.weight', '0.bias', '2.weight', ...")
     if not tensors:
         raise ModelFileError(f"{source}: holds no tensors")
-    n_layers = max(int(k.split(".")[0]) for k in tensors) // 2 + 1
-    missing = [k for k in tensor_names(n_layers) if k not in tensors]
+    indices = sorted({int(k.split(".")[0]) // 2 for k in tensors})
+    weights = {int(k.split(".")[0]) // 2 for k in tensors if k.endswith(".weight")}
+    missing = [f"{2 * i}.weight" for i in range(indices[-1] + 1) if i not in weights]
     if missing:
-        raise ModelFileError(f"{source}: missing tensor(s) {missing}")
+        shown = ", ".join(repr(m) for m in missing[:5])
+        raise ModelFileError(f"{source}: missing tensor(s) [{shown}"
+                             f"{', ...' if len(missing) > 5 else ''}]")
+    return indices[-1] + 1
+
+
+def _recorded_activations(meta: dict[str, str], n_hidden: int, source: str):
+    """The activations the file records, or None when it records none."""
+    try:
+        if "activations" in meta:
+            return parse_activations(meta["activations"], n_hidden)
+        if "hidden_activation" in meta:  # files written before per-layer activations
+            return parse_activations(meta["hidden_activation"], n_hidden)
+    except ConfigError as exc:
+        raise ModelFileError(f"{source}: {exc}") from None
+    return None
+
+
+def model_from_tensors(tensors: dict[str, np.ndarray], metadata: dict[str, str],
+                       source: str = "model", *, activation=None, input_shape=None,
+                       class_names=None) -> MLP:
+    """Check names, shapes, dtypes, finiteness and metadata; build the MLP. ``activation``
+    (one name, or one per hidden layer) is required when the file records none."""
+    if metadata.get("format", FORMAT) != FORMAT:
+        raise ModelFileError(f"{source}: format {_short(metadata['format'], 40)!r}, expected "
+                             f"{FORMAT!r}")
+    if metadata.get("output_activation", "softmax") != "softmax":
+        raise ModelFileError(f"{source}: output_activation is "
+                             f"{_short(metadata['output_activation'], 40)!r}, only 'softmax' "
+                             "works")
+    n_layers = _layer_count(tensors, source)
+    bias = tuple(f"{2 * i}.bias" in tensors for i in range(n_layers))
+    if "bias" in metadata:
+        recorded = tuple(v.strip() == "1" for v in metadata["bias"].split(","))
+        if len(recorded) != n_layers:
+            raise ModelFileError(f"{source}: metadata bias names {len(recorded)} layers, the "
+                                 f"tensors have {n_layers}")
+        missing = [f"{2 * i}.bias" for i in range(n_layers) if recorded[i] and not bias[i]]
+        if missing:
+            raise ModelFileError(f"{source}: missing tensor(s) {missing}")
+        bias = recorded
     if "sizes" in metadata:
         try:
             sizes = tuple(int(s) for s in metadata["sizes"].split(","))
         except ValueError:
-            raise ModelFileError(
-                f"{source}: metadata sizes {metadata['sizes']!r} unreadable") from None
+            raise ModelFileError(f"{source}: metadata sizes {_short(metadata['sizes'], 60)!r} "
+                                 "unreadable") from None
         if len(sizes) != n_layers + 1:
             raise ModelFileError(
-                f"{source}: metadata sizes {sizes} has {len(sizes) - 1} layers, "
-                f"the tensors have {n_layers}"
-            )
+                f"{source}: metadata sizes has {len(sizes) - 1} layers, the tensors have "
+                f"{n_layers}")
     else:
         w0 = tensors["0.weight"]
         sizes = (w0.shape[1] if w0.ndim == 2 else -1,)
-        sizes += tuple(tensors[f"{2 * i}.bias"].shape[0] if tensors[f"{2 * i}.bias"].ndim == 1
-                       else -1 for i in range(n_layers))
+        sizes += tuple(tensors[f"{2 * i}.weight"].shape[0] if tensors[f"{2 * i}.weight"].ndim
+                       == 2 else -1 for i in range(n_layers))
+    if min(sizes) < 1:
+        raise ModelFileError(f"{source}: every layer needs at least one neuron, got sizes "
+                             f"{','.join(map(str, sizes))}")
     weights, biases = [], []
     for i in range(n_layers):
         for kind, shape in (("weight", (sizes[i + 1], sizes[i])), ("bias", (sizes[i + 1],))):
-            name, t = f"{2 * i}.{kind}", tensors[f"{2 * i}.{kind}"]
+            name = f"{2 * i}.{kind}"
+            if kind == "bias" and not bias[i]:
+                if name in tensors:
+                    raise ModelFileError(f"{source}: tensor {name!r} is present but the "
+                                         "metadata says its layer has no bias")
+                biases.append(np.zeros(sizes[i + 1], np.float32))
+                continue
+            t = tensors[name]
             if t.shape != shape:
                 raise ModelFileError(
                     f"{source}: tensor {name!r} has shape {t.shape}, expected {shape} "
-                    f"for sizes {','.join(map(str, sizes))}"
-                )
-            if t.dtype not in _FLOAT_DTYPES:
-                raise ModelFileError(f"{source}: tensor {name!r} is {t.dtype}, expected float32")
+                    f"for sizes {_short(','.join(map(str, sizes)), 80)}")
             bad = int(np.size(t) - np.count_nonzero(np.isfinite(t)))
             if bad:
                 raise ModelFileError(f"{source}: tensor {name!r} has {bad} NaN or infinite values")
             (weights if kind == "weight" else biases).append(t.astype(np.float32))
-    return MLP(weights, biases, dict(metadata))
+    n_hidden = n_layers - 1
+    recorded = _recorded_activations(metadata, n_hidden, source)
+    try:
+        given = None if activation is None else parse_activations(activation, n_hidden)
+    except ConfigError as exc:
+        raise ModelFileError(f"{source}: {exc}") from None
+    if recorded is not None and given is not None and recorded != given:
+        raise ModelFileError(
+            f"{source} records activations {','.join(a.spec for a in recorded)}, but "
+            f"{','.join(a.spec for a in given)} was given; leave the activation out")
+    acts = recorded if recorded is not None else given
+    if acts is None and n_hidden:
+        raise ModelFileError(
+            f"{source} does not record its activations (a file saved by PyTorch?): state "
+            "them with --activation NAME (API: MLP.load(path, activation=NAME)), one name for "
+            "every hidden layer or a comma-separated list with one per layer; they are "
+            "never guessed")
+    shape = _meta_list(metadata, "input_shape", source) if "input_shape" in metadata else None
+    shape = input_shape if input_shape is not None else shape
+    names = class_names
+    if names is None and "class_names" in metadata:
+        names = _meta_json_list(metadata, "class_names", source)
+    meta = {k: v for k, v in metadata.items() if k not in _OWN_KEYS}
+    try:
+        return MLP(weights, biases, meta, acts or (), bias, shape, names)
+    except ConfigError as exc:
+        raise ModelFileError(f"{source}: {exc}") from None
 
 
-def check_mnist_sizes(model: MLP, source: str = "model") -> MLP:
-    """An MNIST model maps 784 pixels to 10 classes; anything else is refused by name."""
-    if model.sizes[0] != 784 or model.sizes[-1] != 10:
-        raise ModelFileError(f"{source} maps {model.sizes[0]} inputs to {model.sizes[-1]} "
-                             "outputs; an MNIST model has 784 inputs and 10 outputs")
+def _meta_list(metadata: dict[str, str], key: str, source: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in metadata[key].split(","))
+    except ValueError:
+        raise ModelFileError(f"{source}: metadata {key} {_short(metadata[key], 60)!r} "
+                             "unreadable") from None
+
+
+def _meta_json_list(metadata: dict[str, str], key: str, source: str) -> list[str]:
+    try:
+        value = json.loads(metadata[key])
+    except (ValueError, RecursionError):
+        value = None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ModelFileError(f"{source}: metadata {key} is not a JSON list of strings")
+    return value
+
+
+def load_model(path: str | os.PathLike, *, activation=None, input_shape=None,
+               class_names=None) -> MLP:
+    """Read and validate a model file (see the module docstring)."""
+    tensors, metadata, notes = read_safetensors(path)
+    model = model_from_tensors(tensors, metadata, source=str(path), activation=activation,
+                               input_shape=input_shape, class_names=class_names)
+    model.notes.extend(notes)
     return model
-
-
-def load_model(path: str | os.PathLike) -> MLP:
-    tensors, metadata = read_safetensors(path)
-    return model_from_tensors(tensors, metadata, source=str(path))

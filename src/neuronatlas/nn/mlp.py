@@ -1,18 +1,25 @@
-"""The ReLU multi-layer perceptron of the paper, with a SoftMax output.
+"""The multi-layer perceptron: Linear layers with an element-wise activation after each
+hidden one and a SoftMax output. The paper's network is all ReLU.
 
-Layers are numbered as in DESIGN.md section 1: 1..L-1 hidden (ReLU), L the output
-(SoftMax); 0 is the input. Weights are stored in PyTorch's ``nn.Linear`` layout
-``(out, in)`` so that the model file loads into ``torch.nn.Sequential`` unchanged.
+Layers are numbered as in docs/format.md: 1..L-1 hidden, L the output (SoftMax); 0 is
+the input. Weights are stored in PyTorch's ``nn.Linear`` layout ``(out, in)`` so that
+the model file loads into ``torch.nn.Sequential`` unchanged. Besides its arrays a model
+knows its hidden activations, which Linears have a bias, the shape of its input image
+(height, width, channels; pixels flattened channel-last) and its class names.
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ..errors import ConfigError
 from . import functional as F
+from .activations import RELU, Activation, parse_activations
 
 #: The paper's architecture: 784 inputs, seven hidden ReLU layers, 10 SoftMax outputs.
 PAPER_SIZES: tuple[int, ...] = (784, 1250, 1000, 750, 500, 250, 100, 32, 10)
@@ -23,10 +30,53 @@ def kaiming_normal(fan_out: int, fan_in: int, rng: np.random.Generator) -> np.nd
     return rng.standard_normal((fan_out, fan_in)) * np.sqrt(2.0 / fan_in)
 
 
+def square_shape(n_inputs: int) -> tuple[int, int, int] | None:
+    """The one square image with ``n_inputs`` values: (s, s, 1) when n is a square, else
+    (s, s, 3) when n / 3 is one (n cannot be both), else None."""
+    for channels in (1, 3):
+        side = math.isqrt(n_inputs // channels) if n_inputs % channels == 0 else 0
+        if side and side * side * channels == n_inputs:
+            return side, side, channels
+    return None
+
+
+def check_input_shape(shape, n_inputs: int) -> tuple[int, int, int]:
+    """(height, width, channels) as ints whose product is ``n_inputs``."""
+    try:
+        h, w, c = (int(v) for v in shape)
+    except (TypeError, ValueError):
+        raise ConfigError(f"input shape must be (height, width, channels), got {shape!r}"
+                          ) from None
+    if min(h, w, c) < 1 or h * w * c != n_inputs:
+        raise ConfigError(f"input shape {h}x{w}x{c} does not hold the model's {n_inputs} "
+                          "inputs")
+    return h, w, c
+
+
+def model_sha256(model: MLP) -> str:
+    """The identity of a model: the hash of its sizes, weights and biases, and of whatever
+    it computes differently from the paper's network (activations, missing biases, input
+    shape); the paper's ReLU networks keep the hash they always had."""
+    h = hashlib.sha256(",".join(map(str, model.sizes)).encode())
+    for w, b in zip(model.weights, model.biases):
+        h.update(np.ascontiguousarray(w, np.float32).tobytes())
+        h.update(np.ascontiguousarray(b, np.float32).tobytes())
+    extra = []
+    if not model.all_relu:
+        extra.append("activations=" + ",".join(a.spec for a in model.activation_fns))
+    if not all(model.has_bias):
+        extra.append("bias=" + ",".join(str(int(b)) for b in model.has_bias))
+    if model.input_shape != (square_shape(model.sizes[0]) or (1, model.sizes[0], 1)):
+        extra.append("input_shape=" + ",".join(map(str, model.input_shape)))
+    if extra:
+        h.update(("|" + "|".join(extra)).encode())
+    return h.hexdigest()
+
+
 @dataclass
 class Trace:
     """What a forward pass keeps for the backward pass: input, pre-activations z_l
-    and activations a_l (ReLU for hidden layers, SoftMax for the last)."""
+    and activations a_l (the hidden activation, SoftMax for the last)."""
 
     x: np.ndarray
     z: list[np.ndarray]
@@ -35,40 +85,102 @@ class Trace:
 
 @dataclass
 class MLP:
+    """A dense network: ``weights[l-1]`` (out, in) and ``biases[l-1]`` (out,) of layer l,
+    ``activation_fns[l-1]`` after hidden layer l (default: ReLU, the paper's), ``has_bias[l-1]``
+    (a bias-free Linear keeps a zero bias that training leaves at zero), the input image's
+    ``input_shape`` (height, width, channels; default: the one square image the input
+    size allows) and ``class_names`` (default "0", "1", ...).
+
+    Example::
+
+        model = MLP.init((784, 128, 10), rng=np.random.default_rng(0), activation="gelu")
+        model.activations(x)   # {1: (N, 128), 2: (N, 10)}
+    """
+
     weights: list[np.ndarray]  # weights[l-1] is layer l's (out, in) matrix
     biases: list[np.ndarray]  # biases[l-1] is layer l's (out,) vector
     metadata: dict[str, str] = field(default_factory=dict)
+    activation_fns: tuple[Activation, ...] | None = None  # one per hidden layer
+    has_bias: tuple[bool, ...] | None = None  # one per layer
+    input_shape: tuple[int, int, int] | None = None  # (height, width, channels)
+    class_names: tuple[str, ...] | None = None
+    notes: list[str] = field(default_factory=list, compare=False)  # e.g. dtype conversions
+
+    def __post_init__(self):
+        if not self.weights or len(self.weights) != len(self.biases):
+            raise ConfigError("a model needs at least one layer and one bias per weight matrix")
+        sizes = self.sizes
+        if min(sizes) < 1:
+            raise ConfigError(f"every layer needs at least one neuron, got sizes {sizes}")
+        for l, (w, b) in enumerate(zip(self.weights, self.biases), start=1):
+            if w.ndim != 2 or b.shape != (w.shape[0],) or (l > 1 and w.shape[1] != sizes[l - 1]):
+                raise ConfigError(f"layer {l}: weight {w.shape} and bias {b.shape} do not "
+                                  f"chain with sizes {sizes}")
+        n_hidden = len(self.weights) - 1
+        self.activation_fns = ((RELU,) * n_hidden if self.activation_fns is None
+                               else parse_activations(self.activation_fns, n_hidden))
+        self.has_bias = ((True,) * len(self.weights) if self.has_bias is None
+                         else tuple(bool(v) for v in self.has_bias))
+        if len(self.has_bias) != len(self.weights):
+            raise ConfigError(f"has_bias names {len(self.has_bias)} layers, the model has "
+                              f"{len(self.weights)}")
+        if self.input_shape is None:
+            self.input_shape = square_shape(sizes[0]) or (1, sizes[0], 1)
+        self.input_shape = check_input_shape(self.input_shape, sizes[0])
+        if self.class_names is None:
+            self.class_names = tuple(str(k) for k in range(sizes[-1]))
+        self.class_names = tuple(str(c) for c in self.class_names)
+        if len(self.class_names) != sizes[-1]:
+            raise ConfigError(f"{len(self.class_names)} class names for {sizes[-1]} outputs")
 
     # --- construction ----------------------------------------------------------------
     @classmethod
-    def init(cls, sizes=PAPER_SIZES, *, rng: np.random.Generator, dtype=np.float32) -> MLP:
-        """Kaiming-normal weights, zero biases; the same rng gives the same bits."""
+    def init(cls, sizes=PAPER_SIZES, *, rng: np.random.Generator, dtype=np.float32,
+             activation="relu", bias: bool = True, input_shape=None,
+             class_names=None) -> MLP:
+        """Kaiming-normal weights, zero biases; the same rng gives the same bits.
+        ``activation``: one name for every hidden layer or one per hidden layer."""
         sizes = tuple(int(s) for s in sizes)
         if len(sizes) < 2 or min(sizes) < 1:
-            raise ValueError(f"sizes must be at least two positive integers, got {sizes}")
+            raise ConfigError(f"sizes must be at least two positive integers, got {sizes}")
         weights = [kaiming_normal(o, i, rng).astype(dtype) for i, o in zip(sizes, sizes[1:])]
         biases = [np.zeros(o, dtype=dtype) for o in sizes[1:]]
-        return cls(weights, biases)
+        return cls(weights, biases, {}, parse_activations(activation, len(sizes) - 2),
+                   (bool(bias),) * (len(sizes) - 1), input_shape, class_names)
 
     @classmethod
-    def load(cls, path: str | Path) -> MLP:
-        """Load and validate a ``model.safetensors`` (DESIGN.md section 3)."""
+    def load(cls, path: str | Path, *, activation=None, input_shape=None,
+             class_names=None) -> MLP:
+        """Load and validate a ``model.safetensors`` (docs/format.md). A file that does not
+        record its activations (e.g. saved by PyTorch) needs ``activation``: one name for
+        every hidden layer or one per layer; it is never guessed."""
         from .io import load_model
 
-        return load_model(path)
+        return load_model(path, activation=activation, input_shape=input_shape,
+                          class_names=class_names)
 
     def save(self, path: str | Path, metadata: dict[str, str] | None = None) -> None:
         from .io import save_model
 
         save_model(self, path, metadata)
 
+    def _like(self, weights, biases) -> MLP:
+        return MLP(weights, biases, dict(self.metadata), self.activation_fns, self.has_bias,
+                   self.input_shape, self.class_names)
+
     def copy(self) -> MLP:
-        return MLP([w.copy() for w in self.weights], [b.copy() for b in self.biases],
-                   dict(self.metadata))
+        return self._like([w.copy() for w in self.weights], [b.copy() for b in self.biases])
 
     def astype(self, dtype) -> MLP:
-        return MLP([w.astype(dtype) for w in self.weights],
-                   [b.astype(dtype) for b in self.biases], dict(self.metadata))
+        return self._like([w.astype(dtype) for w in self.weights],
+                          [b.astype(dtype) for b in self.biases])
+
+    def __repr__(self) -> str:
+        acts = sorted({a.spec for a in self.activation_fns})
+        h, w, c = self.input_shape
+        return (f"MLP({'-'.join(map(str, self.sizes))}, {'/'.join(acts) or 'no hidden layer'}, "
+                f"input {h}x{w}x{c}, dataset {self.metadata.get('dataset', 'unknown')}, "
+                f"sha256 {model_sha256(self)[:12]})")
 
     # --- shape facts -----------------------------------------------------------------
     @property
@@ -84,13 +196,21 @@ class MLP:
     def dtype(self) -> np.dtype:
         return self.weights[0].dtype
 
+    def activation(self, layer: int) -> Activation:
+        """The activation after hidden layer ``layer`` (1..L-1)."""
+        return self.activation_fns[layer - 1]
+
+    @property
+    def all_relu(self) -> bool:
+        return all(a.is_relu for a in self.activation_fns)
+
     # --- forward -----------------------------------------------------------------------
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Logits (the output layer's pre-activation), like ``nn.Sequential``."""
         a = x
         for l, (W, b) in enumerate(zip(self.weights, self.biases), start=1):
             z = F.linear_forward(a, W, b)
-            a = F.relu_forward(z) if l < self.n_layers else z
+            a = self.activation_fns[l - 1].forward(z) if l < self.n_layers else z
         return a
 
     def trace(self, x: np.ndarray) -> Trace:
@@ -98,7 +218,8 @@ class MLP:
         zs, acts, a = [], [], x
         for l, (W, b) in enumerate(zip(self.weights, self.biases), start=1):
             z = F.linear_forward(a, W, b)
-            a = F.relu_forward(z) if l < self.n_layers else F.softmax_forward(z)
+            a = (self.activation_fns[l - 1].forward(z) if l < self.n_layers
+                 else F.softmax_forward(z))
             zs.append(z)
             acts.append(a)
         return Trace(x, zs, acts)
@@ -106,7 +227,7 @@ class MLP:
     def activations(
         self, x: np.ndarray, *, pre: bool = False, batch_size: int = 4096
     ) -> dict[int, np.ndarray]:
-        """``{1: (N, 1250), ..., L: (N, 10)}``: ReLU / SoftMax outputs, or z if ``pre``."""
+        """``{1: (N, 1250), ..., L: (N, 10)}``: activations / SoftMax outputs, or z if ``pre``."""
         x = np.asarray(x, dtype=self.dtype)
         out = {l: np.empty((len(x), n), self.dtype) for l, n in enumerate(self.sizes) if l}
         for s in range(0, len(x), batch_size):
@@ -136,7 +257,7 @@ class MLP:
             a_prev = trace.a[i - 1] if i else trace.x
             dLdA, dWs[i], dbs[i] = F.linear_backward(dLdZ, a_prev, self.weights[i])
             if i:
-                dLdZ = F.relu_backward(dLdA, trace.z[i - 1])
+                dLdZ = self.activation_fns[i - 1].backward(dLdA, trace.z[i - 1], trace.a[i - 1])
         return dWs, dbs, dLdA
 
     def loss_and_grads(

@@ -70,7 +70,7 @@ def adversarial(
         raise ConfigError(f"target class {target} does not exist (0..{model.sizes[L] - 1})")
     if not 0 < confidence < 1:
         raise ConfigError(f"confidence must be in (0, 1), got {confidence}")
-    x0 = np.asarray(image, model.dtype).reshape(1, 784)
+    x0 = np.asarray(image, model.dtype).reshape(1, -1)
     probs0 = model.predict_proba(x0)[0]
     history: list[float] = []
     first_hit: list[int] = []

@@ -94,6 +94,11 @@ class Renderer:
         self.a = [np.empty((self.n[l], sizes[l]), dt) for l in range(self.top + 1)]
         self.g = [np.empty((self.n[l], sizes[l]), dt) for l in range(self.top + 1)]
         self.mask = [np.empty((self.m[l], sizes[l]), bool) for l in range(self.top + 1)]
+        # hidden layers whose activation is not ReLU keep their pre-activation z for f'(z)
+        self.act = [None] + [model.activation(l) if l < L else None
+                             for l in range(1, self.top + 1)]
+        self.z = [np.empty((self.m[l], sizes[l]), dt) if act is not None and not act.is_relu
+                  else None for l, act in enumerate(self.act)]
         W, m = model.weights, self.m
         self.fwd = [None] + [GemmPlan(self.a[l - 1][: m[l]], W[l - 1], self.a[l][: m[l]],
                                       trans_b=True) for l in range(1, self.top + 1)]
@@ -120,11 +125,14 @@ class Renderer:
             self.a[0][...] = x
         L, b = self.model.n_layers, self.model.biases
         for l in range(1, self.top + 1):
-            self.fwd[l]()
+            self.fwd[l]()  # a_l = a_{l-1} @ W_l.T: (m,in)@(in,out) -> (m,out)
             a = self.a[l][: self.m[l]]
             a += b[l - 1]
-            if l < L:
-                np.maximum(a, 0, out=a)
+            if l < L and self.z[l] is None:
+                np.maximum(a, 0, out=a)  # ReLU in place
+            elif l < L:
+                np.copyto(self.z[l], a)
+                a[...] = self.act[l].forward(self.z[l])
             else:  # SoftMax with the max subtracted (Appendix item 1)
                 a -= a.max(axis=1, keepdims=True)
                 np.exp(a, out=a)
@@ -150,15 +158,17 @@ class Renderer:
             seeds = self.seeds.get(l)
             if seeds is not None:
                 seeds.add_post(g)
-            if l < L:  # ReLU'(z) = [a > 0]
+            if l < L and self.z[l] is None:  # ReLU'(z) = [a > 0]
                 np.greater(a, 0, out=self.mask[l])
                 g *= self.mask[l]
+            elif l < L:
+                g *= self.act[l].derivative(self.z[l], a)
             else:  # SoftMax Jacobian (Appendix item 1): dz = y * (g - <g, y>)
                 g -= (g * a).sum(axis=1, keepdims=True)
                 g *= a
             if seeds is not None:
                 seeds.add_pre(g, a)
-            self.bwd[l]()
+            self.bwd[l]()  # g_{l-1} = g_l @ W_l: (m,out)@(out,in) -> (m,in)
             if l in self.singles:
                 self.singles[l].backward(self.g[l - 1])
         return self.g[0]
@@ -170,8 +180,8 @@ def _single(obj: Objective, L: int) -> bool:
 
 
 class _Single:
-    """The rows of layer l whose objective is ``w * neuron(l, i)`` (post- or pre-ReLU):
-    their weight rows W_l[i] and biases b_i, gathered once."""
+    """The rows of layer l whose objective is ``w * neuron(l, i)`` (post- or
+    pre-activation): their weight rows W_l[i] and biases b_i, gathered once."""
 
     def __init__(self, layer: int, rows_terms, model: MLP):
         rows = np.array([row for row, _ in rows_terms])
@@ -184,13 +194,15 @@ class _Single:
         self.weight = np.array([t.weight for _, t in rows_terms], dt)
         self.pre = np.array([t.pre for _, t in rows_terms], dtype=bool)
         self.coef = np.empty(len(rows), dt)
+        self.act = model.activation(layer)
 
     def forward(self, a_in: np.ndarray, a_out: np.ndarray) -> None:
-        """z_i = a_{l-1} . W_l[i] + b_i for each row; its ReLU into a_out[row, i]."""
+        """z_i = a_{l-1} . W_l[i] + b_i for each row; f(z_i) into a_out[row, i]."""
         z = np.einsum("ij,ij->i", a_in[self.lo:self.hi], self.W) + self.b  # (k,)
-        a_out[self.rows, self.index] = np.maximum(z, 0)
-        # d obj / d z_i: the weight, times ReLU'(z) unless the objective is z itself
-        np.multiply(self.weight, (z > 0) | self.pre, out=self.coef)
+        a = self.act.forward(z)
+        a_out[self.rows, self.index] = a
+        # d obj / d z_i: the weight, times f'(z) unless the objective is z itself
+        np.multiply(self.weight, np.where(self.pre, 1, self.act.derivative(z, a)), out=self.coef)
 
     def backward(self, g_in: np.ndarray) -> None:
         """d obj / d a_{l-1} = coef * W_l[i] for each row."""
@@ -206,18 +218,19 @@ def render(
     callback: StepCallback | None = None,
     snapshot: SnapshotCallback | None = None,
 ) -> np.ndarray:
-    """Gradient ascent from ``x0`` (R, 784); returns the raw (unclipped) images.
+    """Gradient ascent from ``x0`` (R, n_inputs); returns the raw (unclipped) images.
 
     ``shift_index`` (R, steps) picks each row's jitter translation per step (indices
     into :data:`SHIFTS`); it is required when ``config.jitter`` is on. ``snapshot``
-    gets a copy of each step's (R, 784) images (clipped when ``config.clip``, before
+    gets a copy of each step's (R, n_inputs) images (clipped when ``config.clip``, before
     the jitter shift) in the caller's row order, for live displays; it costs a copy.
     """
     r = Renderer(model, objectives)
     order = r.order
     x = np.array(x0[order], dtype=model.dtype)
     shifts = None if shift_index is None else SHIFTS[shift_index[order]]  # (R, steps, 2)
-    update = AscentUpdate(len(x), config, model.dtype)
+    shape = model.input_shape
+    update = AscentUpdate(len(x), config, model.dtype, shape)
     # u = clip(x): without jitter it is the network input itself, written in place
     u = (np.empty_like(x) if config.jitter else r.a[0]) if config.clip else x
     inverse = np.empty_like(order)
@@ -225,7 +238,7 @@ def render(
     for step in range(config.steps):
         if config.clip:  # (a no-op after the first step when projecting)
             np.clip(x, 0.0, 1.0, out=u)
-        inp = translate(u, shifts[:, step]) if config.jitter else u
+        inp = translate(u, shifts[:, step], shape) if config.jitter else u
         r.forward(inp)
         if snapshot is not None:
             snapshot(step, u[inverse])
@@ -233,7 +246,7 @@ def render(
             break
         grad = r.backward()
         if config.jitter:
-            grad = translate_backward(grad, shifts[:, step])
+            grad = translate_backward(grad, shifts[:, step], shape)
         # x += lr * (grad * clip'(x) - tv dTV - l1 sgn): the regularisers are computed on x
         # and, by default, NOT multiplied by the clip derivative ("Visualiser": the
         # serendipitous oversight that keeps pixels beyond the bounds dynamic);

@@ -39,7 +39,8 @@ def save_vis(run_dir: str | Path, result: VisResult, *, scale: int = 8,
         stem = folder / neuron_name(layer, index)
         # atomic renames, one flush at the end: an fsync per file costs minutes for --all
         save_npy(stem.with_suffix(".npy"), result.images[i].astype(np.float32), fsync=False)
-        save_png(stem.with_suffix(".png"), result.images[i], scale, fsync=False)
+        save_png(stem.with_suffix(".png"), result.images[i], scale, fsync=False,
+                 shape=result.input_shape)
         atomic_write_json(stem.with_suffix(".json"), result.record(i), fsync=False)
         if progress is not None:
             progress(i + 1, len(result.targets))
@@ -47,13 +48,16 @@ def save_vis(run_dir: str | Path, result: VisResult, *, scale: int = 8,
     return folder
 
 
-def save_adversarial(run_dir: str | Path, index: int, res: AdversarialResult) -> list[Path]:
+def save_adversarial(run_dir: str | Path, index: int, res: AdversarialResult,
+                     shape=(28, 28, 1)) -> list[Path]:
     folder = ensure_dir(Path(run_dir) / "adversarial")
     stem = folder / f"mnist{index}_to{res.target}"
-    gap = np.full((28, 2), 0.5)
-    pair = np.concatenate([res.original.reshape(28, 28), gap, res.image.reshape(28, 28)], axis=1)
+    h, w, c = shape
+    as_image = lambda x: x.reshape(h, w) if c == 1 else x.reshape(h, w, c)  # noqa: E731
+    gap = np.full((h, 2) if c == 1 else (h, 2, c), 0.5)
+    pair = np.concatenate([as_image(res.original), gap, as_image(res.image)], axis=1)
     save_npy(stem.with_suffix(".npy"), res.image.astype(np.float32))
-    save_png(stem.with_suffix(".png"), res.image, 8)
+    save_png(stem.with_suffix(".png"), res.image, 8, shape=shape)
     save_png(folder / f"{stem.name}_pair.png", pair, 8)
     atomic_write_json(stem.with_suffix(".json"), {"index": index, **res.to_dict()})
     return [stem.with_suffix(".npy"), stem.with_suffix(".png"), folder / f"{stem.name}_pair.png"]

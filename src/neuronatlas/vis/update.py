@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import VisConfig
-from .regularizers import SIDE
+from .regularizers import MNIST_SHAPE, image_view
 
 
 class _SignScratch:
@@ -33,10 +33,10 @@ class _SignScratch:
 
 
 def tv_grad_into(u: np.ndarray, out: np.ndarray, diff_v: np.ndarray, diff_h: np.ndarray,
-                 sign_v: _SignScratch, sign_h: _SignScratch) -> None:
+                 sign_v: _SignScratch, sign_h: _SignScratch, shape=MNIST_SHAPE) -> None:
     """``out = dTV/du`` (Appendix 4-5, zero padding), equal to :func:`.regularizers.tv_grad`;
-    ``diff_v`` (R, 27, 28) and ``diff_h`` (R, 28, 27) are scratch."""
-    img, g = u.reshape(-1, SIDE, SIDE), out.reshape(-1, SIDE, SIDE)
+    ``diff_v`` (R, H-1, W[, C]) and ``diff_h`` (R, H, W-1[, C]) are scratch."""
+    img, g = image_view(u, shape), image_view(out, shape)
     # interior neighbour differences, one sign array per direction: sgn(u[a+1] - u[a])
     sv = sign_v(np.subtract(img[:, 1:, :], img[:, :-1, :], out=diff_v))
     sh = sign_h(np.subtract(img[:, :, 1:], img[:, :, :-1], out=diff_h))
@@ -56,15 +56,18 @@ def tv_grad_into(u: np.ndarray, out: np.ndarray, diff_v: np.ndarray, diff_h: np.
 class _Scratch:
     """One worker's buffers for a block of rows."""
 
-    def __init__(self, rows: int, dtype):
-        self.reg = np.empty((rows, SIDE * SIDE), dtype)
-        self.diff_v = np.empty((rows, SIDE - 1, SIDE), dtype)
-        self.diff_h = np.empty((rows, SIDE, SIDE - 1), dtype)
-        self.sign_v = _SignScratch((rows, SIDE - 1, SIDE))
-        self.sign_h = _SignScratch((rows, SIDE, SIDE - 1))
-        self.sign_x = _SignScratch((rows, SIDE * SIDE))
-        self.inside = np.empty((rows, SIDE * SIDE), bool)
-        self.upper = np.empty((rows, SIDE * SIDE), bool)
+    def __init__(self, rows: int, dtype, shape=MNIST_SHAPE):
+        h, w, c = shape
+        chan = (c,) if c > 1 else ()
+        n = h * w * c
+        self.reg = np.empty((rows, n), dtype)
+        self.diff_v = np.empty((rows, h - 1, w, *chan), dtype)
+        self.diff_h = np.empty((rows, h, w - 1, *chan), dtype)
+        self.sign_v = _SignScratch((rows, h - 1, w, *chan))
+        self.sign_h = _SignScratch((rows, h, w - 1, *chan))
+        self.sign_x = _SignScratch((rows, n))
+        self.inside = np.empty((rows, n), bool)
+        self.upper = np.empty((rows, n), bool)
 
     def view(self, n: int) -> _Scratch:
         if n == len(self.reg):
@@ -85,10 +88,10 @@ class AscentUpdate:
 
     BLOCK = 64  # rows per block: a block's ~15 arrays fit in a core's L2 cache
 
-    def __init__(self, rows: int, config: VisConfig, dtype):
-        self.config = config
+    def __init__(self, rows: int, config: VisConfig, dtype, shape=MNIST_SHAPE):
+        self.config, self.shape = config, shape
         self.blocks = [slice(s, min(s + self.BLOCK, rows)) for s in range(0, rows, self.BLOCK)]
-        self.scratch = _Scratch(min(self.BLOCK, rows), dtype)
+        self.scratch = _Scratch(min(self.BLOCK, rows), dtype, shape)
 
     def __call__(self, x: np.ndarray, grad: np.ndarray, u: np.ndarray) -> None:
         """Update ``x`` in place; ``grad`` is dObjective/du (overwritten), ``u`` = clip(x)."""
@@ -106,7 +109,7 @@ class AscentUpdate:
             # regularisers of x, bypassing the clip derivative unless reg_through_clip
             base = u if c.reg_through_clip else x
             if c.tv:
-                tv_grad_into(base, b.reg, b.diff_v, b.diff_h, b.sign_v, b.sign_h)
+                tv_grad_into(base, b.reg, b.diff_v, b.diff_h, b.sign_v, b.sign_h, self.shape)
                 b.reg *= c.tv
             else:
                 b.reg[...] = 0

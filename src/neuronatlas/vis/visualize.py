@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from ..config import VisConfig
+from ..errors import ConfigError
 from ..nn.mlp import MLP
 from .images import load_image
 from .objectives import Objective, check_neuron, log_prob, neuron, others
@@ -17,17 +19,22 @@ from .transforms import SHIFTS
 ZERO_INIT = 0.01  # the paper's "near-zero values (0.01)"
 
 
-def objective_for(target: tuple[int, int], config: VisConfig, sizes: tuple[int, ...]) -> Objective:
+def objective_for(target: tuple[int, int], config: VisConfig, sizes: tuple[int, ...],
+                  relu: tuple[bool, ...] | None = None) -> Objective:
     """The config's objective for one neuron: activation (or z, or log-probability for
-    the output layer) minus ``penalty`` times the mean of the layer's other neurons."""
+    the output layer) minus ``penalty`` times the mean of the layer's other neurons.
+    ``relu[l-1]``: whether hidden layer l is ReLU (``revive`` applies to those only;
+    None: all are)."""
     layer, index = target
     check_neuron(layer, index, sizes)
     output = layer == len(sizes) - 1
     if config.objective == "logprob" and output:
         obj = log_prob(index)
     else:
-        # d ReLU(z)/dx = [z > 0] dz/dx: climbing z (revive) only differs while inactive
-        obj = neuron(layer, index, pre=config.objective == "pre" or (config.revive and not output))
+        # d ReLU(z)/dx = [z > 0] dz/dx: climbing z (revive) only differs while inactive;
+        # other activations pass a gradient where they are low and need no reviving
+        revive = config.revive and not output and (relu is None or relu[layer - 1])
+        obj = neuron(layer, index, pre=config.objective == "pre" or revive)
     if config.penalty:
         obj = obj - config.penalty * others(layer, exclude=index)
     return obj.bind(sizes)
@@ -38,33 +45,60 @@ def target_rng(config: VisConfig, target: tuple[int, int]) -> np.random.Generato
     return np.random.default_rng([config.seed, target[0], target[1]])
 
 
-def start_images(config: VisConfig, targets, image: np.ndarray | None, dtype) -> np.ndarray:
-    """(T, 784) starting images: 0.01 everywhere, uniform random, or the given image."""
+def start_images(config: VisConfig, targets, image: np.ndarray | None, dtype,
+                 n_inputs: int = 784) -> np.ndarray:
+    """(T, n_inputs) starting images: 0.01 everywhere, uniform random, or ``image``: one
+    image for every target, or one per target (T, ...). A given image is always used;
+    it cannot be combined with ``init="random"``; ``init="image"`` requires one."""
+    T = len(targets)
+    known = config.init in ("zero", "random", "image") or config.init.startswith("mnist:")
+    if not known and not Path(config.init).is_file():
+        raise ConfigError(f"init {config.init[:60]!r} is neither 'zero', 'random', 'image', "
+                          "'mnist:<index>' nor a readable image file")
+    if image is not None:
+        if config.init == "random":
+            raise ConfigError("init 'random' and a start image (init_image) were both given; "
+                              "drop one")
+        x = np.asarray(image)
+        if x.size == n_inputs:
+            x = np.repeat(x.reshape(1, n_inputs), T, axis=0)
+        elif x.size == T * n_inputs and len(x) == T:
+            x = x.reshape(T, n_inputs)
+        else:
+            raise ConfigError(f"init_image of shape {x.shape} is neither one image of "
+                              f"{n_inputs} pixels nor one per target ({T} x {n_inputs})")
+        if not np.issubdtype(x.dtype, np.number) or not np.isfinite(x).all():
+            raise ConfigError("init_image must hold finite numbers")
+        return x.astype(dtype)
     if config.init == "zero":
-        return np.full((len(targets), 784), ZERO_INIT, dtype)
+        return np.full((T, n_inputs), ZERO_INIT, dtype)
     if config.init == "random":
-        return np.stack([target_rng(config, t).random(784) for t in targets]).astype(dtype)
-    if image is None:
-        image = resolve_init_image(config.init)
-    return np.repeat(np.asarray(image, dtype).reshape(1, 784), len(targets), axis=0)
+        return np.stack([target_rng(config, t).random(n_inputs) for t in targets]).astype(dtype)
+    if config.init == "image":
+        raise ConfigError("init 'image' needs the image itself: pass init_image")
+    raise ConfigError(f"init {config.init[:60]!r} names an image: load it with "
+                      "resolve_init_image and pass it as init_image")
 
 
-def resolve_init_image(init: str, mnist_dir=None) -> np.ndarray:
-    """The image behind ``init="mnist:<index>"`` (test set) or ``init=<path>``."""
+def resolve_init_image(init: str, data=None, shape=None) -> np.ndarray:
+    """The image behind ``init="mnist:<index>"`` (the test image ``index`` of ``data``, a
+    :class:`~neuronatlas.data.Dataset` or a function that loads one; MNIST when None)
+    or ``init=<path>`` (an image of ``shape``, MNIST's 28x28x1 when None)."""
     if init.startswith("mnist:"):
-        from ..data import load_mnist
-        from ..errors import ConfigError
-
         text = init.split(":", 1)[1]
         if not (text.isascii() and text.isdigit() and len(text) <= 9):
             raise ConfigError(f"{init[:40]!r}: expected mnist:<test-set index>, e.g. mnist:7")
         index = int(text)
-        test_x = load_mnist(mnist_dir).test_x
+        if data is None:
+            from ..data import load_mnist
+
+            data = load_mnist
+        test_x = (data() if callable(data) else data).test_x
         if index >= len(test_x):
             raise ConfigError(f"init {init!r}: the test set has {len(test_x)} images "
                               f"(0..{len(test_x) - 1})")
         return test_x[index]
-    return load_image(init)
+    return load_image(init, shape or (28, 28, 1))
 
 
 @dataclass
@@ -73,13 +107,15 @@ class VisResult:
 
     targets: list[tuple[int, int]]
     config: VisConfig
-    images: np.ndarray  # (T, 784), clipped to [0, 1] when config.clip or config.project
+    images: np.ndarray  # (T, n_inputs), clipped to [0, 1] when config.clip or config.project
     activation: np.ndarray  # (T,) the target's activation for the returned image
     next_index: np.ndarray  # (T,) the most active other neuron of the layer
     next_activation: np.ndarray  # (T,)
     ratio: np.ndarray  # (T,) activation / next_activation
     top3_classes: np.ndarray  # (T, 3) output classes, most probable first
     top3_probs: np.ndarray  # (T, 3)
+    input_shape: tuple[int, int, int] = (28, 28, 1)  # how a row of ``images`` is an image
+    class_names: tuple[str, ...] | None = None
 
     @property
     def top3(self) -> list[list[tuple[int, float]]]:
@@ -117,26 +153,36 @@ def visualize(
     images)`` sees the images of every step (see :func:`render`), e.g. to stream them."""
     config = config or VisConfig()
     objectives, pairs = [], []
+    relu = tuple(a.is_relu for a in model.activation_fns)
     for t in targets:
         obj = t.bind(model.sizes) if isinstance(t, Objective) else objective_for(
-            tuple(int(v) for v in t), config, model.sizes)
+            tuple(int(v) for v in t), config, model.sizes, relu)
         objectives.append(obj)
         pairs.append(obj.target)
     if not objectives:
-        raise ValueError("no targets to visualise")
-    x0 = start_images(config, pairs, init_image, model.dtype)
+        raise ConfigError("no targets to visualise")
+    if init_image is None and config.init not in ("zero", "random", "image"):
+        init_image = resolve_init_image(config.init, lambda: _recorded_data(model),
+                                        model.input_shape)
+    x0 = start_images(config, pairs, init_image, model.dtype, model.sizes[0])
     shift_index = None
     if config.jitter:
-        shift_index = np.stack([_jitter_draws(config, t) for t in pairs])
+        shift_index = np.stack([_jitter_draws(config, t, model.sizes[0]) for t in pairs])
     raw = render(model, objectives, config, x0, shift_index, callback, snapshot)
     images = np.clip(raw, 0, 1) if config.clip or config.project else raw
     s = target_stats(model, images, pairs)
     return VisResult(pairs, config, images, s.activation, s.next_index, s.next_activation,
-                     s.ratio, s.top3_classes, s.top3_probs)
+                     s.ratio, s.top3_classes, s.top3_probs, model.input_shape, model.class_names)
 
 
-def _jitter_draws(config: VisConfig, target) -> np.ndarray:
+def _recorded_data(model: MLP):
+    from ..runs import run_dataset
+
+    return run_dataset(model)
+
+
+def _jitter_draws(config: VisConfig, target, n_inputs: int) -> np.ndarray:
     rng = target_rng(config, target)
     if config.init == "random":
-        rng.random(784)  # the start image came first from this generator
+        rng.random(n_inputs)  # the start image came first from this generator
     return rng.integers(0, len(SHIFTS), config.steps)

@@ -1,0 +1,186 @@
+"""Element-wise activations of the hidden layers: each forward beside its derivative.
+
+An :class:`Activation` is a name and at most one parameter (LeakyReLU's slope, ELU's
+alpha, Softplus's beta). ``forward(z)`` is a = f(z); ``derivative(z, a)`` is f'(z)
+(given a as well, since several derivatives are cheapest from it); ``backward(dLdA, z,
+a)`` is the vector-Jacobian product dLdA * f'(z). Every formula is PyTorch's own, so a
+network imported from PyTorch computes the same numbers (tests hold them to PyTorch
+and to float64 central differences).
+
+Spec strings name an activation in files, on the command line and in the API:
+``relu``, ``leaky_relu`` or ``leaky_relu:0.2``, ``elu`` or ``elu:0.5``, ``gelu`` (erf
+form), ``gelu_tanh`` (tanh approximation), ``silu``, ``softplus`` or ``softplus:2``,
+``tanh``, ``sigmoid``, ``identity``.
+
+The *floor* of an activation is f(0): a neuron whose activation never rises above it
+on any input (its pre-activation z stays <= 0) is silent; for ReLU that is the usual
+"dead on data". Every activation here is increasing at 0, so ``a > floor`` iff z > 0.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import erf, expit
+
+from ..errors import ConfigError
+
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_GELU_CUBIC = 0.044715  # the tanh approximation's cubic coefficient (Hendrycks & Gimpel)
+_SOFTPLUS_THRESHOLD = 20.0  # PyTorch's Softplus: linear once beta * z > 20
+
+#: name -> (default parameter or None, what the parameter is)
+KINDS: dict[str, tuple[float | None, str | None]] = {
+    "relu": (None, None),
+    "leaky_relu": (0.01, "negative slope"),
+    "elu": (1.0, "alpha"),
+    "gelu": (None, None),
+    "gelu_tanh": (None, None),
+    "silu": (None, None),
+    "softplus": (1.0, "beta"),
+    "tanh": (None, None),
+    "sigmoid": (None, None),
+    "identity": (None, None),
+}
+
+
+@dataclass(frozen=True)
+class Activation:
+    """One element-wise activation; see the module docstring for the spec strings."""
+
+    name: str
+    param: float | None = None
+
+    def __post_init__(self):
+        if self.name not in KINDS:
+            raise ConfigError(f"unsupported activation {self.name!r}; supported: "
+                              f"{', '.join(KINDS)}")
+        default, what = KINDS[self.name]
+        if what is None and self.param is not None:
+            raise ConfigError(f"activation {self.name} takes no parameter, got {self.param!r}")
+        if what is not None:
+            p = default if self.param is None else self.param
+            if isinstance(p, bool) or not isinstance(p, (int, float)) or not math.isfinite(p):
+                raise ConfigError(f"{self.name}'s {what} must be a finite number, got {p!r}")
+            if self.name in ("softplus", "elu") and p <= 0:
+                raise ConfigError(f"{self.name}'s {what} must be positive, got {p!r}")
+            object.__setattr__(self, "param", float(p))
+
+    # --- naming ------------------------------------------------------------------------
+    @classmethod
+    def parse(cls, spec: str | Activation) -> Activation:
+        """``"leaky_relu:0.2"`` -> Activation("leaky_relu", 0.2); ConfigError when unknown."""
+        if isinstance(spec, Activation):
+            return spec
+        if not isinstance(spec, str):
+            raise ConfigError(f"an activation is a name such as 'relu', got {spec!r}")
+        name, _, param = spec.strip().lower().partition(":")
+        name = name.replace("-", "_")
+        name = {"gelu_erf": "gelu", "swish": "silu", "linear": "identity", "none": "identity",
+                "leakyrelu": "leaky_relu"}.get(name, name)
+        if name not in KINDS:
+            raise ConfigError(f"unsupported activation {spec[:40]!r}; supported: "
+                              f"{', '.join(KINDS)}")
+        if not param:
+            return cls(name)
+        try:
+            value = float(param)
+        except ValueError:
+            raise ConfigError(f"activation {spec[:40]!r}: {param[:20]!r} is not a number"
+                              ) from None
+        return cls(name, value)
+
+    @property
+    def spec(self) -> str:
+        """The canonical spec string (parameters always written out)."""
+        return self.name if self.param is None else f"{self.name}:{self.param:g}"
+
+    def __str__(self) -> str:
+        return self.spec
+
+    @property
+    def is_relu(self) -> bool:
+        return self.name == "relu"
+
+    @property
+    def floor(self) -> float:
+        """f(0): the value a silent neuron never rises above."""
+        return float(self.forward(np.zeros(1))[0])
+
+    # --- maths ---------------------------------------------------------------------------
+    def forward(self, z: np.ndarray) -> np.ndarray:
+        """a = f(z), in z's dtype."""
+        n, p = self.name, self.param
+        if n == "relu":
+            return np.maximum(z, 0)
+        if n == "leaky_relu":  # z for z > 0, slope * z otherwise
+            return np.where(z > 0, z, z * z.dtype.type(p))
+        if n == "elu":  # z for z > 0, alpha (e^z - 1) otherwise
+            return np.where(z > 0, z, z.dtype.type(p) * np.expm1(np.minimum(z, 0)))
+        if n == "gelu":  # z Phi(z) = z/2 (1 + erf(z / sqrt 2))
+            return 0.5 * z * (1 + erf(z / np.sqrt(z.dtype.type(2))))
+        if n == "gelu_tanh":  # z/2 (1 + tanh(sqrt(2/pi) (z + 0.044715 z^3)))
+            return 0.5 * z * (1 + np.tanh(_SQRT_2_OVER_PI * (z + _GELU_CUBIC * z**3)))
+        if n == "silu":  # z sigma(z)
+            return z * expit(z)
+        if n == "softplus":  # log(1 + e^(beta z)) / beta, linear above the threshold
+            bz = z * z.dtype.type(p)
+            return np.where(bz > _SOFTPLUS_THRESHOLD, z, np.logaddexp(0, bz) / z.dtype.type(p))
+        if n == "tanh":
+            return np.tanh(z)
+        if n == "sigmoid":
+            return expit(z)
+        return z.copy()  # identity
+
+    def derivative(self, z: np.ndarray, a: np.ndarray) -> np.ndarray:
+        """f'(z), given a = f(z), in z's dtype."""
+        n, p, one = self.name, self.param, z.dtype.type(1)
+        if n == "relu":  # Appendix item 1: 1 for z > 0, else 0
+            return (z > 0).astype(z.dtype)
+        if n == "leaky_relu":
+            return np.where(z > 0, one, z.dtype.type(p))
+        if n == "elu":  # 1 for z > 0, alpha e^z = a + alpha otherwise
+            return np.where(z > 0, one, a + z.dtype.type(p))
+        if n == "gelu":  # Phi(z) + z phi(z)
+            pdf = np.exp(-0.5 * z * z) / np.sqrt(z.dtype.type(2 * math.pi))
+            return 0.5 * (1 + erf(z / np.sqrt(z.dtype.type(2)))) + z * pdf
+        if n == "gelu_tanh":
+            t = np.tanh(_SQRT_2_OVER_PI * (z + _GELU_CUBIC * z**3))
+            dinner = _SQRT_2_OVER_PI * (1 + 3 * _GELU_CUBIC * z * z)
+            return 0.5 * (1 + t) + 0.5 * z * (1 - t * t) * dinner
+        if n == "silu":  # sigma(z) (1 + z (1 - sigma(z)))
+            s = expit(z)
+            return s * (1 + z * (1 - s))
+        if n == "softplus":  # sigma(beta z), 1 above the threshold
+            bz = z * z.dtype.type(p)
+            return np.where(bz > _SOFTPLUS_THRESHOLD, one, expit(bz))
+        if n == "tanh":
+            return 1 - a * a
+        if n == "sigmoid":
+            return a * (1 - a)
+        return np.ones_like(z)  # identity
+
+    def backward(self, dLdA: np.ndarray, z: np.ndarray, a: np.ndarray) -> np.ndarray:
+        """dLdZ = dLdA * f'(z)."""
+        return dLdA * self.derivative(z, a)
+
+
+RELU = Activation("relu")
+
+
+def parse_activations(spec, n_hidden: int) -> tuple[Activation, ...]:
+    """One activation per hidden layer from one name (every layer) or a sequence (or a
+    comma-separated string) of exactly ``n_hidden`` names."""
+    if isinstance(spec, (str, Activation)):
+        parts = spec.split(",") if isinstance(spec, str) else [spec]
+    else:
+        parts = list(spec)
+    acts = tuple(Activation.parse(p) for p in parts)
+    if len(acts) == 1:
+        return acts * n_hidden
+    if len(acts) != n_hidden:
+        raise ConfigError(f"{len(acts)} activations given for {n_hidden} hidden layers; give "
+                          "one for every hidden layer or one per layer")
+    return acts
