@@ -24,6 +24,7 @@ from .errors import (
     TrainingDivergedError,
 )
 from .evaluate import Evaluation, evaluate
+from .importers import ImportRefused, from_onnx, from_torch, import_model
 from .nn.activations import Activation
 from .nn.mlp import MLP, PAPER_SIZES
 from .train import TrainResult, train
@@ -44,6 +45,7 @@ __all__ = [
     "DataError",
     "Dataset",
     "Evaluation",
+    "ImportRefused",
     "ModelFileError",
     "NeuronatlasError",
     "Objective",
@@ -56,6 +58,9 @@ __all__ = [
     "VisResult",
     "adversarial",
     "evaluate",
+    "from_onnx",
+    "from_torch",
+    "import_model",
     "load_dataset",
     "load_fashion_mnist",
     "load_mnist",

@@ -502,6 +502,54 @@ def analyze(run_dir, model, activation, dataset, data_dir, k):
     out.print(f"written {result.folder}")
 
 
+# --- import ----------------------------------------------------------------------------
+def _parse_shape(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        shape = tuple(int(v) for v in value.lower().replace("x", ",").split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise click.BadParameter(f"expected HEIGHT,WIDTH,CHANNELS, e.g. 32,32,3, got {value!r}")
+    return shape
+
+
+@cli.command("import")
+@click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
+@RUN_OPTION
+@click.option("--dataset", default="mnist", show_default=True, metavar="NAME|PATH",
+              help="The data the model was made for: it is checked on its test images and "
+                   "recorded, so later commands use it.")
+@DATA_DIR_OPTION
+@click.option("--activation", default=None,
+              help="For a state_dict (.safetensors) that does not record them: "
+                   + ACTIVATION_HELP.split(": ", 1)[1])
+@click.option("--sizes", callback=_parse_sizes, default=None,
+              help="For a state_dict: the layer sizes it must have (checked against the "
+                   "tensors).")
+@click.option("--input-shape", callback=_parse_shape, default=None,
+              help="HEIGHT,WIDTH,CHANNELS of the input image [default: the dataset's].")
+@click.option("--overwrite", is_flag=True, help="Replace a different model in the run folder.")
+def import_(source, run_dir, dataset, data_dir, activation, sizes, input_shape, overwrite):
+    """Bring in a model from ONNX (.onnx) or a safetensors state_dict as a run folder;
+    its logits are checked against onnxruntime's or PyTorch's on real test images.
+    A pickle (torch.save .pt) is refused unread: from Python, use
+    neuronatlas.from_torch(module) on the live module."""
+    from .importers import import_model
+    from .runs import model_name
+
+    run = run_dir if run_dir is not None else RUNS / model_name(source)
+    ds = load_dataset(dataset, data_dir, log=_log)
+    res = import_model(source, run, ds, activation=activation, sizes=sizes,
+                       input_shape=input_shape, overwrite=overwrite)
+    out.print(f"imported {res.model!r}")
+    for note in res.model.notes[:-1]:
+        out.print(f"  note: {note}", highlight=False)
+    out.print(f"check: {res.checked}", highlight=False)
+    out.print(f"written {res.path}; next: neuronatlas evaluate --run {run}")
+
+
 # --- atlas -----------------------------------------------------------------------------
 @cli.command()
 @model_options

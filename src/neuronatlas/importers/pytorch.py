@@ -1,0 +1,255 @@
+"""Import a live ``torch.nn.Module`` that is a chain of Linear layers and activations.
+
+A ``torch.nn.Sequential`` (nested ones too) is walked module by module; any other module
+is traced with ``torch.fx`` and its graph walked node by node, so a custom module whose
+``forward`` calls ``self.fc1``, ``F.relu``, ``torch.flatten`` ... in a chain works too.
+See :mod:`.common` for what is accepted; the imported model's logits are checked
+against the module's own (in float64) before it is returned.
+"""
+
+from __future__ import annotations
+
+import copy
+import operator
+
+import numpy as np
+
+from ..nn.activations import Activation
+from ..nn.mlp import MLP
+from .common import Chain, ImportRefused, build_model, logit_gap
+
+
+def _np(t, chain: Chain, where: str) -> np.ndarray | None:
+    import torch
+
+    if t is None:
+        return None
+    t = t.detach().cpu()
+    if t.dtype in (torch.float16, torch.bfloat16):
+        chain.notes.append(f"{where}: {str(t.dtype).replace('torch.', '')} converted to float32")
+        t = t.float()
+    return t.double().numpy()
+
+
+def _module_activation(m) -> Activation | None:
+    """The activation a module computes, or None when it is not an activation."""
+    import torch.nn as nn
+
+    if isinstance(m, nn.ReLU):
+        return Activation("relu")
+    if isinstance(m, nn.LeakyReLU):
+        return Activation("leaky_relu", float(m.negative_slope))
+    if isinstance(m, nn.ELU):
+        return Activation("elu", float(m.alpha))
+    if isinstance(m, nn.GELU):
+        return Activation("gelu_tanh" if m.approximate == "tanh" else "gelu")
+    if isinstance(m, nn.SiLU):
+        return Activation("silu")
+    if isinstance(m, nn.Softplus):
+        if float(m.threshold) != 20.0:
+            raise ImportRefused(f"Softplus with threshold {m.threshold} (only PyTorch's default "
+                                "20 is supported)")
+        return Activation("softplus", float(m.beta))
+    if isinstance(m, nn.Tanh):
+        return Activation("tanh")
+    if isinstance(m, nn.Sigmoid):
+        return Activation("sigmoid")
+    return None
+
+
+def torch_activation(act: Activation):
+    """The PyTorch module computing ``act``."""
+    import torch.nn as nn
+
+    return {
+        "relu": lambda: nn.ReLU(), "leaky_relu": lambda: nn.LeakyReLU(act.param),
+        "elu": lambda: nn.ELU(act.param), "gelu": lambda: nn.GELU(),
+        "gelu_tanh": lambda: nn.GELU(approximate="tanh"), "silu": lambda: nn.SiLU(),
+        "softplus": lambda: nn.Softplus(act.param), "tanh": lambda: nn.Tanh(),
+        "sigmoid": lambda: nn.Sigmoid(), "identity": lambda: nn.Identity(),
+    }[act.name]()
+
+
+def torch_sequential(model: MLP):
+    """An empty float64 ``torch.nn.Sequential`` of the model's architecture, whose
+    state_dict keys are the model file's tensor names."""
+    import torch
+
+    layers = []
+    for l, (w, has) in enumerate(zip(model.weights, model.has_bias), start=1):
+        layers.append(torch.nn.Linear(w.shape[1], w.shape[0], bias=has, dtype=torch.float64))
+        if l < model.n_layers:
+            layers.append(torch_activation(model.activation(l)))
+    return torch.nn.Sequential(*layers)
+
+
+def _add_module(chain: Chain, m, where: str) -> None:
+    import torch.nn as nn
+
+    act = _module_activation(m)
+    if act is not None:
+        chain.add_activation(act, where)
+    elif isinstance(m, nn.Linear):
+        chain.add_linear(_np(m.weight, chain, where), _np(m.bias, chain, where), where)
+    elif isinstance(m, (nn.Dropout, nn.AlphaDropout, nn.Identity)):
+        if isinstance(m, (nn.Dropout, nn.AlphaDropout)):
+            chain.notes.append(f"{where}: {type(m).__name__} dropped (it is the identity in eval "
+                               "mode)")
+    elif isinstance(m, nn.BatchNorm1d):
+        if m.running_mean is None or not m.track_running_stats:
+            raise ImportRefused(f"{where}: BatchNorm1d without running statistics cannot be "
+                                "folded")
+        gamma = _np(m.weight, chain, where) if m.affine else np.ones(m.num_features)
+        beta = _np(m.bias, chain, where) if m.affine else np.zeros(m.num_features)
+        chain.fold_batchnorm(_np(m.running_mean, chain, where), _np(m.running_var, chain, where),
+                             float(m.eps), gamma, beta, where)
+    elif isinstance(m, nn.Flatten):
+        if chain.weights:
+            raise ImportRefused(f"{where}: a Flatten after the first Linear")
+    elif isinstance(m, (nn.Softmax, nn.LogSoftmax)):
+        chain.softmax_seen = "log_softmax" if isinstance(m, nn.LogSoftmax) else "softmax"
+        chain.notes.append(f"{where}: {type(m).__name__} at the end taken as the output SoftMax")
+    elif isinstance(m, nn.Sequential):
+        for name, sub in m.named_children():
+            _add_module(chain, sub, f"{where}.{name}")
+    else:
+        raise ImportRefused(f"{where}: {type(m).__name__} is not supported (a dense network is "
+                            "Linear layers and element-wise activations; Dropout and "
+                            "BatchNorm1d are handled)")
+
+
+# torch.fx: functions and methods the graph may call, as activations or no-ops
+def _fx_tables():
+    import torch
+    import torch.nn.functional as F
+
+    def act(name, param=None):
+        return lambda node: Activation(name, param)
+
+    functions = {
+        F.relu: act("relu"), torch.relu: act("relu"), torch.tanh: act("tanh"),
+        F.tanh: act("tanh"), torch.sigmoid: act("sigmoid"), F.sigmoid: act("sigmoid"),
+        F.silu: act("silu"),
+        F.gelu: lambda node: Activation("gelu_tanh" if node.kwargs.get("approximate") == "tanh"
+                                        else "gelu"),
+        F.leaky_relu: lambda node: Activation("leaky_relu", float(
+            node.kwargs.get("negative_slope", node.args[1] if len(node.args) > 1 else 0.01))),
+        F.elu: lambda node: Activation("elu", float(
+            node.kwargs.get("alpha", node.args[1] if len(node.args) > 1 else 1.0))),
+        F.softplus: lambda node: Activation("softplus", float(
+            node.kwargs.get("beta", node.args[1] if len(node.args) > 1 else 1.0))),
+    }
+    methods = {"relu": act("relu"), "tanh": act("tanh"), "sigmoid": act("sigmoid")}
+    passthrough_functions = {torch.flatten, F.dropout}
+    passthrough_methods = {"view", "reshape", "flatten", "contiguous", "float"}
+    softmax = {F.softmax, F.log_softmax, torch.softmax, torch.log_softmax}
+    return functions, methods, passthrough_functions, passthrough_methods, softmax
+
+
+def _walk_fx(module, chain: Chain) -> None:
+    import torch.fx
+
+    try:
+        graph = torch.fx.symbolic_trace(module).graph
+    except Exception as exc:
+        raise ImportRefused(f"{type(module).__name__} could not be traced with torch.fx "
+                            f"({str(exc)[:120]}); pass a torch.nn.Sequential") from None
+    functions, methods, pass_f, pass_m, softmax = _fx_tables()
+    modules = dict(module.named_modules())
+    current = None  # the node the chain has reached
+    for node in graph.nodes:
+        where = f"{type(module).__name__}.{node.name}"
+        if node.op == "placeholder":
+            if current is not None:
+                raise ImportRefused(f"{where}: a network with more than one input")
+            current = node
+            continue
+        if node.op == "get_attr":
+            raise ImportRefused(f"{where}: uses the parameter {node.target} outside a layer")
+        if node.op == "output":
+            if node.args[0] is not current:
+                raise ImportRefused(f"{where}: the output is not the end of the chain")
+            break
+        inputs = [a for a in node.all_input_nodes]
+        if inputs != [current]:
+            what = ("a residual or branching connection" if len(inputs) > 1 else
+                    "a branch off the chain")
+            raise ImportRefused(f"{where}: {what} ({node.op} {node.target}); only a chain of "
+                                "layers is supported")
+        if node.op == "call_module":
+            _add_module(chain, modules[node.target], f"{type(module).__name__}.{node.target}")
+        elif node.op == "call_function" and node.target in functions:
+            chain.add_activation(functions[node.target](node), where)
+        elif node.op == "call_method" and node.target in methods:
+            chain.add_activation(methods[node.target](node), where)
+        elif (node.op == "call_function" and node.target in pass_f) or (
+                node.op == "call_method" and node.target in pass_m):
+            if node.target is not None and str(node.target) in ("flatten", "view", "reshape") \
+                    and chain.weights:
+                raise ImportRefused(f"{where}: a reshape after the first Linear")
+        elif node.op == "call_function" and node.target in softmax:
+            chain.softmax_seen = "log_softmax" if "log" in node.target.__name__ else "softmax"
+            chain.notes.append(f"{where}: {node.target.__name__} at the end taken as the output "
+                               "SoftMax")
+        elif node.op == "call_function" and node.target in (operator.getitem,):
+            raise ImportRefused(f"{where}: indexing inside the network is not supported")
+        else:
+            what = getattr(node.target, "__name__", node.target)
+            raise ImportRefused(f"{where}: {node.op} {what} is not supported (a dense network "
+                                "is Linear layers and element-wise activations)")
+        current = node
+
+
+def from_torch(module, input_shape=None, *, class_names=None, check_inputs=None,
+               channels_first: bool = False) -> MLP:
+    """A neuronatlas model computing what ``module`` (in eval mode) computes.
+
+    ``input_shape`` (height, width, channels) says how the flat input is an image
+    (default: the one square image the input size allows); ``channels_first`` when the
+    module was trained on images flattened from (C, H, W) rather than (H, W, C) (the
+    first layer's columns are reordered, so the model takes channel-last pixels).
+    ``check_inputs`` (N, inputs) are the real inputs its logits are checked on (default:
+    256 uniform random images); a difference above 1e-4 is an error. Example::
+
+        net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 64),
+                                  torch.nn.GELU(), torch.nn.Linear(64, 10))
+        model = na.from_torch(net, input_shape=(28, 28, 1))
+    """
+    import torch
+
+    if not isinstance(module, torch.nn.Module):
+        raise ImportRefused(f"from_torch takes a torch.nn.Module, got {type(module).__name__}")
+    chain = Chain()
+    name = type(module).__name__
+    if isinstance(module, torch.nn.Sequential):
+        _add_module(chain, module, name)
+    else:
+        _walk_fx(module, chain)
+    if channels_first and input_shape is not None and chain.weights:
+        h, w, c = input_shape
+        if h * w * c == chain.weights[0].shape[1]:
+            # column (c, y, x) of a CHW-trained layer becomes column (y, x, c)
+            order = np.arange(h * w * c).reshape(c, h, w).transpose(1, 2, 0).ravel()
+            chain.weights[0] = chain.weights[0][:, order]
+    model = build_model(chain, name, input_shape=input_shape, class_names=class_names)
+    n_in = model.sizes[0]
+    x = (np.random.default_rng(0).random((256, n_in)) if check_inputs is None
+         else np.asarray(check_inputs, np.float64).reshape(-1, n_in))
+    src = x
+    if channels_first and input_shape is not None:
+        h, w, c = model.input_shape
+        src = x.reshape(-1, h, w, c).transpose(0, 3, 1, 2).reshape(len(x), -1)
+    ref = copy.deepcopy(module).double().eval()  # the user's module is left as it was
+    try:
+        with torch.no_grad():
+            out = ref(torch.from_numpy(np.ascontiguousarray(src))).numpy()
+    except Exception as exc:
+        raise ImportRefused(f"{name} failed on a (N, {n_in}) input: {str(exc)[:160]}") from None
+    if chain.softmax_seen:  # it ends in (Log)SoftMax: compare log-probabilities
+        source = out if chain.softmax_seen == "log_softmax" else np.log(np.clip(out, 1e-300, 1))
+        logit_gap(model, source, x, log_probabilities=True)
+    else:
+        logit_gap(model, out, x)
+    return model
+
+

@@ -1,0 +1,194 @@
+"""Importing networks made elsewhere: live PyTorch modules (Sequential, custom modules
+traced with torch.fx), ONNX files (GELU as one node or decomposed), safetensors
+state_dicts; every import checked against the source's logits, everything else refused
+by name."""
+
+import numpy as np
+import pytest
+
+from neuronatlas import ImportRefused, ModelFileError, from_onnx, from_torch
+
+from .test_cli import assert_user_error, run_cli
+
+pytestmark = pytest.mark.torch
+
+
+@pytest.fixture
+def nn(torch):
+    torch.manual_seed(0)
+    return torch.nn
+
+
+def trained_batchnorm(torch, nn, net):
+    net.train()
+    with torch.no_grad():
+        net(torch.rand(64, 784))  # running statistics that are not the defaults
+    return net.eval()
+
+
+def test_sequential_with_flatten_dropout_batchnorm_and_bias_free_layers(torch, nn):
+    net = trained_batchnorm(torch, nn, nn.Sequential(
+        nn.Flatten(), nn.Linear(784, 32), nn.BatchNorm1d(32), nn.LeakyReLU(0.1), nn.Dropout(0.3),
+        nn.Linear(32, 16, bias=False), nn.GELU(), nn.Linear(16, 10)))
+    m = from_torch(net, input_shape=(28, 28, 1))
+    assert m.sizes == (784, 32, 16, 10) and m.has_bias == (True, False, True)
+    assert [a.spec for a in m.activation_fns] == ["leaky_relu:0.1", "gelu"]
+    x = np.random.default_rng(0).random((50, 784), dtype=np.float32)
+    with torch.no_grad():
+        ref = net(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(m.forward(x), ref, atol=1e-4)
+    assert any("BatchNorm1d folded" in n for n in m.notes)
+    assert any("logits equal the source's" in n for n in m.notes)
+    assert net.training is False and next(net.parameters()).dtype == torch.float32  # untouched
+
+
+def test_custom_module_traced_with_fx(torch, nn):
+    F = torch.nn.functional
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2, self.fc3 = nn.Linear(784, 24), nn.Linear(24, 12), nn.Linear(12, 10)
+
+        def forward(self, x):
+            x = torch.flatten(x, 1)
+            x = F.silu(self.fc1(x))
+            x = torch.tanh(self.fc2(x))
+            return F.log_softmax(self.fc3(x), dim=1)
+
+    m = from_torch(Net())
+    assert [a.spec for a in m.activation_fns] == ["silu", "tanh"]
+    assert any("log-probabilities equal" in n for n in m.notes)
+
+
+def test_half_precision_parameters_are_converted_with_a_note(torch, nn):
+    net = nn.Sequential(nn.Linear(784, 16), nn.ReLU(), nn.Linear(16, 10)).to(torch.bfloat16)
+    m = from_torch(net)
+    assert m.dtype == np.float32 and any("bfloat16 converted" in n for n in m.notes)
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda nn: nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.Linear(2704, 10)),
+     "Conv2d is not supported"),
+    (lambda nn: nn.Sequential(nn.Linear(784, 10), nn.ReLU()), "follows the last Linear"),
+    (lambda nn: nn.Sequential(nn.Linear(784, 8), nn.ReLU(), nn.Tanh(), nn.Linear(8, 10)),
+     "two activations in a row"),
+    (lambda nn: nn.Sequential(nn.Linear(784, 8), nn.Mish(), nn.Linear(8, 10)),
+     "Mish is not supported"),
+])
+def test_what_is_not_a_dense_chain_is_refused_by_name(nn, make, message):
+    with pytest.raises(ImportRefused, match=message):
+        from_torch(make(nn))
+
+
+def test_a_residual_connection_is_refused(torch, nn):
+    class Residual(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.out = nn.Linear(784, 784), nn.Linear(784, 784), nn.Linear(784, 10)
+
+        def forward(self, x):
+            return self.out(torch.relu(self.a(x)) + x)
+
+    with pytest.raises(ImportRefused, match="residual or branching"):
+        from_torch(Residual())
+
+
+def test_nan_weights_are_refused(torch, nn):
+    net = nn.Sequential(nn.Linear(784, 8), nn.ReLU(), nn.Linear(8, 10))
+    with torch.no_grad():
+        net[0].weight[0, 0] = float("nan")
+    with pytest.raises(ImportRefused, match="NaN"):
+        from_torch(net)
+
+
+def export(torch, net, path, opset, shape=(1, 784)):
+    import warnings
+
+    pytest.importorskip("onnx")
+    with warnings.catch_warnings():  # the TorchScript exporter warns that it is the old one
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(net, torch.rand(*shape), str(path), opset_version=opset,
+                          dynamo=False, input_names=["x"], dynamic_axes={"x": {0: "n"}})
+    return path
+
+
+@pytest.mark.parametrize("opset", [17, 20])  # 17: GELU as Div/Erf/Add/Mul; 20: one Gelu node
+def test_onnx_round_trip_gives_equal_logits(torch, nn, tmp_path, opset):
+    import onnx
+
+    net = trained_batchnorm(torch, nn, nn.Sequential(
+        nn.Linear(784, 32), nn.BatchNorm1d(32), nn.GELU(), nn.Linear(32, 16), nn.ELU(0.5),
+        nn.Linear(16, 10), nn.Softmax(dim=1)))
+    path = export(torch, net, tmp_path / "net.onnx", opset)
+    ops = {n.op_type for n in onnx.load(path).graph.node}
+    assert ("Gelu" in ops) == (opset == 20) and ("Erf" in ops) == (opset == 17)
+    m = from_onnx(path)
+    assert [a.spec for a in m.activation_fns] == ["gelu", "elu:0.5"]
+    x = np.random.default_rng(1).random((20, 784), dtype=np.float32)
+    with torch.no_grad():
+        p = net(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(m.predict_proba(x), p, atol=1e-5)
+
+
+def test_onnx_image_input_gives_the_input_shape(torch, nn, tmp_path):
+    net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 16), nn.ReLU(), nn.Linear(16, 4))
+    path = export(torch, net, tmp_path / "img.onnx", 17, shape=(1, 3, 8, 8))
+    m = from_onnx(path)
+    assert m.input_shape == (8, 8, 3)  # channel-last: the first layer's columns reordered
+    chw = np.random.default_rng(2).random((5, 3, 8, 8), dtype=np.float32)
+    with torch.no_grad():
+        ref = net(torch.from_numpy(chw)).numpy()
+    np.testing.assert_allclose(m.forward(chw.transpose(0, 2, 3, 1).reshape(5, -1)), ref,
+                               atol=1e-5)
+
+
+def test_onnx_convolution_is_refused_by_name(torch, nn, tmp_path):
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(2 * 26 * 26, 10))
+    path = export(torch, net, tmp_path / "conv.onnx", 17, shape=(1, 1, 28, 28))
+    with pytest.raises(ImportRefused, match="ONNX op Conv is not supported"):
+        from_onnx(path)
+
+
+def test_import_cli_end_to_end_and_its_refusals(torch, nn, tmp_path, mnist):
+    from safetensors.torch import save_file
+
+    net = nn.Sequential(nn.Linear(784, 20), nn.LeakyReLU(0.2), nn.Linear(20, 10))
+    path = export(torch, net, tmp_path / "leaky.onnx", 17)
+    proc = run_cli("import", path, "--run", tmp_path / "run")
+    assert proc.returncode == 0, proc.stderr
+    assert "check: logits equal onnxruntime's within" in proc.stdout
+    proc = run_cli("evaluate", "--run", tmp_path / "run")
+    assert proc.returncode == 0, proc.stderr
+    # a state_dict needs its activation stated; then it is checked against PyTorch
+    save_file(net.state_dict(), tmp_path / "sd.safetensors")
+    assert_user_error(run_cli("import", tmp_path / "sd.safetensors", "--run", tmp_path / "sd"),
+                      "does not record its activations")
+    assert_user_error(run_cli("import", tmp_path / "sd.safetensors", "--run", tmp_path / "sd",
+                              "--activation", "leaky_relu:0.2", "--sizes", "784,30,10"),
+                      "does not match the tensors")
+    proc = run_cli("import", tmp_path / "sd.safetensors", "--run", tmp_path / "sd",
+                   "--activation", "leaky_relu:0.2")
+    assert proc.returncode == 0 and "logits equal PyTorch's within" in proc.stdout
+    # the wrong activation stated: the check against PyTorch cannot catch it (the state_dict
+    # has none), but the user said so; a pickle is refused without being read
+    torch.save(net, tmp_path / "net.pt")
+    assert_user_error(run_cli("import", tmp_path / "net.pt", "--run", tmp_path / "pt"),
+                      "pickle", "from_torch")
+    assert_user_error(run_cli("import", tmp_path / "sd.safetensors", "--run", tmp_path / "sd2",
+                              "--activation", "swish2"), "unsupported activation")
+    # a model for other data than the dataset named
+    small = nn.Sequential(nn.Linear(100, 8), nn.ReLU(), nn.Linear(8, 10))
+    p2 = export(torch, small, tmp_path / "small.onnx", 17, shape=(1, 100))
+    assert_user_error(run_cli("import", p2, "--run", tmp_path / "small"), "takes 100 inputs")
+
+
+def test_state_dict_loaded_with_the_wrong_architecture_names_the_mismatch(torch, nn, tmp_path):
+    from safetensors.torch import save_file
+
+    from neuronatlas import MLP
+
+    net = nn.Sequential(nn.Linear(784, 20), nn.ReLU(), nn.Linear(20, 10))
+    save_file(net.state_dict(), tmp_path / "sd.safetensors")
+    with pytest.raises(ModelFileError, match="3 activations given for 1 hidden layers"):
+        MLP.load(tmp_path / "sd.safetensors", activation="relu,relu,relu")
