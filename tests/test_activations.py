@@ -201,3 +201,38 @@ def test_the_file_records_everything_and_a_stated_activation_must_agree(tmp_path
     with pytest.raises(ModelFileError, match="records activations leaky_relu:0.2"):
         MLP.load(tmp_path / "m.safetensors", activation="relu")
     assert "leaky_relu:0.2" in repr(back) and len(repr(back).splitlines()) == 1
+
+
+@pytest.mark.parametrize("single", [True, False])
+def test_revive_climbs_z_while_it_is_low_then_the_activation(single):
+    """For GELU, d f / dz points down where z < -0.75: reviving climbs z while z <= 0 and
+    follows f once z > 0, in the single-row path and in the GEMM path alike."""
+    from neuronatlas.vis.objectives import others
+
+    m = _model("gelu")
+    x = np.random.default_rng(6).random((1, 784))
+    z2 = m.activations(x, pre=True)[2][0]
+    low, high = int(np.argmin(z2)), int(np.argmax(z2))
+    assert z2[low] < -0.75 < 0 < z2[high]
+    for index, pre in ((low, True), (high, False)):
+        obj = neuron(2, index, revive=True)
+        if not single:
+            obj = obj - 0.0 * others(2, exclude=index)  # same value, but not a single row
+        r = Renderer(m, [obj.bind(m.sizes)])
+        r.forward(x)
+        g = r.backward()[0]
+        num = numeric_grad(lambda i=index, p=pre: float(m.activations(x, pre=p)[2][0, i]), x,
+                           indices=range(0, 784, 41))
+        assert_grad_close(g[None], num, rtol=1e-6, atol=1e-9)
+
+
+def test_revive_lifts_a_gelu_neuron_that_plain_ascent_drives_down():
+    from neuronatlas import VisConfig, visualize
+
+    m = _model("gelu", np.float32)
+    i = 5
+    m.biases[0][i] = -3.0  # deep in GELU's falling branch (below -0.75) at the start
+    plain = visualize(m, [(1, i)], VisConfig(steps=60, lr=0.05, tv=0, l1=0))
+    revived = visualize(m, [(1, i)], VisConfig(steps=60, lr=0.05, tv=0, l1=0, revive=True))
+    assert plain.activation[0] < 0 < revived.activation[0]
+    assert np.isnan(plain.ratio[0])  # no ratio of a negative activation

@@ -30,6 +30,7 @@ from .nn.mlp import MLP, PAPER_SIZES
 from .train import TrainResult, train
 from .vis import Objective, QueryResult, VisResult, log_prob, neuron, others, query, visualize
 from .vis.adversarial import AdversarialResult, adversarial
+from .vis.display import grid
 
 __version__ = "0.1.0"
 
@@ -60,6 +61,7 @@ __all__ = [
     "evaluate",
     "from_onnx",
     "from_torch",
+    "grid",
     "import_model",
     "load_dataset",
     "load_fashion_mnist",

@@ -32,6 +32,7 @@ from .evaluate import evaluate as evaluate_model
 from .evaluate import save_evaluation
 from .fileio import ensure_dir
 from .nn.activations import KINDS
+from .nn.mlp import model_sha256
 from .runs import PAPER_RUN, RUNS, claim, default_run, run_dataset, run_model
 from .train import CHECKPOINT
 from .train import train as train_model
@@ -352,7 +353,7 @@ def visualize(targets, layers, all_, run_dir, model, activation, dataset, data_d
         result = run_vis(net, pairs, config, init_image=image,
                          callback=lambda step, acts: progress.update(task, completed=step + 1))
         write = progress.add_task("write", total=len(pairs), unit="targets")
-        folder = save_vis(run, result, scale=scale,
+        folder = save_vis(run, result, scale=scale, model_sha256=model_sha256(net),
                           progress=lambda done, total: progress.update(write, completed=done))
     for i in range(min(len(pairs), 20)):
         rec = result.record(i)
@@ -496,7 +497,9 @@ def analyze(run_dir, model, activation, dataset, data_dir, k):
     out.print(stats)
     colour = {"supported": "green", "contradicted": "red", "mixed": "yellow"}
     for c in result.layers["claims"]:
-        out.print(f"[{colour[c['verdict']]}]{c['verdict']}[/]: {c['claim']}", highlight=False)
+        detail = f" ({c['detail']})" if c.get("detail") else ""
+        out.print(f"[{colour.get(c['verdict'], 'dim')}]{c['verdict']}[/]: {c['claim']}{detail}",
+                  highlight=False)
     if result.reused:
         out.print(f"reused: {', '.join(result.reused)} (same model, dataset and settings)")
     out.print(f"written {result.folder}")
@@ -593,7 +596,6 @@ def serve(run_dir, model, activation, dataset, data_dir, host, port, rebuild):
     from .atlas.build import atlas_model_sha256, build_atlas
     from .atlas.server import serve as run_server
     from .errors import DataError
-    from .nn.mlp import model_sha256
 
     run, net, _ = _open_model(run_dir, model, activation)
     atlas_dir = run / "atlas"

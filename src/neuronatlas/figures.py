@@ -18,16 +18,21 @@ from matplotlib.figure import Figure
 
 GREEN, RED, GREY = "#1a8a2e", "#c0161b", "#8a8a8a"
 LIGHT_GREEN, LIGHT_RED = "#9fd8a9", "#f2a3a5"
-TILE = 1.05  # inches per 28x28 tile
+TILE = 1.05  # inches per tile (a 28x28 image in the paper's figures)
+MNIST_SHAPE = (28, 28, 1)
 
 
-def _image(ax: Axes, image: np.ndarray, label: str) -> None:
-    """One 28x28 tile, grey, scaled to its own range, no ticks."""
-    img = np.asarray(image, dtype=np.float64).reshape(28, 28)
+def _image(ax: Axes, image: np.ndarray, label: str, shape=MNIST_SHAPE) -> None:
+    """One tile (grey, or colour for 3 channels), scaled to its own range, no ticks."""
+    h, w, c = shape
+    img = np.asarray(image, dtype=np.float64).reshape((h, w) if c == 1 else (h, w, c))
     lo, hi = float(img.min()), float(img.max())
     if not hi > lo:
         lo, hi = 0.0, 1.0
-    ax.imshow(img, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
+    if c == 1:
+        ax.imshow(img, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
+    else:
+        ax.imshow((img - lo) / (hi - lo), interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_label(label)
@@ -54,8 +59,15 @@ def _target(t) -> str:
     return f"{int(t[0])}:{int(t[1])}"
 
 
+def _cls(class_names, c) -> str:
+    """A class as the figures show it: its number, with its name where that differs."""
+    c = int(c)
+    name = class_names[c] if class_names is not None and c < len(class_names) else str(c)
+    return str(c) if name == str(c) else f"{c} {name}"
+
+
 def fig1(targets, steps, images_raw, images_clipped, activation_raw, activation_clipped,
-         next_raw, next_clipped) -> Figure:
+         next_raw, next_clipped, *, shape=MNIST_SHAPE, class_names=None) -> Figure:
     """Figure 1: unregularised images (top row) above their clipped counterparts; under
     each its activation (green) and the second-most activated node's (grey)."""
     targets = np.asarray(targets)
@@ -68,7 +80,7 @@ def fig1(targets, steps, images_raw, images_clipped, activation_raw, activation_
     for r, (tag, images, act, nxt) in enumerate(rows):
         for c in range(n):
             ax, output = axes[r, c], int(targets[c, 0]) == out_layer
-            _image(ax, images[c], f"{_target(targets[c])} {tag}")
+            _image(ax, images[c], f"{_target(targets[c])} {tag}", shape)
             if r == 0:
                 kind = "output" if output else "hidden"
                 ax.set_title(f"{kind} {_target(targets[c])}\n{int(steps[c])} steps", fontsize=8)
@@ -82,7 +94,7 @@ def fig1(targets, steps, images_raw, images_clipped, activation_raw, activation_
 
 
 def fig2(index, labels, targets, originals, adversarials, probs_original, probs_adversarial,
-         steps_to_confidence) -> Figure:
+         steps_to_confidence, *, shape=MNIST_SHAPE, class_names=None) -> Figure:
     """Figure 2: MNIST images beside their adversarial examples. Under each: its top
     class and probability (bar green when that is the image's true class, red when not),
     then a lighter bar: the share of the other classes' total probability that belongs to
@@ -102,21 +114,22 @@ def fig2(index, labels, targets, originals, adversarials, probs_original, probs_
                 (adversarials[p], probs_adversarial[p], label, "ii"))
         for k, (image, probs, other, roman) in enumerate(pair):
             ax = fig.add_subplot(grid[3 * g, 2 * col + k])
-            _image(ax, image, f"{letter}{roman}")
+            _image(ax, image, f"{letter}{roman}", shape)
             ax.set_title(f"{letter}{roman}" + (f"  (test #{int(index[p])})" if k == 0 else
-                                               f"  (→ {target})"), fontsize=8)
+                                               f"  (→ {_cls(class_names, target)})"), fontsize=8)
             probs = np.asarray(probs, dtype=np.float64)
             top = int(np.argmax(probs))
             _bar(fig.add_subplot(grid[3 * g + 1, 2 * col + k]), float(probs[top]),
-                 f"{top}: {_percent(probs[top])}", GREEN if top == label else RED,
+                 f"{_cls(class_names, top)}: {_percent(probs[top])}",
+                 GREEN if top == label else RED,
                  f"{letter}{roman} top")
             rest = float(np.delete(probs, top).sum())
             share = float(probs[other]) / rest if rest > 0 else 0.0
             _bar(fig.add_subplot(grid[3 * g + 2, 2 * col + k]), share,
-                 f"{other}: {100 * probs[other]:.3g}% of {100 * rest:.3g}%",
+                 f"{_cls(class_names, other)}: {100 * probs[other]:.3g}% of {100 * rest:.3g}%",
                  LIGHT_GREEN if other == label else LIGHT_RED, f"{letter}{roman} other",
                  small=True)
-    fig.suptitle("Figure 2: MNIST images (i) and the adversarial examples made from them (ii)",
+    fig.suptitle("Figure 2: test images (i) and the adversarial examples made from them (ii)",
                  fontsize=10)
     return fig
 
@@ -138,7 +151,8 @@ def _bar(ax: Axes, value: float, text: str, color: str, label: str, small: bool 
     ax.set_label(label)
 
 
-def fig3(nodes, tv, images, activation, averages, steps=100) -> Figure:
+def fig3(nodes, tv, images, activation, averages, steps=100, *, shape=MNIST_SHAPE,
+         class_names=None) -> Figure:
     """Figure 3: output nodes (rows) x TV weight (columns, exponential), the average of
     the MNIST images that drive each node on the left; activation under each in red."""
     R, C = images.shape[:2]
@@ -146,13 +160,13 @@ def fig3(nodes, tv, images, activation, averages, steps=100) -> Figure:
     axes = fig.subplots(R, C + 1, squeeze=False)
     for r in range(R):
         ax = axes[r, 0]
-        _image(ax, averages[r], f"average {int(nodes[r])}")
-        ax.set_ylabel(f"node {int(nodes[r])}", fontsize=9)
+        _image(ax, averages[r], f"average {int(nodes[r])}", shape)
+        ax.set_ylabel(f"node {_cls(class_names, nodes[r])}", fontsize=9)
         if r == 0:
-            ax.set_title("MNIST average", fontsize=8)
+            ax.set_title("dataset average", fontsize=8)
         for c in range(C):
             ax = axes[r, c + 1]
-            _image(ax, images[r, c], f"{int(nodes[r])} tv={tv[c]:g}")
+            _image(ax, images[r, c], f"{int(nodes[r])} tv={tv[c]:g}", shape)
             if r == 0:
                 ax.set_title(f"TV {tv[c]:g}", fontsize=8)
             _below(ax, [(f"{activation[r, c]:.4f}", {"color": RED})])
@@ -162,14 +176,14 @@ def fig3(nodes, tv, images, activation, averages, steps=100) -> Figure:
     return fig
 
 
-def _grid(target, tv, l1_percent, images, texts, opacity, title: str) -> Figure:
+def _grid(target, tv, l1_percent, images, texts, opacity, title: str, shape) -> Figure:
     R, C = images.shape[:2]
     fig = Figure(figsize=(TILE * C + 1.0, R * (TILE + 0.4) + 0.9), layout="constrained")
     axes = fig.subplots(R, C, squeeze=False)
     for r in range(R):
         for c in range(C):
             ax = axes[r, c]
-            _image(ax, images[r, c], f"tv={tv[r]:g} l1={int(l1_percent[c])}%")
+            _image(ax, images[r, c], f"tv={tv[r]:g} l1={int(l1_percent[c])}%", shape)
             if r == 0:
                 ax.set_title(f"L1 {int(l1_percent[c])}% of TV", fontsize=8)
             if c == 0:
@@ -182,15 +196,18 @@ def _grid(target, tv, l1_percent, images, texts, opacity, title: str) -> Figure:
     return fig
 
 
-def fig4(target, tv, l1_percent, images, activation, ratio=None) -> Figure:
+def fig4(target, tv, l1_percent, images, activation, ratio=None, *, shape=MNIST_SHAPE,
+         class_names=None) -> Figure:
     """Figure 4: output neuron 3, TV rows (exponential) x L1 columns (linear, % of TV);
     activation in red, in a red box whose opacity is the error 1 - activation."""
     texts = [[f"{a:.4f}" for a in row] for row in activation]
     return _grid(target, tv, l1_percent, images, texts, 1.0 - np.asarray(activation),
-                 f"Figure 4: output neuron {int(target[1])}, TV down x L1 across")
+                 f"Figure 4: output neuron {_cls(class_names, target[1])}, TV down x L1 "
+                 "across", shape)
 
 
-def fig5(target, tv, l1_percent, images, activation, ratio) -> Figure:
+def fig5(target, tv, l1_percent, images, activation, ratio, *, shape=MNIST_SHAPE,
+         class_names=None) -> Figure:
     """Figure 5: hidden neuron 7:1, the same grid at 30 steps; ratio to the next-highest
     neuron (raw activation), box opacity 1 - ratio / max ratio."""
     ratio = np.asarray(ratio, dtype=np.float64)
@@ -200,11 +217,11 @@ def fig5(target, tv, l1_percent, images, activation, ratio) -> Figure:
     opacity = 1.0 - np.nan_to_num(ratio, posinf=top) / top
     return _grid(target, tv, l1_percent, images, texts, opacity,
                  f"Figure 5: hidden neuron {_target(target)}, ratio (raw activation); "
-                 f"max ratio {top:.2f}")
+                 f"max ratio {top:.2f}", shape)
 
 
 def fig_selected(titles, set_index, targets, images, ratio, activation, top3_classes,
-                 top3_probs, *, number: int = 6) -> Figure:
+                 top3_probs, *, number: int = 6, shape=MNIST_SHAPE, class_names=None) -> Figure:
     """Figures 6 and 7: sets of selected hidden neurons, each set's hyper-parameters
     above it; under each image its ratio (raw activation) in red, then the top-3 outputs
     of the visualisation in light black."""
@@ -219,9 +236,9 @@ def fig_selected(titles, set_index, targets, images, ratio, activation, top3_cla
         for ax in axes[len(rows):]:
             ax.axis("off")
         for ax, i in zip(axes, rows):
-            _image(ax, images[i], _target(targets[i]))
+            _image(ax, images[i], _target(targets[i]), shape)
             ax.set_title(_target(targets[i]), fontsize=8)
-            top3 = "  ".join(f"{int(c)}: {100 * p:.0f}%" for c, p in
+            top3 = "  ".join(f"{_cls(class_names, c)}: {100 * p:.0f}%" for c, p in
                              zip(top3_classes[i], top3_probs[i]))
             _below(ax, [(_ratio(float(ratio[i]), float(activation[i])), {"color": RED}),
                         (top3, {"color": "#555555", "fontsize": 6.5})])

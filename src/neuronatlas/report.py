@@ -271,14 +271,16 @@ def _draw(ctx: Context, name: str, arrays: dict[str, np.ndarray]) -> None:
 
     folder = ctx.run / "figures"
     png, pdf = folder / f"{name}.png", folder / f"{name}.pdf"
+    look = {"shape": list(ctx.model.input_shape), "class_names": list(ctx.model.class_names)}
     settings = {"data_sha256": file_sha256(folder / "data" / f"{name}.npz"),
-                "style": FIGURE_STYLE}
+                "style": FIGURE_STYLE, **look}
     record = folder / "data" / f"{name}-drawn.json"
     doc = ctx.stages.cached(record, settings, png)
     if doc is not None and doc.get("pdf_sha256") == file_sha256(pdf):
         return
     t = time.perf_counter()
-    fig = FIGURES[name](**arrays)
+    fig = FIGURES[name](**arrays, shape=ctx.model.input_shape,
+                        class_names=ctx.model.class_names)
     atomic_write_bytes(pdf, figure_bytes(fig, "pdf"))
     atomic_write_bytes(png, figure_bytes(fig, "png"))
     atomic_write_json(record, {"model_sha256": ctx.stages.sha,
@@ -315,7 +317,7 @@ def _range(values, fmt: str = "{:.3f}") -> str:
 
 
 def _numbers_table(ev_acc: float, metrics: list[dict], analysis: AnalysisResult,
-                   fd: dict[str, dict], hidden: int) -> list[str]:
+                   fd: dict[str, dict], hidden: int, paper_setting: bool = True) -> list[str]:
     P = paper.NUMBERS
     ema = metrics[-1]["ema_loss"] if metrics else None
     f2 = fd["fig2"]
@@ -336,7 +338,7 @@ def _numbers_table(ev_acc: float, metrics: list[dict], analysis: AnalysisResult,
          f"{reached} of {len(f2['targets'])} pairs (target probability "
          f"{_range(target_p, '{:.4f}')}, L2 change {_range(l2, '{:.2f}')})"),
     ]
-    if pair.size:
+    if pair.size and paper_setting:
         i = int(pair[0])
         rows.append((f"Fig. 2 example: a {ex['label']}, then pushed to {ex['target']}",
                      f"{_pct(ex['original'], 4)} → {_pct(ex['adversarial'], 4)}",
@@ -352,6 +354,8 @@ def _numbers_table(ev_acc: float, metrics: list[dict], analysis: AnalysisResult,
          f"{dead['total_dead']} "
          "also unreachable by optimisation"),
     ]
+    if not paper_setting:
+        return ["| quantity | this run |", "|---|---|"] + [f"| {a} | {c} |" for a, _, c in rows]
     lines = ["| quantity | paper | this run |", "|---|---|---|"]
     return lines + [f"| {a} | {b} | {c} |" for a, b, c in rows]
 
@@ -392,16 +396,31 @@ def _report_markdown(ctx: Context, how: str, ev_acc: float, metrics: list[dict],
         how = f"trained here ({len(metrics)} epochs, see metrics.jsonl)"
     elif how == "reused from the run folder":
         how = "taken from the run folder (not trained by this run)"
+    data = ctx.data
+    acts = "/".join(sorted({a.spec for a in m.activation_fns})) or "no hidden layer"
+    # the paper's numbers are for a ReLU network on MNIST; other settings are not compared
+    paper_setting = data.name == "mnist" and m.all_relu and m.sizes[0] == 784 and (
+        m.sizes[-1] == 10)
+    title = ("# Reproduction of Auer, *Visualising the Hidden Neurons of a Non-convolutional "
+             "DNN Trained on the MNIST Database*" if paper_setting else
+             f"# Auer's experiments on a {'-'.join(map(str, m.sizes))} {acts} network "
+             f"({data.name})")
+    numbers = (["## The paper's numbers beside this run's", ""] if paper_setting else [
+        "## This run's numbers", "",
+        f"Skipped: the comparison with the paper's numbers, which are for its ReLU network on "
+        f"MNIST (98.06% test accuracy, ...); this is a {acts} network on {data.name}.", ""])
+    n_images = len(data.train_x) + len(data.test_x)
     lines = [
-        "# Reproduction of Auer, *Visualising the Hidden Neurons of a Non-convolutional DNN "
-        "Trained on the MNIST Database*", "",
-        f"Model: {'-'.join(map(str, m.sizes))}, {how}; sha256 of its weights "
-        f"`{ctx.stages.sha[:16]}`.", "",
-        "## The paper's numbers beside this run's", "",
-        *_numbers_table(ev_acc, metrics, analysis, fd, sum(m.sizes[1:-1])), "",
+        title, "",
+        f"Model: {'-'.join(map(str, m.sizes))}, {acts}, {how}; sha256 of its weights "
+        f"`{ctx.stages.sha[:16]}`. Dataset: {data.name} ({n_images:,} images of "
+        f"{'x'.join(map(str, data.shape))}, {data.n_classes} classes; sha256 "
+        f"`{data.identity['sha256'][:16]}`).", "",
+        *numbers,
+        *_numbers_table(ev_acc, metrics, analysis, fd, sum(m.sizes[1:-1]), paper_setting), "",
         "## The paper's claims, layer by layer", "",
-        "Measured over all 70,000 MNIST images and the visualisation of every neuron "
-        "(analysis/; see `neuronatlas analyze`).", "",
+        f"Measured over all {n_images:,} {data.name} images and the visualisation of every "
+        "neuron (analysis/; see `neuronatlas analyze`).", "",
         claims_markdown(analysis.layers["table"], analysis.layers["claims"]),
         "## Figures", "",
         "Each figure is redrawn by this run from `figures/data/figN.npz`; below it, the "

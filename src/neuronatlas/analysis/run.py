@@ -127,7 +127,7 @@ def analyze(run_dir: str | Path, model: MLP, data: Dataset, *, k: int = 16,
         return doc
 
     layers = stages.run("layers", folder / "layers.json",
-                        {"k": k, "gradient_images": GRADIENT_IMAGES,
+                        {"k": k, "gradient_images": GRADIENT_IMAGES, "claims": C.VERSION,
                          "visualizations": vis_config.to_dict()}, compute_layers,
                         message="layer statistics and the paper's claims")
     return AnalysisResult(folder, dead, examples, cl, layers, stages.seconds, stages.reused)

@@ -159,7 +159,7 @@ def _write_site(folder: Path, inp: _Inputs, progress: Progress | None) -> None:
         if progress:
             progress("atlas pages", n_layers + s + 1, n_layers + sheets)
     _write_js(folder / "data" / "meta.js", "ATLAS.setMeta", _meta(inp, layers, len(digits)))
-    _write_manifest(folder, model_sha256(inp.model))
+    _write_manifest(folder, model_sha256(inp.model), inp.data.identity)
 
 
 def _write_js(path: Path, call: str, doc: dict) -> None:
@@ -167,10 +167,10 @@ def _write_js(path: Path, call: str, doc: dict) -> None:
     path.write_text(f"{call}({text});\n", encoding="utf-8")
 
 
-def _write_png(folder: Path, name: str, tiles: np.ndarray) -> str:
-    """Write ``sprites/<name>.png`` from (n, 784[, 3]) tiles; return its site path."""
+def _write_png(folder: Path, name: str, tiles: np.ndarray, shape) -> str:
+    """Write ``sprites/<name>.png`` from (n, H*W*C) tiles; return its site path."""
     rel = f"sprites/{name}.png"
-    (folder / rel).write_bytes(sprites.png(sprites.sheet(tiles)))
+    (folder / rel).write_bytes(sprites.png(sprites.sheet(tiles, shape)))
     return rel
 
 
@@ -182,11 +182,11 @@ def atlas_model_sha256(atlas_dir: Path) -> str | None:
         return None
 
 
-def _write_manifest(folder: Path, sha: str) -> None:
+def _write_manifest(folder: Path, sha: str, dataset: dict[str, str]) -> None:
     files = {p.relative_to(folder).as_posix(): p.stat().st_size
              for p in sorted(folder.rglob("*")) if p.is_file()}
-    doc = {"model_sha256": sha, "files": files, "total_bytes": sum(files.values()),
-           "budget_bytes": SIZE_BUDGET}
+    doc = {"model_sha256": sha, "dataset": dataset, "files": files,
+           "total_bytes": sum(files.values()), "budget_bytes": SIZE_BUDGET}
     (folder / "manifest.json").write_text(json.dumps(doc, indent=1) + "\n")
 
 
@@ -201,16 +201,17 @@ def _write_layer(folder: Path, l: int, inp: _Inputs, digits: np.ndarray) -> dict
     """Layer l's sprites and ``data/layer{l}.js``; returns the layer's entry of the meta."""
     rows = _layer_rows(inp, l)
     ex = inp.examples[l]
+    shape = inp.model.input_shape
     files = {
-        "vis": _write_png(folder, f"L{l}", sprites.contrast(inp.vis["images"][rows])),
-        "variants": [_write_png(folder, f"L{l}-v{j + 1}", sprites.contrast(v["images"][rows]))
-                     for j, v in enumerate(inp.variants)],
-        "mean_topk": _write_png(folder, f"L{l}-mean-top", sprites.contrast(ex.mean_topk)),
-        "mean_p99": _write_png(folder, f"L{l}-mean-p99", sprites.contrast(ex.mean_p99)),
+        "vis": _write_png(folder, f"L{l}", sprites.contrast(inp.vis["images"][rows]), shape),
+        "variants": [_write_png(folder, f"L{l}-v{j + 1}", sprites.contrast(v["images"][rows]),
+                                shape) for j, v in enumerate(inp.variants)],
+        "mean_topk": _write_png(folder, f"L{l}-mean-top", sprites.contrast(ex.mean_topk), shape),
+        "mean_p99": _write_png(folder, f"L{l}-mean-p99", sprites.contrast(ex.mean_p99), shape),
     }
     if l == 1:
         files["weights"] = _write_png(folder, "L1-weights",
-                                      sprites.diverging(inp.model.weights[0]))
+                                      *sprites.diverging(inp.model.weights[0], shape))
     doc = _layer_doc(l, rows, inp, digits)
     _write_js(folder / "data" / f"layer{l}.js", "ATLAS.addLayer", doc)
     ratio = inp.vis["ratio"][rows]
@@ -291,11 +292,11 @@ def _write_digit_sheet(folder: Path, s: int, inp: _Inputs, digits: np.ndarray) -
     """``sprites/digits-{s}.png``: dataset images ``digits[s*1024:(s+1)*1024]``, as they are."""
     rows = digits[s * DIGITS_PER_SHEET:(s + 1) * DIGITS_PER_SHEET]
     n_train = len(inp.data.train_x)
-    images = np.empty((len(rows), 784), np.float32)
+    images = np.empty((len(rows), inp.data.n_inputs), np.float32)
     train = rows < n_train
     images[train] = inp.data.train_x[rows[train]]
     images[~train] = inp.data.test_x[rows[~train] - n_train]
-    _write_png(folder, f"digits-{s}", images)
+    _write_png(folder, f"digits-{s}", images, inp.model.input_shape)
 
 
 def _meta(inp: _Inputs, layers: list[dict], n_digits: int) -> dict:
@@ -306,7 +307,11 @@ def _meta(inp: _Inputs, layers: list[dict], n_digits: int) -> dict:
         "test_accuracy": float(accuracy) if accuracy else None,
         "k": int(inp.analysis.examples["k"]),
         "n_train": len(inp.data.train_x),
-        "tile": sprites.SIDE,
+        "tile": list(inp.model.input_shape[:2]),  # [height, width] in pixels
+        "channels": inp.model.input_shape[2],
+        "class_names": list(inp.model.class_names),
+        "dataset": inp.data.name,
+        "activations": sorted({a.spec for a in inp.model.activation_fns}),
         "cols": sprites.COLS,
         "vis_label": label(inp.vis_config),
         "variant_labels": [label(c) for c in VARIANTS],

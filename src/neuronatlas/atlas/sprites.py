@@ -1,5 +1,6 @@
-"""Sprite sheets: many 28x28 tiles in one PNG, shown one at a time with CSS
-``background-position``. Pure functions from arrays to pixels, and one PNG encoder."""
+"""Sprite sheets: many tiles (images of the model's input shape, 28x28 grey for MNIST) in
+one PNG, shown one at a time with CSS ``background-position``. Pure functions from arrays
+to pixels, and one PNG encoder. A tile is a flat row of H*W*C values, channel-last."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import io
 import numpy as np
 
 SIDE = 28  # an MNIST tile is 28x28 pixels
-COLS = 32  # tiles per sprite row: a sheet is 896 pixels wide
+MNIST_SHAPE = (SIDE, SIDE, 1)
+COLS = 32  # tiles per sprite row: a sheet of MNIST tiles is 896 pixels wide
 
 
 def contrast(images: np.ndarray) -> np.ndarray:
-    """(n, 784) -> (n, 784) in [0, 1], each row scaled to its own maximum: visualisations
+    """(n, D) -> (n, D) in [0, 1], each row scaled to its own maximum: visualisations
     are faint (pixels of a few hundredths) and would look black unscaled. Rows with no
     positive pixel stay black."""
     x = np.clip(np.asarray(images, np.float32), 0, None)
@@ -20,26 +22,33 @@ def contrast(images: np.ndarray) -> np.ndarray:
     return np.divide(x, peak, out=np.zeros_like(x), where=peak > 0)
 
 
-def diverging(weights: np.ndarray) -> np.ndarray:
-    """(n, 784) signed weights -> (n, 784, 3) in [0, 1]: each row scaled by its largest
-    magnitude; positive weights orange, negative blue, zero black (the page is dark)."""
+def diverging(weights: np.ndarray, shape=MNIST_SHAPE) -> tuple[np.ndarray, tuple]:
+    """(n, D) signed weights -> ((n, H*W*3) in [0, 1], (H, W, 3)): each row scaled by its
+    largest magnitude. Grey inputs: positive weights orange, negative blue, zero black (the
+    page is dark); colour inputs: each channel's weight as its colour, 0 mid-grey."""
     w = np.asarray(weights, np.float32)
     peak = np.abs(w).max(axis=1, keepdims=True)
     s = np.divide(w, peak, out=np.zeros_like(w), where=peak > 0)
+    h, wd, c = shape
+    if c == 3:
+        return 0.5 + 0.5 * s, shape
     pos, neg = np.clip(s, 0, 1)[..., None], np.clip(-s, 0, 1)[..., None]
-    return pos * np.array([1.0, 0.6, 0.15]) + neg * np.array([0.25, 0.6, 1.0])
+    rgb = pos * np.array([1.0, 0.6, 0.15]) + neg * np.array([0.25, 0.6, 1.0])
+    return rgb.reshape(len(w), -1), (h, wd, 3)
 
 
-def sheet(tiles: np.ndarray, cols: int = COLS) -> np.ndarray:
-    """(n, 784) or (n, 784, C) in [0, 1] -> one uint8 image (rows*28, cols*28[, C]), tile i
-    at row i // cols, column i % cols; the last row is padded with black tiles."""
+def sheet(tiles: np.ndarray, shape=MNIST_SHAPE, cols: int = COLS) -> np.ndarray:
+    """(n, H*W*C) in [0, 1] -> one uint8 image (rows*H, cols*W[, C]), tile i at row
+    i // cols, column i % cols; the last row is padded with black tiles. C is 1 (grey)
+    or 3 (colour)."""
+    h, w, c = shape
     n = len(tiles)
     rows = max(1, -(-n // cols))
-    chan = tiles.shape[2:]  # () for grey, (3,) for colour
-    padded = np.zeros((rows * cols, SIDE * SIDE, *chan), np.float32)
-    padded[:n] = tiles
-    grid = padded.reshape(rows, cols, SIDE, SIDE, *chan).swapaxes(1, 2)
-    grid = grid.reshape(rows * SIDE, cols * SIDE, *chan)
+    chan = (c,) if c > 1 else ()
+    padded = np.zeros((rows * cols, h, w, *chan), np.float32)
+    padded[:n] = np.asarray(tiles, np.float32).reshape(n, h, w, *chan)
+    grid = padded.reshape(rows, cols, h, w, *chan).swapaxes(1, 2)
+    grid = grid.reshape(rows * h, cols * w, *chan)
     return np.round(np.clip(grid, 0, 1) * 255).astype(np.uint8)
 
 

@@ -28,6 +28,13 @@ from .visualize import objective_for
 
 @dataclass
 class AdversarialResult:
+    """An image pushed to another class: the original and the new image, their top
+    classes, the steps it took and the size of the change. Example::
+
+        res = na.adversarial(model, data.test_x[0], target=3)
+        res.new_top, res.steps_to_confidence, res.l2
+    """
+
     target: int
     original: np.ndarray  # (784,)
     image: np.ndarray  # (784,) clipped
@@ -41,6 +48,22 @@ class AdversarialResult:
     l2: float
     linf: float
     history: np.ndarray  # p_target before each step
+    input_shape: tuple[int, int, int] = (28, 28, 1)
+    class_names: tuple[str, ...] | None = None
+
+    def _repr_html_(self) -> str:
+        from .display import cards_html, class_label
+
+        def top(c, p):
+            return f"{class_label(self.class_names, c)} {100 * p:.2f}%"
+
+        reached = ("not reached" if self.steps_to_confidence is None
+                   else f"after {self.steps_to_confidence} steps")
+        return cards_html([self.original, self.image], self.input_shape,
+                          [f"original<br>{top(*self.original_top)}",
+                           f"adversarial<br>{top(*self.new_top)}"],
+                          f"AdversarialResult: target {class_label(self.class_names, self.target)}"
+                          f" {reached}; L2 {self.l2:.3f}, L∞ {self.linf:.3f}")
 
     def to_dict(self) -> dict:
         return {
@@ -98,5 +121,5 @@ def adversarial(
         target_prob=float(probs[target]), steps=len(history) - (1 if first_hit else 0),
         steps_to_confidence=first_hit[0] if first_hit else None,
         l2=float(np.linalg.norm(diff)), linf=float(np.abs(diff).max()),
-        history=np.array(history),
+        history=np.array(history), input_shape=model.input_shape, class_names=model.class_names,
     )

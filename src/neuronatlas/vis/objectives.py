@@ -6,8 +6,10 @@ An :class:`Objective` is a weighted sum of terms; each term says where its gradi
 enters the network (the activation a_l or the pre-activation z_l of one layer),
 so the renderer can seed the backward pass there. Terms:
 
-* ``neuron(l, i)``: a_l[i], i.e. ReLU for hidden layers and SoftMax for the output
-  (Appendix items 1-2); ``pre=True`` uses z_l[i] instead.
+* ``neuron(l, i)``: a_l[i], i.e. the activation for hidden layers and SoftMax for the
+  output (Appendix items 1-2); ``pre=True`` uses z_l[i] instead; ``revive=True`` climbs
+  z_l[i] while it is <= 0 (where ReLU passes no gradient and GELU or SiLU pass one that
+  points down) and a_l[i] once it is above.
 * ``others(l, exclude=i)``: the mean activation of every other neuron of layer l (the
   paper's penalty term, "Visualiser" section).
 * ``log_prob(i)``: log SoftMax(z_L)[i]; its gradient e_i - y does not vanish when the
@@ -28,6 +30,7 @@ class Term:
     index: int  # the neuron, or the one excluded by "others"
     weight: float = 1.0
     pre: bool = False
+    revive: bool = False
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,7 @@ class Objective:
         return self + (-1.0) * other
 
     def __mul__(self, k: float) -> Objective:
-        return Objective(tuple(Term(t.kind, t.layer, t.index, k * t.weight, t.pre)
+        return Objective(tuple(Term(t.kind, t.layer, t.index, k * t.weight, t.pre, t.revive)
                                for t in self.terms))
 
     __rmul__ = __mul__
@@ -64,7 +67,7 @@ class Objective:
         for t in self.terms:
             layer = L if t.kind == "logprob" else t.layer
             check_neuron(layer, t.index, sizes)
-            terms.append(Term(t.kind, layer, t.index, t.weight, t.pre))
+            terms.append(Term(t.kind, layer, t.index, t.weight, t.pre, t.revive))
         return Objective(tuple(terms))
 
     @property
@@ -82,8 +85,13 @@ def check_neuron(layer: int, index: int, sizes: tuple[int, ...]) -> None:
                           f"which has {sizes[layer]} neurons (0..{sizes[layer] - 1})")
 
 
-def neuron(layer: int, index: int, *, pre: bool = False) -> Objective:
-    return Objective((Term("neuron", layer, index, 1.0, pre),))
+def neuron(layer: int, index: int, *, pre: bool = False, revive: bool = False) -> Objective:
+    """Neuron ``index`` of ``layer``: its activation (``pre``: its pre-activation z;
+    ``revive``: z while z <= 0, then the activation). Example::
+
+        na.visualize(model, [na.neuron(7, 1) - 0.5 * na.others(7, exclude=1)])
+    """
+    return Objective((Term("neuron", layer, index, 1.0, pre, revive),))
 
 
 def others(layer: int, exclude: int) -> Objective:

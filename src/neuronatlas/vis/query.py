@@ -20,11 +20,13 @@ def next_highest(acts: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 def activation_ratio(act: np.ndarray, nxt: np.ndarray) -> np.ndarray:
-    """act / next-highest; inf when only the target is active, 0 when nothing is."""
+    """act / next-highest; inf when only the target is active, 0 when nothing is; NaN
+    (no ratio) when either is negative, as activations other than ReLU can be: a ratio of
+    a negative activation says nothing of how much the target stands out."""
     act, nxt = np.asarray(act, np.float64), np.asarray(nxt, np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         r = np.where(nxt > 0, act / np.where(nxt > 0, nxt, 1), np.where(act > 0, np.inf, 0.0))
-    return r
+    return np.where((act < 0) | (nxt < 0), np.nan, r)
 
 
 def top_k(probs: np.ndarray, k: int = 3) -> tuple[np.ndarray, np.ndarray]:
@@ -62,6 +64,13 @@ def target_stats(model: MLP, images: np.ndarray, targets: list[tuple[int, int]],
 
 @dataclass
 class QueryResult:
+    """The network's answer to one image: every layer's activations, the target neuron's
+    activation with the next-highest of its layer, and the top-3 outputs. Example::
+
+        res = na.query(model, data.test_x[0], target=(7, 1))
+        res.activation, res.ratio, res.top3
+    """
+
     activations: dict[int, np.ndarray]  # layer -> (n,)
     target: tuple[int, int] | None
     activation: float | None
@@ -69,31 +78,55 @@ class QueryResult:
     next_activation: float | None
     ratio: float | None
     top3: list[tuple[int, float]]
+    image: np.ndarray | None = None  # the image queried (flat)
+    input_shape: tuple[int, int, int] = (28, 28, 1)
+    class_names: tuple[str, ...] | None = None
+
+    def _repr_html_(self) -> str:
+        from .display import cards_html, class_label
+
+        lines = [" · ".join(f"{class_label(self.class_names, c)} {100 * p:.1f}%"
+                            for c, p in self.top3)]
+        if self.target is not None:
+            ratio = "∞" if not np.isfinite(self.ratio) else f"{self.ratio:.2f}"
+            lines.insert(0, f"<b>{self.target[0]}:{self.target[1]}</b> act "
+                            f"{self.activation:.3g}, ratio {ratio}")
+        image = self.image if self.image is not None else np.zeros(int(np.prod(
+            self.input_shape)))
+        return cards_html([image], self.input_shape, ["<br>".join(lines)], "QueryResult")
 
     def to_dict(self) -> dict:
+        """JSON-ready: a non-finite number (an infinite ratio, or any number of a network
+        whose huge weights overflow) becomes null."""
         return {
             "target": list(self.target) if self.target else None,
-            "activation": self.activation,
+            "activation": _finite(self.activation),
             "next_index": self.next_index,
-            "next_activation": self.next_activation,
-            "ratio": None if self.ratio is None or not np.isfinite(self.ratio) else self.ratio,
-            "top3": [{"class": c, "probability": p} for c, p in self.top3],
-            "layers": {str(l): {"max": float(a.max()), "argmax": int(a.argmax()),
+            "next_activation": _finite(self.next_activation),
+            "ratio": _finite(self.ratio),
+            "top3": [{"class": c, "probability": _finite(p)} for c, p in self.top3],
+            "layers": {str(l): {"max": _finite(a.max()), "argmax": int(a.argmax()),
                                 "active": int((a > 0).sum()), "size": int(a.size)}
                        for l, a in self.activations.items()},
         }
 
 
+def _finite(v) -> float | None:
+    return None if v is None or not np.isfinite(v) else float(v)
+
+
 def query(model: MLP, image: np.ndarray, target: tuple[int, int] | None = None) -> QueryResult:
-    """The network's answer to one image (784,): every layer, the target, the top 3."""
+    """The network's answer to one image (flat, the model's input size): every layer, the
+    target, the top 3."""
     x = np.asarray(image, dtype=model.dtype).reshape(1, -1)
     acts = model.activations(x)
     cls, probs = top_k(acts[model.n_layers], 3)
     top3 = [(int(c), float(p)) for c, p in zip(cls[0], probs[0])]
     flat = {l: a[0] for l, a in acts.items()}
+    shown = (x[0].copy(), model.input_shape, model.class_names)
     if target is None:
-        return QueryResult(flat, None, None, None, None, None, top3)
+        return QueryResult(flat, None, None, None, None, None, top3, *shown)
     check_neuron(target[0], target[1], model.sizes)
     s = target_stats(model, x, [target], acts)
     return QueryResult(flat, target, float(s.activation[0]), int(s.next_index[0]),
-                       float(s.next_activation[0]), float(s.ratio[0]), top3)
+                       float(s.next_activation[0]), float(s.ratio[0]), top3, *shown)

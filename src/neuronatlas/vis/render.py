@@ -29,11 +29,13 @@ SnapshotCallback = Callable[[int, np.ndarray], None]
 class _Seeds:
     """Where one layer's objective terms enter the backward pass, as index arrays."""
 
-    def __init__(self, layer: int, size: int, rows_terms):
-        post, pre, oth, logp = [], [], [], []
+    def __init__(self, layer: int, size: int, rows_terms, relu: bool = True):
+        post, pre, oth, logp, rev = [], [], [], [], []
         for row, t in rows_terms:
-            if t.kind == "neuron":
-                (pre if t.pre else post).append((row, t.index, t.weight))
+            if t.kind == "neuron" and t.revive and not t.pre and not relu:
+                rev.append((row, t.index, t.weight))
+            elif t.kind == "neuron":  # for ReLU, reviving is climbing z (the same once z > 0)
+                (pre if t.pre or t.revive else post).append((row, t.index, t.weight))
             elif t.kind == "others":
                 oth.append((row, t.index, t.weight / max(size - 1, 1)))
             else:
@@ -41,6 +43,7 @@ class _Seeds:
         as_arrays = lambda xs: tuple(np.array(v) for v in zip(*xs)) if xs else None  # noqa: E731
         self.post, self.pre = as_arrays(post), as_arrays(pre)
         self.others, self.logprob = as_arrays(oth), as_arrays(logp)
+        self.revive = as_arrays(rev)
 
     def add_post(self, g: np.ndarray) -> None:
         """Terms on the activation a_l (before the nonlinearity's derivative)."""
@@ -53,11 +56,18 @@ class _Seeds:
             np.add.at(g, rows, w[:, None].astype(g.dtype))
             np.subtract.at(g, (rows, cols), w.astype(g.dtype))
 
-    def add_pre(self, g: np.ndarray, y: np.ndarray) -> None:
-        """Terms on z_l: pre-activation neurons and log SoftMax (gradient e_i - y)."""
+    def add_pre(self, g: np.ndarray, y: np.ndarray, z: np.ndarray | None = None,
+                act=None) -> None:
+        """Terms on z_l: pre-activation neurons, reviving neurons (d/dz of z while z <= 0,
+        of f(z) above) and log SoftMax (gradient e_i - y)."""
         if self.pre is not None:
             rows, cols, w = self.pre
             np.add.at(g, (rows, cols), w.astype(g.dtype))
+        if self.revive is not None:
+            rows, cols, w = self.revive
+            zi, ai = z[rows, cols], y[rows, cols]
+            coef = np.where(zi > 0, act.derivative(zi, ai), 1)
+            np.add.at(g, (rows, cols), (w * coef).astype(g.dtype))
         if self.logprob is not None:
             rows, cols, w = self.logprob
             np.subtract.at(g, rows, (w[:, None] * y[rows]).astype(g.dtype))
@@ -110,7 +120,8 @@ class Renderer:
             if row < m[obj.depth]:
                 for t in obj.terms:
                     by_layer.setdefault(t.layer, []).append((row, t))
-        self.seeds = {l: _Seeds(l, sizes[l], terms) for l, terms in by_layer.items()}
+        self.seeds = {l: _Seeds(l, sizes[l], terms, l >= L or model.activation(l).is_relu)
+                      for l, terms in by_layer.items()}
         self.singles = {l: _Single(l, [(row, obj.terms[0]) for row, obj in rows_objs
                                        if obj.depth == l and row >= m[l]], model)
                         for l in range(1, self.top + 1) if m[l] < self.n[l]}
@@ -167,7 +178,7 @@ class Renderer:
                 g -= (g * a).sum(axis=1, keepdims=True)
                 g *= a
             if seeds is not None:
-                seeds.add_pre(g, a)
+                seeds.add_pre(g, a, self.z[l], self.act[l])
             self.bwd[l]()  # g_{l-1} = g_l @ W_l: (m,out)@(out,in) -> (m,in)
             if l in self.singles:
                 self.singles[l].backward(self.g[l - 1])
@@ -193,6 +204,7 @@ class _Single:
         dt = model.dtype
         self.weight = np.array([t.weight for _, t in rows_terms], dt)
         self.pre = np.array([t.pre for _, t in rows_terms], dtype=bool)
+        self.revive = np.array([t.revive for _, t in rows_terms], dtype=bool)
         self.coef = np.empty(len(rows), dt)
         self.act = model.activation(layer)
 
@@ -201,8 +213,10 @@ class _Single:
         z = np.einsum("ij,ij->i", a_in[self.lo:self.hi], self.W) + self.b  # (k,)
         a = self.act.forward(z)
         a_out[self.rows, self.index] = a
-        # d obj / d z_i: the weight, times f'(z) unless the objective is z itself
-        np.multiply(self.weight, np.where(self.pre, 1, self.act.derivative(z, a)), out=self.coef)
+        # d obj / d z_i: the weight, times f'(z) unless the objective is z itself (pre, or
+        # revive while z <= 0)
+        climb_z = self.pre | (self.revive & (z <= 0))
+        np.multiply(self.weight, np.where(climb_z, 1, self.act.derivative(z, a)), out=self.coef)
 
     def backward(self, g_in: np.ndarray) -> None:
         """d obj / d a_{l-1} = coef * W_l[i] for each row."""

@@ -31,10 +31,12 @@ def neuron_name(layer: int, index: int) -> str:
 
 
 def save_vis(run_dir: str | Path, result: VisResult, *, scale: int = 8,
-             progress=None) -> Path:
-    """Write every target's files; ``progress(done, total)`` after each."""
+             progress=None, model_sha256: str | None = None) -> Path:
+    """Write every target's files; ``progress(done, total)`` after each. The folder's
+    ``config.json`` records the config and the hash of the model the images belong to."""
     folder = ensure_dir(Path(run_dir) / "vis" / config_id(result.config))
-    atomic_write_json(folder / "config.json", result.config.to_dict())
+    atomic_write_json(folder / "config.json", {**result.config.to_dict(),
+                                               "model_sha256": model_sha256})
     for i, (layer, index) in enumerate(result.targets):
         stem = folder / neuron_name(layer, index)
         # atomic renames, one flush at the end: an fsync per file costs minutes for --all

@@ -31,10 +31,12 @@ def objective_for(target: tuple[int, int], config: VisConfig, sizes: tuple[int, 
     if config.objective == "logprob" and output:
         obj = log_prob(index)
     else:
-        # d ReLU(z)/dx = [z > 0] dz/dx: climbing z (revive) only differs while inactive;
-        # other activations pass a gradient where they are low and need no reviving
-        revive = config.revive and not output and (relu is None or relu[layer - 1])
-        obj = neuron(layer, index, pre=config.objective == "pre" or revive)
+        # d ReLU(z)/dx = [z > 0] dz/dx: for ReLU, climbing z (revive) only differs while
+        # inactive; other activations climb z while z <= 0, then their own value
+        revive = config.revive and not output
+        relu_layer = relu is None or output or relu[layer - 1]
+        obj = neuron(layer, index, pre=config.objective == "pre" or (revive and relu_layer),
+                     revive=revive and not relu_layer and config.objective != "pre")
     if config.penalty:
         obj = obj - config.penalty * others(layer, exclude=index)
     return obj.bind(sizes)
@@ -103,7 +105,12 @@ def resolve_init_image(init: str, data=None, shape=None) -> np.ndarray:
 
 @dataclass
 class VisResult:
-    """One row per target."""
+    """One row per target: the images and what the network says of them. Shows itself as
+    a grid of images with their numbers in Jupyter. Example::
+
+        res = na.visualize(model, [(7, 1), (8, 3)])
+        res.images.shape, res.activation, res.ratio, res.top3
+    """
 
     targets: list[tuple[int, int]]
     config: VisConfig
@@ -121,6 +128,21 @@ class VisResult:
     def top3(self) -> list[list[tuple[int, float]]]:
         return [[(int(c), float(p)) for c, p in zip(cs, ps)]
                 for cs, ps in zip(self.top3_classes, self.top3_probs)]
+
+    def _repr_html_(self) -> str:
+        from .display import cards_html, class_label
+
+        caps = []
+        for i, (l, n) in enumerate(self.targets[:64]):
+            ratio = "∞" if not np.isfinite(self.ratio[i]) else f"{self.ratio[i]:.2f}"
+            top = class_label(self.class_names, int(self.top3_classes[i, 0]))
+            caps.append(f"<b>{l}:{n}</b><br>act {self.activation[i]:.3g}<br>ratio {ratio}"
+                        f"<br>→ {top} {100 * self.top3_probs[i, 0]:.0f}%")
+        more = f" (first 64 of {len(self.targets)})" if len(self.targets) > 64 else ""
+        return cards_html(self.images[:64], self.input_shape, caps,
+                          f"VisResult: {len(self.targets)} target(s){more}, {self.config.steps} "
+                          f"steps, lr {self.config.lr:g}, TV {self.config.tv:g}, "
+                          f"L1 {self.config.l1:g}")
 
     def record(self, i: int) -> dict:
         """JSON-ready record of target i (inf ratios become null)."""

@@ -3,7 +3,9 @@
  * Data arrive as scripts that call this global: data/meta.js calls ATLAS.setMeta and
  * data/layerN.js calls ATLAS.addLayer (file:// forbids fetch()). A layer's data and
  * sprite sheet are loaded only when the layer is shown. Neurons are "L:I" as in
- * DESIGN.md: layers 1..L (L = output), neurons 0-based; #7:1 opens a neuron's panel.
+ * docs/format.md: layers 1..L (L = output), neurons 0-based; #7:1 opens a neuron's panel.
+ * Tile sizes below are for the larger side of the model's input image; the other side
+ * follows its aspect. Classes are shown with their names where the dataset has them.
  */
 "use strict";
 
@@ -35,6 +37,17 @@ const ATLAS = (() => {
   const esc = (s) => String(s).replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
   const num = (field, x) => `<span data-field="${field}" data-value="${x === null ? "inf" : x}">${fmt(x)}</span>`;
   const link = (l, i) => `<a href="#${l}:${i}" class="nlink">${l}:${i}</a>`;
+  /** A class as the user knows it: "3" for digits, "0 T-shirt/top" for named classes. */
+  function cname(c) {
+    const n = (state.meta.class_names || [])[c];
+    return esc(n === undefined || n === String(c) ? String(c) : `${c} ${n}`);
+  }
+  /** [width, height] in px of a tile whose larger side is `size` px. */
+  function dims(size) {
+    const [h, w] = state.meta.tile;
+    const m = Math.max(h, w);
+    return [Math.round((size * w) / m), Math.round((size * h) / m)];
+  }
 
   // --- data ----------------------------------------------------------------------------
   const layerMeta = (l) => state.meta.layers[l - 1];
@@ -64,9 +77,10 @@ const ATLAS = (() => {
   function spriteCSS(url, i, n, size) {
     const cols = state.meta.cols;
     const rows = Math.ceil(n / cols);
-    return `background-image:url('${url}');background-size:${cols * size}px ${rows * size}px;` +
-      `background-position:-${(i % cols) * size}px -${Math.floor(i / cols) * size}px;` +
-      `width:${size}px;height:${size}px`;
+    const [w, h] = dims(size);
+    return `background-image:url('${url}');background-size:${cols * w}px ${rows * h}px;` +
+      `background-position:-${(i % cols) * w}px -${Math.floor(i / cols) * h}px;` +
+      `width:${w}px;height:${h}px`;
   }
 
   function digitCSS(u, size) {
@@ -106,10 +120,11 @@ const ATLAS = (() => {
     const m = layerMeta(l);
     const grid = $("grid");
     const rows = Math.ceil(m.size / state.meta.cols);
-    const px = m.size <= BIG_LAYER ? GRID_TILE_BIG : GRID_TILE;
+    const [tw, th] = dims(m.size <= BIG_LAYER ? GRID_TILE_BIG : GRID_TILE);
     grid.style.setProperty("--sprite", `url('${m.sprites.vis}')`);
-    grid.style.setProperty("--sheet", `${state.meta.cols * px}px ${rows * px}px`);
-    grid.style.setProperty("--tile", `${px}px`);
+    grid.style.setProperty("--sheet", `${state.meta.cols * tw}px ${rows * th}px`);
+    grid.style.setProperty("--tile", `${tw}px`);
+    grid.style.setProperty("--tile-h", `${th}px`);
     const frag = document.createDocumentFragment();
     for (let i = 0; i < m.size; i++) {
       const t = document.createElement("button");
@@ -117,9 +132,9 @@ const ATLAS = (() => {
       t.className = `tile ${doc.status[i]}`;
       t.dataset.i = i;
       t.style.backgroundPosition =
-        `-${(i % state.meta.cols) * px}px -${Math.floor(i / state.meta.cols) * px}px`;
+        `-${(i % state.meta.cols) * tw}px -${Math.floor(i / state.meta.cols) * th}px`;
       t.title = `${l}:${i} · ratio ${fmt(doc.ratio[i])} (${fmt(doc.activation[i])})` +
-        ` · class ${doc.preferred[i]}${doc.status[i] === "alive" ? "" : " · " + doc.status[i]}`;
+        ` · class ${cname(doc.preferred[i])}${doc.status[i] === "alive" ? "" : " · " + doc.status[i]}`;
       t.innerHTML = `<span class="idx">${i}</span>`;
       frag.appendChild(t);
     }
@@ -215,7 +230,7 @@ const ATLAS = (() => {
 
   function panelHTML(l, i, doc) {
     const m = layerMeta(l);
-    const what = m.output ? `output layer ${l} · class ${i}` : `hidden layer ${l} · neuron ${i}`;
+    const what = m.output ? `output layer ${l} · class ${cname(i)}` : `hidden layer ${l} · neuron ${i}`;
     return `
       <div class="panel-head">
         <div><h2>Neuron <span class="nid">${l}:${i}</span></h2>
@@ -236,7 +251,7 @@ const ATLAS = (() => {
 
   function heroHTML(l, i, doc, m) {
     const top3 = doc.top3[i].map((c, j) =>
-      `<span class="out${j === 0 ? " first" : ""}"><b>${c}</b> ${pct(doc.top3_probs[i][j])}</span>`).join("");
+      `<span class="out${j === 0 ? " first" : ""}"><b>${cname(c)}</b> ${pct(doc.top3_probs[i][j])}</span>`).join("");
     const status = m.output ? "" : `<dt>state</dt><dd><span class="badge ${doc.status[i]}">` +
       `${doc.status[i] === "revivable" ? "silent on data, revivable" : doc.status[i]}</span></dd>`;
     return `
@@ -251,7 +266,7 @@ const ATLAS = (() => {
           <dt>top-3 outputs</dt><dd class="top3">${top3}</dd>
           ${status}
           <dt>preferred class</dt>
-          <dd><b>${doc.preferred[i]}</b> <span class="muted">(${Math.round(100 * doc.purity[i])}% of top ${state.meta.k})</span></dd>
+          <dd><b>${cname(doc.preferred[i])}</b> <span class="muted">(${Math.round(100 * doc.purity[i])}% of top ${state.meta.k})</span></dd>
         </dl>
       </div>
       <p class="caption">${esc(state.meta.vis_label)}; ratio = activation / next-highest
@@ -275,7 +290,7 @@ const ATLAS = (() => {
       const row = doc.example_rows[i][j];
       const where = row < state.meta.n_train ? `train #${row}` : `test #${row - state.meta.n_train}`;
       return `<div class="digit sprite" style="${digitCSS(u, DIGIT_TILE)}"
-        title="${where} · class ${doc.example_labels[i][j]} · activation ${fmt(doc.example_activation[i][j])}">
+        title="${where} · class ${cname(doc.example_labels[i][j])} · activation ${fmt(doc.example_activation[i][j])}">
         <span>${doc.example_labels[i][j]}</span></div>`;
     }).join("");
     const avg = (url, caption) => `<figure>
@@ -284,7 +299,9 @@ const ATLAS = (() => {
     let avgs = avg(m.sprites.mean_topk, `average of the top ${k}`) +
       avg(m.sprites.mean_p99, `average of the ${doc.p99_count[i]} images at or above the 99th percentile`);
     if (m.sprites.weights) {
-      avgs += avg(m.sprites.weights, `input weights <span class="pos">+</span> / <span class="neg">&minus;</span>`);
+      avgs += avg(m.sprites.weights, state.meta.channels === 3
+        ? "input weights (each channel's, mid-grey = 0)"
+        : `input weights <span class="pos">+</span> / <span class="neg">&minus;</span>`);
     }
     return `<h3>Top ${k} dataset images</h3><div class="digits">${tiles}</div>
       <div class="row">${avgs}</div>`;
@@ -294,7 +311,7 @@ const ATLAS = (() => {
     const h = doc.histogram[i];
     const top = Math.max(1, ...h);
     const bars = h.map((c, cls) => `
-      <div class="bar${cls === doc.preferred[i] ? " pref" : ""}" title="class ${cls}: ${c}">
+      <div class="bar${cls === doc.preferred[i] ? " pref" : ""}" title="class ${cname(cls)}: ${c}">
         <span class="n">${c || ""}</span>
         <span class="fill" style="height:${Math.round((HIST_PX * c) / top)}px"></span>
         <span class="cls">${cls}</span></div>`).join("");
@@ -310,7 +327,7 @@ const ATLAS = (() => {
     } else {
       const members = doc.clusters[c].map((j) =>
         j === i ? `<b class="self">${l}:${j}</b>` : link(l, j)).join(" ");
-      const classes = [...new Set(doc.cluster_classes[c])].sort((a, b) => a - b).join(", ");
+      const classes = [...new Set(doc.cluster_classes[c])].sort((a, b) => a - b).map(cname).join(", ");
       text = `<p>Cluster <b>#${c + 1}</b> of layer ${l}: ${doc.clusters[c].length} neurons whose
         activations rise and fall together over the dataset; their preferred classes: ${classes}.</p>
         <p class="members">${members}</p>`;
@@ -392,9 +409,11 @@ const ATLAS = (() => {
   function setMeta(meta) {
     state.meta = meta;
     const acc = meta.test_accuracy ? ` · test accuracy ${(100 * meta.test_accuracy).toFixed(2)}%` : "";
-    $("model").textContent = `${meta.run} · ${meta.sizes.join("-")}${acc}`;
+    const acts = meta.activations && meta.activations.length ? ` · ${meta.activations.join("/")}` : "";
+    const data = meta.dataset ? ` · ${meta.dataset}` : "";
+    $("model").textContent = `${meta.run} · ${meta.sizes.join("-")}${acts}${data}${acc}`;
     const classes = meta.sizes[meta.sizes.length - 1];
-    $("f-class").innerHTML += [...Array(classes).keys()].map((c) => `<option value="${c}">${c}</option>`).join("");
+    $("f-class").innerHTML += [...Array(classes).keys()].map((c) => `<option value="${c}">${cname(c)}</option>`).join("");
     $("draw").hidden = !LIVE;
     buildTabs();
     bindEvents();
