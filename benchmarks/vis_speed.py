@@ -110,6 +110,9 @@ def main(argv=None) -> int:
     parser.add_argument("--markdown", default=None)
     parser.add_argument("--skip-torch", action="store_true")
     parser.add_argument("--keep-env", action="store_true")
+    parser.add_argument("--other-activation", default="gelu",
+                        help="also visualise every neuron of the same weights with this hidden "
+                             "activation")
     args = parser.parse_args(argv[1:])
 
     import numpy as np
@@ -133,6 +136,10 @@ def main(argv=None) -> int:
     ours = time.perf_counter() - t
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     gemm_only, done_flops = gemms_alone(na, model, targets, cfg)
+    other_model = na.MLP(model.weights, model.biases, {}, args.other_activation)
+    t = time.perf_counter()
+    na.visualize(other_model, targets, cfg)
+    other = time.perf_counter() - t
 
     theirs = None
     if not args.skip_torch:
@@ -163,11 +170,14 @@ def main(argv=None) -> int:
     if theirs is not None:
         lines.append(f"| PyTorch autograd, batched per layer | {theirs:.2f} | "
                      f"{theirs / bound:.2f}x | |")
-    lines += [f"| neuronatlas's GEMMs alone | {gemm_only:.2f} | {gemm_only / bound:.2f}x | "
+    lines += [f"| neuronatlas, {args.other_activation} hidden layers | {other:.2f} | "
+              f"{other / bound:.2f}x | {other / own:.2f}x |",
+              f"| neuronatlas's GEMMs alone | {gemm_only:.2f} | {gemm_only / bound:.2f}x | "
               f"{gemm_only / own:.2f}x |",
               f"| GEMM lower bound | {bound:.2f} | 1.00x | |",
               f"| GEMM lower bound of the work done | {own:.2f} | {own / bound:.2f}x | 1.00x |",
-              "", f"- neuronatlas peak memory (ru_maxrss): {rss:.2f} GiB"]
+              "", f"- neuronatlas peak memory (ru_maxrss): {rss:.2f} GiB",
+              f"- {args.other_activation} / ReLU, same weights: {other / ours:.2f}x"]
     if theirs is not None:
         lines.append(f"- neuronatlas / PyTorch: {ours / theirs:.2f}x; largest pixel difference "
                      f"between the two: {diff:.2e}")

@@ -1,4 +1,4 @@
-"""MNIST: the dataset facts of DESIGN.md section 4, IDX checks, source order, caching."""
+"""MNIST: the dataset facts of docs/data.md, IDX checks, source order, caching."""
 
 import gzip
 import shutil

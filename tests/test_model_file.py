@@ -1,4 +1,4 @@
-"""model.safetensors: the contract of DESIGN.md section 3 and precise errors."""
+"""model.safetensors: the contract of docs/format.md and precise errors."""
 
 import json
 

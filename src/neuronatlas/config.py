@@ -55,7 +55,11 @@ class _JSONConfig:
 @dataclass(frozen=True)
 class TrainConfig(_JSONConfig):
     """The paper's training ("DNN Configuration and Training"): SGD, batch 32,
-    20 epochs at lr 0.01 then 5 at 0.001, reshuffled every epoch."""
+    20 epochs at lr 0.01 then 5 at 0.001, reshuffled every epoch. Example::
+
+        na.TrainConfig()                                    # the paper's
+        na.TrainConfig(sizes=(784, 512, 256, 10), activation="gelu", epochs=10)
+    """
 
     sizes: tuple[int, ...] = PAPER_SIZES  # 784-1250-1000-750-500-250-100-32-10, as in the paper
     batch_size: int = 32  # the paper's batch size

@@ -13,6 +13,13 @@ from .nn.mlp import MLP
 
 @dataclass(frozen=True)
 class Evaluation:
+    """Accuracy, recall per class and confusion[true][predicted] of a model on a split.
+    Example::
+
+        ev = na.evaluate(model, data.test_x, data.test_y)
+        ev.accuracy, ev.per_class_accuracy[3], ev.confusion[3][5]
+    """
+
     split: str
     accuracy: float
     per_class_accuracy: list[float]  # recall of each true class
@@ -24,6 +31,10 @@ class Evaluation:
 
 
 def evaluate(model: MLP, x: np.ndarray, y: np.ndarray, split: str = "test") -> Evaluation:
+    """The model's :class:`Evaluation` on images ``x`` with labels ``y``. Example::
+
+        na.evaluate(model, data.test_x, data.test_y).accuracy   # 0.981
+    """
     k = model.sizes[-1]
     pred = model.predict(x)
     confusion = np.zeros((k, k), dtype=np.int64)

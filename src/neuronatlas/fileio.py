@@ -1,7 +1,7 @@
 """Atomic file writing: a temporary file in the same folder, fsync, then rename.
 
 An interrupted command therefore never leaves a half-written file that a later
-command would trust (DESIGN.md section 5).
+command would trust (docs/format.md, "A run folder").
 """
 
 from __future__ import annotations

@@ -70,6 +70,13 @@ class TrainState:
 
 @dataclass
 class TrainResult:
+    """What :func:`train` returns: the model, where training stands, the per-epoch metrics
+    and whether it ran to the end. Example::
+
+        res = na.train(data, na.TrainConfig.quick())
+        res.model, res.metrics[-1]["test_accuracy"], res.completed
+    """
+
     model: MLP
     state: TrainState
     metrics: list[dict]
@@ -233,7 +240,12 @@ def train(
     reporter: Reporter | None = None,
     should_stop: Callable[[TrainState], bool] | None = None,
 ) -> TrainResult:
-    """Train an MLP with ``config``'s schedule; write the run folder if one is given.
+    """Train an MLP with ``config``'s schedule on ``data``; write the run folder if one
+    is given (the model records the dataset). Example::
+
+        res = na.train(na.load_dataset("fashion-mnist"),
+                       na.TrainConfig(sizes=(784, 256, 10), activation="gelu"), "runs/f")
+
 
     ``model`` (optional) is trained in place instead of a fresh Kaiming-initialised
     one. ``config=None`` means the paper's config, or the checkpoint's when resuming.

@@ -44,12 +44,14 @@ def check_k(k: int, n_images: int) -> None:
         raise ConfigError(f"k must be an integer in 1..{n_images}, got {k!r}")
 
 
-def layer_examples(acts: np.ndarray, images: np.ndarray, labels: np.ndarray, k: int,
+def layer_examples(acts: np.ndarray, data: Dataset, labels: np.ndarray, k: int,
                    classes: int, chunk: int = 256) -> LayerExamples:
-    """Top-k and averages for every column of ``acts`` (N, n), processed in column chunks."""
+    """Top-k and averages for every column of ``acts`` (N, n; rows are train-then-test
+    images of ``data``), processed in column chunks."""
     N, n = acts.shape
     check_k(k, N)
-    D = images.shape[1]
+    D = data.n_inputs
+    n_train = len(data.train_x)
     out = LayerExamples(np.empty((n, k), np.int64), np.empty((n, k), np.float32),
                         np.zeros((n, classes), np.int64), np.empty((n, D), np.float32),
                         np.zeros((n, D), np.float32), np.zeros(n, np.int64),
@@ -65,13 +67,14 @@ def layer_examples(acts: np.ndarray, images: np.ndarray, labels: np.ndarray, k: 
         out.activation[c0:c1] = np.take_along_axis(sub, top.T, axis=0).T
         rows = np.repeat(np.arange(c1 - c0), k)
         np.add.at(out.histogram[c0:c1], (rows, labels[top].reshape(-1)), 1)
-        out.mean_topk[c0:c1] = images[top].mean(axis=1)
+        out.mean_topk[c0:c1] = data.rows(top).mean(axis=1)
         p99 = np.percentile(sub, 99, axis=0).astype(np.float32)
         out.p99[c0:c1] = p99
         high = ((sub >= p99) & (sub > 0)).astype(np.float32)  # (N, m); >=: SoftMax saturates at 1
         count = high.sum(axis=0)
         out.count_p99[c0:c1] = count.astype(np.int64)
-        sums = high.T @ images  # (m,N)@(N,D) -> (m,D)
+        # (m,N)@(N,D) -> (m,D), over the two splits without concatenating them
+        sums = high[:n_train].T @ data.train_x + high[n_train:].T @ data.test_x
         nz = count > 0
         out.mean_p99[c0:c1][nz] = sums[nz] / count[nz, None]
     return out
@@ -81,12 +84,11 @@ def dataset_examples(store: ActivationStore, data: Dataset, k: int = 16,
                      progress=None) -> dict[int, LayerExamples]:
     """Every layer's examples (layers 1..L), one layer in memory at a time."""
     check_k(k, store.n_images)
-    images = np.concatenate([data.train_x, data.test_x])
     labels = dataset_labels(data)
     classes = store.sizes[-1]
     out = {}
     for l in store.layers:
-        out[l] = layer_examples(np.asarray(store.layer(l)), images, labels, k, classes)
+        out[l] = layer_examples(np.asarray(store.layer(l)), data, labels, k, classes)
         if progress:
             progress(l, len(store.sizes) - 1)
     return out

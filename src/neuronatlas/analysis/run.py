@@ -138,7 +138,6 @@ GRADIENT_IMAGES = 4  # top dataset images per neuron for its input-gradient map
 
 def _layer_claims(model, data, vis, dead, examples, cl, ex_path: Path) -> dict:
     ex = load_examples(ex_path)
-    all_images = np.concatenate([data.train_x, data.test_x])
     probs = model.predict_proba(vis["images"])
     top1, ent = probs.max(axis=1), C.entropy(probs)
     eff_vis = C.effective_pixels(vis["images"])
@@ -146,7 +145,7 @@ def _layer_claims(model, data, vis, dead, examples, cl, ex_path: Path) -> dict:
     for l in range(1, len(model.sizes) - 1):
         rows = np.flatnonzero(vis["targets"][:, 0] == l)
         targets = [(l, int(i)) for i in vis["targets"][rows, 1]]
-        top_imgs = all_images[ex[l].index[:, :GRADIENT_IMAGES]]  # (n, m, D)
+        top_imgs = data.rows(ex[l].index[:, :GRADIENT_IMAGES])  # (n, m, D)
         grads = C.gradient_maps(model, targets, top_imgs)
         ratio = vis["ratio"][rows]
         d = dead["layers"][str(l)]

@@ -26,7 +26,7 @@ import math
 import threading
 import time
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -115,7 +115,7 @@ def parse_int(body: dict, name: str) -> int:
 
 
 def parse_neuron(body: dict, sizes: tuple[int, ...]) -> tuple[int, int]:
-    """``{"layer": L, "neuron": N}`` checked against the model's sizes (DESIGN.md 1)."""
+    """``{"layer": L, "neuron": N}`` checked against the model's sizes (docs/format.md)."""
     target = parse_int(body, "layer"), parse_int(body, "neuron")
     try:
         check_neuron(*target, sizes)
@@ -197,6 +197,10 @@ class LiveServer:
         return JSONResponse({
             "run": self.run_dir.name, "sizes": list(self.model.sizes),
             "layers": self.model.n_layers, "test_accuracy": meta.get("test_accuracy"),
+            "input_shape": list(self.model.input_shape),
+            "class_names": list(self.model.class_names),
+            "activations": sorted({a.spec for a in self.model.activation_fns}),
+            "dataset": meta.get("dataset"),
             "limits": asdict(self.limits), "defaults": VisConfig().to_dict(),
         })
 
@@ -361,6 +365,8 @@ def create_app(run_dir, model: MLP, *, atlas_dir, limits: ServerLimits = ServerL
     """The ASGI app: the atlas folder's files, the live page and the JSON/SSE API.
     ``allowed_hosts`` (Host headers) keeps pages of other sites from reaching a loopback
     server through DNS rebinding; empty: any host."""
+    # an image of the model's input as JSON is about 6 bytes a pixel: room for it
+    limits = replace(limits, max_body_bytes=max(limits.max_body_bytes, 8 * model.sizes[0]))
     live = LiveServer(Path(run_dir), model, limits, test_images)
 
     def live_file(name: str) -> Route:

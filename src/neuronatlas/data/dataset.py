@@ -76,6 +76,18 @@ class Dataset:
             self.sha256 = h.hexdigest()
         return {"name": self.name, "sha256": self.sha256}
 
+    def rows(self, index) -> np.ndarray:
+        """Images by row of train-then-test (the order of every analysis array), gathered
+        from the two splits without concatenating them: ``index`` of any shape -> its
+        shape + (n_inputs,)."""
+        index = np.asarray(index)
+        n = len(self.train_x)
+        out = np.empty((*index.shape, self.n_inputs), self.train_x.dtype)
+        train = index < n
+        out[train] = self.train_x[index[train]]
+        out[~train] = self.test_x[index[~train] - n]
+        return out
+
     def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         if name not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', got {name!r}")

@@ -25,7 +25,10 @@ TOLERANCE = 1e-4  # largest |logit difference| accepted between source and impor
 
 
 class ImportRefused(ModelFileError):
-    """The source is not a chain of Linear layers and supported activations."""
+    """The source is not a chain of Linear layers and supported activations (named in the
+    message), or its import does not compute the source's logits. Example:
+    ``na.from_torch(torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), ...))`` raises
+    ``ImportRefused("Sequential.0: Conv2d is not supported ...")``."""
 
 
 @dataclass

@@ -48,7 +48,12 @@ KINDS: dict[str, tuple[float | None, str | None]] = {
 
 @dataclass(frozen=True)
 class Activation:
-    """One element-wise activation; see the module docstring for the spec strings."""
+    """One element-wise activation; see the module docstring for the spec strings.
+    Example::
+
+        act = na.Activation.parse("leaky_relu:0.2")
+        act.forward(z), act.derivative(z, act.forward(z)), act.floor   # f, f', f(0)
+    """
 
     name: str
     param: float | None = None

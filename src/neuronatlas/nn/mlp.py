@@ -22,6 +22,7 @@ from . import functional as F
 from .activations import RELU, Activation, parse_activations
 
 #: The paper's architecture: 784 inputs, seven hidden ReLU layers, 10 SoftMax outputs.
+#: Example: ``na.MLP.init(na.PAPER_SIZES, rng=np.random.default_rng(0))``.
 PAPER_SIZES: tuple[int, ...] = (784, 1250, 1000, 750, 500, 250, 100, 32, 10)
 
 
@@ -205,9 +206,20 @@ class MLP:
         return all(a.is_relu for a in self.activation_fns)
 
     # --- forward -----------------------------------------------------------------------
+    def check_input(self, x) -> np.ndarray:
+        """``x`` as (N, n_inputs) rows in the model's dtype, from one flat image, rows, or
+        a batch of (N, H, W[, C]) images; another size is a ConfigError naming both."""
+        x = np.asarray(x, dtype=self.dtype)
+        x = x.reshape(1, -1) if x.ndim == 1 else x.reshape(len(x), -1) if x.ndim > 2 else x
+        if x.shape[1] != self.sizes[0]:
+            h, w, c = self.input_shape
+            raise ConfigError(f"the model takes images of {self.sizes[0]} values ({h}x{w}x{c}); "
+                              f"got rows of {x.shape[1]}")
+        return x
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Logits (the output layer's pre-activation), like ``nn.Sequential``."""
-        a = x
+        a = self.check_input(x)
         for l, (W, b) in enumerate(zip(self.weights, self.biases), start=1):
             z = F.linear_forward(a, W, b)
             a = self.activation_fns[l - 1].forward(z) if l < self.n_layers else z
@@ -228,7 +240,7 @@ class MLP:
         self, x: np.ndarray, *, pre: bool = False, batch_size: int = 4096
     ) -> dict[int, np.ndarray]:
         """``{1: (N, 1250), ..., L: (N, 10)}``: activations / SoftMax outputs, or z if ``pre``."""
-        x = np.asarray(x, dtype=self.dtype)
+        x = self.check_input(x)
         out = {l: np.empty((len(x), n), self.dtype) for l, n in enumerate(self.sizes) if l}
         for s in range(0, len(x), batch_size):
             t = self.trace(x[s : s + batch_size])
@@ -238,7 +250,7 @@ class MLP:
 
     def predict_proba(self, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
         """SoftMax probabilities (N, classes), evaluated in batches."""
-        x = np.asarray(x, dtype=self.dtype)
+        x = self.check_input(x)
         parts = [F.softmax_forward(self.forward(x[s : s + batch_size]))
                  for s in range(0, len(x), batch_size)]
         return np.concatenate(parts) if parts else np.empty((0, self.sizes[-1]), self.dtype)

@@ -84,8 +84,12 @@ def adversarial(
     *,
     confidence: float = 0.99,
 ) -> AdversarialResult:
-    """Push ``image`` (784,) towards output class ``target`` until its probability
-    exceeds ``confidence`` or ``config.steps`` run out."""
+    """Push ``image`` (flat, the model's input size) towards output class ``target``
+    until its probability exceeds ``confidence`` or ``config.steps`` run out. Example::
+
+        res = na.adversarial(model, data.test_x[0], target=3)
+        res.new_top, res.l2
+    """
     config = config or VisConfig(objective="logprob", project=True, tv=0.0, l1=0.0, lr=0.5,
                                  steps=500)
     L = model.n_layers

@@ -35,6 +35,13 @@ class Term:
 
 @dataclass(frozen=True)
 class Objective:
+    """What the visualiser maximises: a weighted sum of terms, composed with + - and *.
+    Example::
+
+        obj = na.neuron(7, 1) - 0.5 * na.others(7, exclude=1)
+        na.visualize(model, [obj])
+    """
+
     terms: tuple[Term, ...]
 
     def __add__(self, other: Objective) -> Objective:
@@ -95,10 +102,15 @@ def neuron(layer: int, index: int, *, pre: bool = False, revive: bool = False) -
 
 
 def others(layer: int, exclude: int) -> Objective:
+    """The mean activation of every neuron of ``layer`` but ``exclude`` (the paper's penalty
+    term). Example: ``na.neuron(5, 2) - 0.3 * na.others(5, exclude=2)``."""
     return Objective((Term("others", layer, exclude, 1.0),))
 
 
 def log_prob(index: int) -> Objective:
+    """log SoftMax of output ``index``: its gradient does not vanish where the probability
+    is tiny (adversarial starts from real images). Example: ``na.visualize(model,
+    [na.log_prob(3)], na.VisConfig(init="mnist:0"))``."""
     return Objective((Term("logprob", -1, index, 1.0),))
 
 

@@ -117,7 +117,7 @@ def _finite(v) -> float | None:
 
 def query(model: MLP, image: np.ndarray, target: tuple[int, int] | None = None) -> QueryResult:
     """The network's answer to one image (flat, the model's input size): every layer, the
-    target, the top 3."""
+    target, the top 3. Example: ``na.query(model, data.test_x[0], (7, 1)).ratio``."""
     x = np.asarray(image, dtype=model.dtype).reshape(1, -1)
     acts = model.activations(x)
     cls, probs = top_k(acts[model.n_layers], 3)

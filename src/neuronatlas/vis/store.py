@@ -1,4 +1,4 @@
-"""Where visualisations and adversarial examples go in a run folder (DESIGN.md section 5).
+"""Where visualisations and adversarial examples go in a run folder (docs/format.md).
 
 ``vis/<config-id>/`` holds one folder per VisConfig (``config.json`` says which),
 with ``L7N1.png`` (upscaled), ``L7N1.npy`` (raw (784,) float32) and ``L7N1.json``

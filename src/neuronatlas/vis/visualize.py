@@ -169,7 +169,11 @@ def visualize(
     snapshot: SnapshotCallback | None = None,
 ) -> VisResult:
     """Activation maximisation of every target (``(layer, neuron)`` pairs or Objectives)
-    in one batched run; see :class:`VisConfig` for the update rule.
+    in one batched run; see :class:`VisConfig` for the update rule. ``init_image`` (one
+    image, or one per target) is the start when given. Example::
+
+        res = na.visualize(model, [(7, 1), (8, 3)], na.VisConfig(steps=200))
+
 
     ``callback(step, activations)`` may return True to stop early; ``snapshot(step,
     images)`` sees the images of every step (see :func:`render`), e.g. to stream them."""

@@ -18,15 +18,29 @@ async function errorText(response) {
   catch { return `${response.status} ${response.statusText}`; }
 }
 
-// Paint 784 pixels (bytes 0..255 from base64, or floats 0..1) into a 28x28 canvas.
-function paint28(canvas, pixels) {
+// Paint an image of the model's input shape (H*W*C bytes 0..255, channel-last; shape
+// [H, W, C], C = 1 grey or 3 colour) into a canvas of H x W pixels.
+function paint(canvas, pixels, shape = [28, 28, 1]) {
+  const [h, w, c] = shape;
+  canvas.width = w;
+  canvas.height = h;
   const ctx = canvas.getContext("2d");
-  const img = ctx.createImageData(28, 28);
-  for (let i = 0; i < 784; i++) {
-    const v = pixels[i];
-    img.data.set([v, v, v, 255], 4 * i);
+  const img = ctx.createImageData(w, h);
+  for (let i = 0; i < h * w; i++) {
+    const rgb = c === 3 ? [pixels[3 * i], pixels[3 * i + 1], pixels[3 * i + 2]]
+      : [pixels[i], pixels[i], pixels[i]];
+    img.data.set([...rgb, 255], 4 * i);
   }
   ctx.putImageData(img, 0, 0);
+}
+
+const modelShape = () => state.model.input_shape;
+const isMnistShape = () => modelShape().join() === "28,28,1";
+
+// A class as the user knows it: "3" for digits, "0 T-shirt/top" for named classes.
+function className(k) {
+  const n = (state.model.class_names || [])[k];
+  return n === undefined || n === String(k) ? String(k) : `${k} ${n}`;
 }
 
 function decodeImage(b64) {
@@ -157,12 +171,12 @@ async function readEvents(response, handle) {
 function onEvent(kind, data, request) {
   const canvas = $("vis-image"), steps = request.config.steps;
   if (kind === "step") {
-    paint28(canvas, decodeImage(data.image));
+    paint(canvas, decodeImage(data.image), modelShape());
     state.curve.push([data.step, data.activation]);
     drawCurve(steps);
     setStatus(`step ${data.step + 1}/${steps} · activation ${fmt(data.activation)}`);
   } else if (kind === "done") {
-    paint28(canvas, decodeImage(data.image));
+    paint(canvas, decodeImage(data.image), modelShape());
     canvas.dataset.runs = String(Number(canvas.dataset.runs) + 1);
     canvas.dataset.config = JSON.stringify(request.config);
     canvas.dataset.activation = String(data.activation);
@@ -174,7 +188,7 @@ function onEvent(kind, data, request) {
 }
 
 function showFinal(d) {
-  const top = d.top3.map((t) => `${t.class} (${(100 * t.probability).toFixed(1)}%)`).join(", ");
+  const top = d.top3.map((t) => `${className(t.class)} (${(100 * t.probability).toFixed(1)}%)`).join(", ");
   const rows = [
     ["activation", fmt(d.activation)],
     ["next highest", `${fmt(d.next_activation)} (neuron ${neuronName(d.layer, d.next_index)})`],
@@ -266,7 +280,7 @@ function clearPad() {
   pad.ctx.fillStyle = "#000";
   pad.ctx.fillRect(0, 0, 280, 280);
   state.drawn = null;
-  paint28($("pad28"), new Uint8Array(784));
+  paint($("pad28"), new Uint8Array(784));
   $("use-drawing").disabled = true;
   $("init").querySelector("option[value=image]").disabled = true;
 }
@@ -333,9 +347,39 @@ async function sendQuery() {
   if (pad.busy) { pad.dirty = true; return; }
   const image = padTo28();
   if (!image) return;
+  paint($("pad28"), image.map((v) => Math.round(255 * v)));
+  await postQuery(image);
+}
+
+// An uploaded picture, resampled to the model's input shape, as the image to query and
+// to start from (any input shape; drawing is for 28x28 grey inputs only).
+function upload(file) {
+  const [h, w, c] = modelShape();
+  const img = new Image();
+  img.onload = async () => {
+    const tmp = document.createElement("canvas");
+    tmp.width = w;
+    tmp.height = h;
+    const t = tmp.getContext("2d", { willReadFrequently: true });
+    t.imageSmoothingQuality = "high";
+    t.drawImage(img, 0, 0, w, h);
+    const px = t.getImageData(0, 0, w, h).data;
+    const image = new Float32Array(h * w * c);
+    for (let i = 0; i < h * w; i++) {
+      if (c === 3) for (let k = 0; k < 3; k++) image[3 * i + k] = px[4 * i + k] / 255;
+      else image[i] = (px[4 * i] + px[4 * i + 1] + px[4 * i + 2]) / 765;
+    }
+    URL.revokeObjectURL(img.src);
+    paint($("pad28"), image.map((v) => Math.round(255 * v)), [h, w, c]);
+    await postQuery(image);
+  };
+  img.onerror = () => { $("strip-tip").textContent = "that file is not an image the browser can read"; };
+  img.src = URL.createObjectURL(file);
+}
+
+async function postQuery(image) {
   pad.busy = true;
   state.drawn = Array.from(image, (v) => Math.round(v * 1000) / 1000);
-  paint28($("pad28"), image.map((v) => Math.round(255 * v)));
   $("use-drawing").disabled = false;
   $("init").querySelector("option[value=image]").disabled = false;
   try {
@@ -352,14 +396,17 @@ async function sendQuery() {
 }
 
 function buildProbabilities() {
-  $("probs").innerHTML = Array.from({ length: 10 }, (_, k) =>
-    `<div class="prob" id="p${k}"><b>${k}</b><div class="bar"><i></i></div><span></span></div>`).join("");
+  const K = state.model.sizes[state.model.sizes.length - 1];
+  $("probs").innerHTML = Array.from({ length: K }, (_, k) =>
+    `<div class="prob" id="p${k}"><b></b><div class="bar"><i></i></div><span></span></div>`).join("");
+  for (let k = 0; k < K; k++) $(`p${k}`).querySelector("b").textContent = className(k);
 }
 
 function showProbabilities(probs) {
   $("probs").dataset.probs = probs ? JSON.stringify(probs) : "";
   const best = probs ? probs.indexOf(Math.max(...probs)) : -1;
-  for (let k = 0; k < 10; k++) {
+  const K = state.model.sizes[state.model.sizes.length - 1];
+  for (let k = 0; k < K; k++) {
     const row = $(`p${k}`), p = probs ? probs[k] : 0;
     row.querySelector("i").style.width = `${100 * p}%`;
     row.querySelector("span").textContent = probs ? `${(100 * p).toFixed(1)}%` : "";
@@ -450,7 +497,12 @@ async function main() {
   const response = await fetch("api/model");
   if (!response.ok) { setStatus(await errorText(response), true); return; }
   state.model = await response.json();
-  $("run").textContent = `run ${state.model.run} · ${state.model.sizes.join("-")}`;
+  const m = state.model;
+  $("run").textContent = `run ${m.run} · ${m.sizes.join("-")} · ${m.activations.join("/")}` +
+    ` · ${m.dataset}`;
+  $("pad").hidden = $("clear").hidden = !isMnistShape();
+  $("no-pad").hidden = isMnistShape();
+  $("upload").addEventListener("change", (e) => { if (e.target.files[0]) upload(e.target.files[0]); });
   buildNeuronPicker();
   buildSliders();
   wireControls();

@@ -1,0 +1,130 @@
+"""Your own data: a .npz of 32x32x3 images through train, evaluate, visualize, analyze and
+atlas from the command line; the dataset's identity in every cache; bad files refused."""
+
+import json
+
+import numpy as np
+import pytest
+
+from neuronatlas import MLP, DataError, load_dataset
+from neuronatlas.analysis import analyze
+from neuronatlas.data import Dataset
+
+from .test_cli import assert_user_error, run_cli
+
+NAMES = ["red", "green", "blue"]
+
+
+def colour_arrays(n, seed):
+    """Images of a bright square in one colour channel (the class) on faint noise."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    x = rng.integers(0, 30, (n, 32, 32, 3)).astype(np.uint8)
+    for i, c in enumerate(y):
+        r, col = rng.integers(6, 26, 2)
+        x[i, r - 5:r + 5, col - 5:col + 5, c] = 220
+    return x, y
+
+
+@pytest.fixture(scope="module")
+def colour_npz(tmp_path_factory):
+    path = tmp_path_factory.mktemp("colour") / "colour.npz"
+    (xt, yt), (xv, yv) = colour_arrays(600, 0), colour_arrays(200, 1)
+    np.savez(path, x_train=xt, y_train=yt, x_test=xv, y_test=yv, class_names=np.array(NAMES))
+    return path
+
+
+def test_npz_is_read_as_images_with_names_and_identity(colour_npz):
+    data = load_dataset(colour_npz)
+    assert data.shape == (32, 32, 3) and data.n_inputs == 3072 and data.class_names == tuple(NAMES)
+    assert data.train_x.dtype == np.float32 and 0 <= data.train_x.min() <= data.train_x.max() <= 1
+    assert data.identity["name"] == "colour.npz" and len(data.identity["sha256"]) == 64
+    # channel-last: pixel (r, c) channel k is at (r * 32 + c) * 3 + k
+    raw = np.load(colour_npz)["x_train"]
+    assert data.train_x[0, (5 * 32 + 7) * 3 + 2] == np.float32(raw[0, 5, 7, 2] / np.float32(255))
+
+
+def test_colour_npz_through_every_verb(colour_npz, tmp_path):
+    run = tmp_path / "run"
+    proc = run_cli("train", "--dataset", colour_npz, "--sizes", "3072,32,16,3", "--activation",
+                   "tanh", "--epochs", "2", "--fine-tune-epochs", "0", "--run", run)
+    assert proc.returncode == 0, proc.stderr
+    meta = MLP.load(run / "model.safetensors")
+    assert meta.input_shape == (32, 32, 3) and meta.class_names == tuple(NAMES)
+    assert meta.metadata["dataset_path"] == str(colour_npz.resolve())
+    proc = run_cli("evaluate", "--run", run)  # the recorded dataset, without naming it
+    assert proc.returncode == 0 and "green" in proc.stdout, proc.stderr
+    assert json.loads((run / "evaluation-test.json").read_text())["dataset"]["name"] == \
+        "colour.npz"
+    proc = run_cli("visualize", "1:0", "3:2", "--steps", "5", "--run", run)
+    assert proc.returncode == 0, proc.stderr
+    from PIL import Image
+
+    png = next((run / "vis").glob("*/L1N0.png"))
+    assert Image.open(png).mode == "RGB" and Image.open(png).size == (256, 256)
+    proc = run_cli("analyze", "--run", run, "--k", "4")
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("atlas", "--run", run)
+    assert proc.returncode == 0, proc.stderr
+    doc = (run / "atlas" / "data" / "meta.js").read_text()
+    meta_js = json.loads(doc[doc.index("(") + 1: doc.rindex(")")])
+    assert meta_js["tile"] == [32, 32] and meta_js["channels"] == 3
+    assert meta_js["class_names"] == NAMES and meta_js["dataset"] == "colour.npz"
+    sheet = Image.open(run / "atlas" / "sprites" / "L1.png")
+    assert sheet.mode == "RGB" and sheet.size == (32 * 32, 32)
+    # the model does not fit MNIST: naming it is one clear error
+    assert_user_error(run_cli("evaluate", "--run", run, "--dataset", "mnist"),
+                      "takes 3072 inputs")
+
+
+def test_an_analysis_is_never_reused_for_other_data(colour_npz, tmp_path):
+    data = load_dataset(colour_npz)
+    model = MLP.init((3072, 12, 3), rng=np.random.default_rng(0), input_shape=(32, 32, 3))
+    first = analyze(tmp_path, model, data, k=4)
+    again = analyze(tmp_path, model, data, k=4)
+    assert "activations" in again.reused and "examples" in again.reused
+    other = Dataset(data.train_x, data.train_y, data.test_x[::-1].copy(), data.test_y[::-1].copy(),
+                    name="colour.npz", shape=data.shape, class_names=data.class_names)
+    assert other.identity["sha256"] != data.identity["sha256"]
+    third = analyze(tmp_path, model, other, k=4)
+    assert third.reused == []  # every stage recomputed for the other data
+    assert third.examples["layers"]["1"]["top_activation"] == \
+        first.examples["layers"]["1"]["top_activation"]  # same images, other order
+    meta = json.loads((tmp_path / "analysis" / "activations" / "meta.json").read_text())
+    assert meta["dataset_sha256"] == other.identity["sha256"]
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda p: p.write_bytes(b"PK\x03\x04 not really a zip"), "not a readable .npz"),
+    (lambda p: np.savez(p, x_train=np.zeros((4, 8, 8), np.uint8)), "lacks y_train"),
+    (lambda p: np.savez(p, x_train=np.full((4, 4, 4), np.nan, np.float32),
+                        y_train=np.zeros(4, np.int64), x_test=np.zeros((2, 4, 4), np.float32),
+                        y_test=np.zeros(2, np.int64)), "NaN"),
+    (lambda p: np.savez(p, x_train=np.zeros((4, 4, 4), np.uint8), y_train=np.zeros(3, np.int64),
+                        x_test=np.zeros((2, 4, 4), np.uint8), y_test=np.zeros(2, np.int64)),
+     r"y_train has shape \(3,\), expected \(4,\)"),
+    (lambda p: np.savez(p, x_train=np.zeros((4, 4, 4), np.uint8),
+                        y_train=np.array([0, 1, 2, 3.5]), x_test=np.zeros((2, 4, 4), np.uint8),
+                        y_test=np.zeros(2, np.int64)), "labels are integers"),
+    (lambda p: np.savez(p, x_train=np.zeros((4, 10), np.uint8), y_train=np.zeros(4, np.int64),
+                        x_test=np.zeros((2, 10), np.uint8), y_test=np.zeros(2, np.int64)),
+     "need a declared 'shape'"),
+    (lambda p: np.savez(p, x_train=np.array([object()] * 4), y_train=np.zeros(4, np.int64),
+                        x_test=np.zeros((2, 4, 4), np.uint8), y_test=np.zeros(2, np.int64)),
+     "not a readable .npz"),
+])
+def test_bad_dataset_files_are_one_clear_error(tmp_path, make, message):
+    path = tmp_path / "bad.npz"
+    make(path)
+    with pytest.raises(DataError, match=message):
+        load_dataset(path)
+
+
+def test_a_truncated_npz_through_the_cli(colour_npz, tmp_path):
+    cut = tmp_path / "cut.npz"
+    cut.write_bytes(colour_npz.read_bytes()[:5000])
+    assert_user_error(run_cli("train", "--dataset", cut, "--run", tmp_path / "r"),
+                      "not a readable .npz")
+    assert_user_error(run_cli("train", "--dataset", "cifar", "--run", tmp_path / "r"),
+                      "unknown dataset 'cifar'")
+    assert not (tmp_path / "r").exists()
