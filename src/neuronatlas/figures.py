@@ -67,7 +67,7 @@ def _cls(class_names, c) -> str:
 
 
 def fig1(targets, steps, images_raw, images_clipped, activation_raw, activation_clipped,
-         next_raw, next_clipped, *, shape=MNIST_SHAPE, class_names=None) -> Figure:
+         next_raw, next_clipped, *, shape=MNIST_SHAPE, class_names=None, dataset=None) -> Figure:
     """Figure 1: unregularised images (top row) above their clipped counterparts; under
     each its activation (green) and the second-most activated node's (grey)."""
     targets = np.asarray(targets)
@@ -94,7 +94,8 @@ def fig1(targets, steps, images_raw, images_clipped, activation_raw, activation_
 
 
 def fig2(index, labels, targets, originals, adversarials, probs_original, probs_adversarial,
-         steps_to_confidence, *, shape=MNIST_SHAPE, class_names=None) -> Figure:
+         steps_to_confidence, *, shape=MNIST_SHAPE, class_names=None,
+         dataset: str = "MNIST") -> Figure:
     """Figure 2: MNIST images beside their adversarial examples. Under each: its top
     class and probability (bar green when that is the image's true class, red when not),
     then a lighter bar: the share of the other classes' total probability that belongs to
@@ -129,8 +130,8 @@ def fig2(index, labels, targets, originals, adversarials, probs_original, probs_
                  f"{_cls(class_names, other)}: {100 * probs[other]:.3g}% of {100 * rest:.3g}%",
                  LIGHT_GREEN if other == label else LIGHT_RED, f"{letter}{roman} other",
                  small=True)
-    fig.suptitle("Figure 2: test images (i) and the adversarial examples made from them (ii)",
-                 fontsize=10)
+    fig.suptitle(f"Figure 2: {dataset} images (i) and the adversarial examples made from them "
+                 "(ii)", fontsize=10)
     return fig
 
 
@@ -152,7 +153,7 @@ def _bar(ax: Axes, value: float, text: str, color: str, label: str, small: bool 
 
 
 def fig3(nodes, tv, images, activation, averages, steps=100, *, shape=MNIST_SHAPE,
-         class_names=None) -> Figure:
+         class_names=None, dataset: str = "MNIST") -> Figure:
     """Figure 3: output nodes (rows) x TV weight (columns, exponential), the average of
     the MNIST images that drive each node on the left; activation under each in red."""
     R, C = images.shape[:2]
@@ -163,7 +164,7 @@ def fig3(nodes, tv, images, activation, averages, steps=100, *, shape=MNIST_SHAP
         _image(ax, averages[r], f"average {int(nodes[r])}", shape)
         ax.set_ylabel(f"node {_cls(class_names, nodes[r])}", fontsize=9)
         if r == 0:
-            ax.set_title("dataset average", fontsize=8)
+            ax.set_title(f"{dataset} average", fontsize=8)
         for c in range(C):
             ax = axes[r, c + 1]
             _image(ax, images[r, c], f"{int(nodes[r])} tv={tv[c]:g}", shape)
@@ -197,7 +198,7 @@ def _grid(target, tv, l1_percent, images, texts, opacity, title: str, shape) -> 
 
 
 def fig4(target, tv, l1_percent, images, activation, ratio=None, *, shape=MNIST_SHAPE,
-         class_names=None) -> Figure:
+         class_names=None, dataset=None) -> Figure:
     """Figure 4: output neuron 3, TV rows (exponential) x L1 columns (linear, % of TV);
     activation in red, in a red box whose opacity is the error 1 - activation."""
     texts = [[f"{a:.4f}" for a in row] for row in activation]
@@ -207,7 +208,7 @@ def fig4(target, tv, l1_percent, images, activation, ratio=None, *, shape=MNIST_
 
 
 def fig5(target, tv, l1_percent, images, activation, ratio, *, shape=MNIST_SHAPE,
-         class_names=None) -> Figure:
+         class_names=None, dataset=None) -> Figure:
     """Figure 5: hidden neuron 7:1, the same grid at 30 steps; ratio to the next-highest
     neuron (raw activation), box opacity 1 - ratio / max ratio."""
     ratio = np.asarray(ratio, dtype=np.float64)
@@ -221,7 +222,8 @@ def fig5(target, tv, l1_percent, images, activation, ratio, *, shape=MNIST_SHAPE
 
 
 def fig_selected(titles, set_index, targets, images, ratio, activation, top3_classes,
-                 top3_probs, *, number: int = 6, shape=MNIST_SHAPE, class_names=None) -> Figure:
+                 top3_probs, *, number: int = 6, shape=MNIST_SHAPE, class_names=None,
+                 dataset=None) -> Figure:
     """Figures 6 and 7: sets of selected hidden neurons, each set's hyper-parameters
     above it; under each image its ratio (raw activation) in red, then the top-3 outputs
     of the visualisation in light black."""

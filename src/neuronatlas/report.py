@@ -271,7 +271,8 @@ def _draw(ctx: Context, name: str, arrays: dict[str, np.ndarray]) -> None:
 
     folder = ctx.run / "figures"
     png, pdf = folder / f"{name}.png", folder / f"{name}.pdf"
-    look = {"shape": list(ctx.model.input_shape), "class_names": list(ctx.model.class_names)}
+    look = {"shape": list(ctx.model.input_shape), "class_names": list(ctx.model.class_names),
+            "dataset": "MNIST" if ctx.data.name == "mnist" else ctx.data.name}
     settings = {"data_sha256": file_sha256(folder / "data" / f"{name}.npz"),
                 "style": FIGURE_STYLE, **look}
     record = folder / "data" / f"{name}-drawn.json"
@@ -280,7 +281,7 @@ def _draw(ctx: Context, name: str, arrays: dict[str, np.ndarray]) -> None:
         return
     t = time.perf_counter()
     fig = FIGURES[name](**arrays, shape=ctx.model.input_shape,
-                        class_names=ctx.model.class_names)
+                        class_names=ctx.model.class_names, dataset=look["dataset"])
     atomic_write_bytes(pdf, figure_bytes(fig, "pdf"))
     atomic_write_bytes(png, figure_bytes(fig, "png"))
     atomic_write_json(record, {"model_sha256": ctx.stages.sha,

@@ -44,6 +44,8 @@ class SGDStep:
         self.acts = [None, *model.activation_fns, None]
         self.z = [np.empty((B, n), dt) if act is not None and not act.is_relu else None
                   for n, act in zip(model.sizes, self.acts)]
+        # f'(z) of those layers, from the forward pass
+        self.deriv = [None if z is None else np.empty_like(z) for z in self.z]
         self.bias_grad = [np.empty(n, dt) for n in model.sizes[1:]]
         W = model.weights
         self.fwd = [GemmPlan(self.h[l], W[l], self.h[l + 1], trans_b=True, use_blas=use_blas)
@@ -70,9 +72,10 @@ class SGDStep:
             if l < L - 1:
                 if self.z[l + 1] is None:
                     np.maximum(h[l + 1], 0, out=h[l + 1])  # ReLU in place
-                else:
+                else:  # f(z) and f'(z) together (they share their costly part)
                     np.copyto(self.z[l + 1], h[l + 1])
-                    h[l + 1][...] = self.acts[l + 1].forward(self.z[l + 1])
+                    self.acts[l + 1].forward_and_derivative_into(self.z[l + 1], h[l + 1],
+                                                                 self.deriv[l + 1])
         # SoftMax + mean cross-entropy from the logits (Appendix 1): loss = lse(z) - z_t
         z = h[L]
         z -= z.max(axis=1, keepdims=True)
@@ -100,5 +103,5 @@ class SGDStep:
                     np.greater(h[l - 1], 0, out=self.mask[l - 1])  # ReLU'(z) = [a > 0]
                     np.multiply(d[l - 1], self.mask[l - 1], out=d[l - 1])
                 else:  # f'(z) of this layer's activation
-                    d[l - 1] *= self.acts[l - 1].derivative(self.z[l - 1], h[l - 1])
+                    d[l - 1] *= self.deriv[l - 1]
         return loss

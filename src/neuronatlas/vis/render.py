@@ -109,6 +109,8 @@ class Renderer:
                              for l in range(1, self.top + 1)]
         self.z = [np.empty((self.m[l], sizes[l]), dt) if act is not None and not act.is_relu
                   else None for l, act in enumerate(self.act)]
+        # f'(z) of those layers, from the forward pass
+        self.deriv = [None if z is None else np.empty_like(z) for z in self.z]
         W, m = model.weights, self.m
         self.fwd = [None] + [GemmPlan(self.a[l - 1][: m[l]], W[l - 1], self.a[l][: m[l]],
                                       trans_b=True) for l in range(1, self.top + 1)]
@@ -141,9 +143,9 @@ class Renderer:
             a += b[l - 1]
             if l < L and self.z[l] is None:
                 np.maximum(a, 0, out=a)  # ReLU in place
-            elif l < L:
+            elif l < L:  # f(z) and f'(z) together (they share their costly part)
                 np.copyto(self.z[l], a)
-                a[...] = self.act[l].forward(self.z[l])
+                self.act[l].forward_and_derivative_into(self.z[l], a, self.deriv[l])
             else:  # SoftMax with the max subtracted (Appendix item 1)
                 a -= a.max(axis=1, keepdims=True)
                 np.exp(a, out=a)
@@ -173,7 +175,7 @@ class Renderer:
                 np.greater(a, 0, out=self.mask[l])
                 g *= self.mask[l]
             elif l < L:
-                g *= self.act[l].derivative(self.z[l], a)
+                g *= self.deriv[l]
             else:  # SoftMax Jacobian (Appendix item 1): dz = y * (g - <g, y>)
                 g -= (g * a).sum(axis=1, keepdims=True)
                 g *= a
