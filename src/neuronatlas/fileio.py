@@ -6,6 +6,7 @@ command would trust (docs/format.md, "A run folder").
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -13,6 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from .errors import RunFolderError
+
+
+def sha256_of(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
+    """The file's sha256, read in chunks (a dataset may be hundreds of MB); OSError when
+    it cannot be read."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
 
 
 def ensure_dir(path: str | os.PathLike) -> Path:

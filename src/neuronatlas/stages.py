@@ -8,13 +8,12 @@ other settings, a half-written or edited arrays file), never trusting a stale ca
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .fileio import atomic_write_json
+from .fileio import atomic_write_json, sha256_of
 
 Log = Callable[[str], None]  # one line of news for the user
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -23,7 +22,7 @@ Progress = Callable[[str, int, int], None]  # (stage, done, total)
 def file_sha256(path: Path) -> str | None:
     """The file's sha256, or None when it cannot be read."""
     try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        return sha256_of(path)
     except OSError:
         return None
 

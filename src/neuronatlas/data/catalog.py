@@ -106,7 +106,7 @@ def load_idx_dataset(
 
     def images(i):
         a = arrays[NAMES[i]]
-        return (a.reshape(len(a), -1) / np.float32(255)).astype(np.float32)
+        return np.divide(a.reshape(len(a), -1), np.float32(255), dtype=np.float32)
 
     identity = hashlib.sha256("".join(spec.files[n].sha256 for n in NAMES).encode())
     return Dataset(

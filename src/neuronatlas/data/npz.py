@@ -8,13 +8,13 @@ or float in [0, 1]. Labels are integers 0..K-1. Nothing is unpickled.
 
 from __future__ import annotations
 
-import hashlib
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError
+from ..fileio import sha256_of
 from .dataset import Dataset
 
 MAX_INPUTS = 1 << 20  # pixels per image; a dense first layer on more is not sensible here
@@ -33,7 +33,7 @@ def load_npz(path: str | Path) -> Dataset:
     if not path.is_file():
         raise DataError(f"dataset file not found: {path}")
     try:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        digest = sha256_of(path)
         with np.load(path, allow_pickle=False) as z:
             if not hasattr(z, "files"):
                 raise DataError(f"{path} is a single .npy array, not an .npz of x_train, "
@@ -103,8 +103,8 @@ def _images(path: Path, x: np.ndarray, key: str, shape) -> np.ndarray:
         raise DataError(f"{path}: {key} has shape {x.shape}, not images of {shape}")
     if n > MAX_INPUTS:
         raise DataError(f"{path}: images of {n} values are more than {MAX_INPUTS}")
-    if x.dtype == np.uint8:
-        return (x.reshape(len(x), n) / np.float32(255)).astype(np.float32)
+    if x.dtype == np.uint8:  # one float32 array, no temporary of its size
+        return np.divide(x.reshape(len(x), n), np.float32(255), dtype=np.float32)
     if x.dtype.kind != "f":
         raise DataError(f"{path}: {key} is {x.dtype}; images are uint8 or float in [0, 1]")
     flat = x.reshape(len(x), n).astype(np.float32)
