@@ -192,3 +192,36 @@ def test_state_dict_loaded_with_the_wrong_architecture_names_the_mismatch(torch,
     save_file(net.state_dict(), tmp_path / "sd.safetensors")
     with pytest.raises(ModelFileError, match="3 activations given for 1 hidden layers"):
         MLP.load(tmp_path / "sd.safetensors", activation="relu,relu,relu")
+
+
+def test_onnx_refusals_through_the_cli(torch, nn, tmp_path, mnist):
+    """A convolution, a residual connection and NaN weights in an ONNX file: one line each,
+    exit 2, and no run folder left holding a half-imported model."""
+    conv = export(torch, nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(),
+                                       nn.Linear(2 * 26 * 26, 10)),
+                  tmp_path / "conv.onnx", 17, shape=(1, 1, 28, 28))
+
+    class Residual(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.out = nn.Linear(784, 784), nn.Linear(784, 10)
+
+        def forward(self, x):
+            return self.out(torch.relu(self.a(x)) + x)
+
+    residual = export(torch, Residual(), tmp_path / "res.onnx", 17)
+    bad = nn.Sequential(nn.Linear(784, 8), nn.ReLU(), nn.Linear(8, 10))
+    with torch.no_grad():
+        bad[2].bias[3] = float("nan")
+    nan = export(torch, bad, tmp_path / "nan.onnx", 17)
+    for path, message in ((conv, "ONNX op Conv is not supported"),
+                          (residual, "residual or branching"), (nan, "NaN")):
+        assert_user_error(run_cli("import", path, "--run", tmp_path / path.stem), message)
+        assert not (tmp_path / path.stem / "model.safetensors").exists()
+    assert_user_error(run_cli("import", tmp_path / "none.onnx", "--run", tmp_path / "x"),
+                      "not found")
+    (tmp_path / "junk.onnx").write_bytes(b"\x08\x07 not protobuf at all \xff\xfe")
+    assert_user_error(run_cli("import", tmp_path / "junk.onnx", "--run", tmp_path / "x"),
+                      "junk.onnx")
+    assert_user_error(run_cli("train", "--activation", "mish", "--run", tmp_path / "t"),
+                      "unsupported activation 'mish'")
