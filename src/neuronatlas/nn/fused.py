@@ -9,7 +9,7 @@ The maths is exactly :meth:`MLP.loss_and_grads` followed by ``p -= lr * grad``
   so ``dL/dW`` is never materialised;
 * layer 1's ``dL/dX`` is not computed (nothing needs it);
 * ReLU layers work in place on the activations (ReLU'(z) = [a > 0]); a layer with
-  another activation also keeps its pre-activation z for f'(z) (element-wise work only).
+  another activation keeps f'(z) from the forward pass (element-wise work only).
 
 A bias-free Linear keeps its zero bias: its update is skipped.
 """
@@ -40,12 +40,10 @@ class SGDStep:
         # d[l]: dL/dz of layer l (d[0] unused)
         self.d = [np.empty((B, n), dt) for n in model.sizes]
         self.mask = [np.empty((B, n), bool) for n in model.sizes]
-        # z[l]: layer l's pre-activation, kept for hidden layers whose activation is not ReLU
+        # deriv[l]: f'(z) of hidden layer l, from the forward pass, where f is not ReLU
         self.acts = [None, *model.activation_fns, None]
-        self.z = [np.empty((B, n), dt) if act is not None and not act.is_relu else None
-                  for n, act in zip(model.sizes, self.acts)]
-        # f'(z) of those layers, from the forward pass
-        self.deriv = [None if z is None else np.empty_like(z) for z in self.z]
+        self.deriv = [np.empty((B, n), dt) if act is not None and not act.is_relu else None
+                      for n, act in zip(model.sizes, self.acts)]
         self.bias_grad = [np.empty(n, dt) for n in model.sizes[1:]]
         W = model.weights
         self.fwd = [GemmPlan(self.h[l], W[l], self.h[l + 1], trans_b=True, use_blas=use_blas)
@@ -70,11 +68,10 @@ class SGDStep:
             self.fwd[l]()  # h[l+1] = h[l] @ W.T: (B,in)@(in,out) -> (B,out)
             h[l + 1] += b[l]
             if l < L - 1:
-                if self.z[l + 1] is None:
+                if self.deriv[l + 1] is None:
                     np.maximum(h[l + 1], 0, out=h[l + 1])  # ReLU in place
-                else:  # f(z) and f'(z) together (they share their costly part)
-                    np.copyto(self.z[l + 1], h[l + 1])
-                    self.acts[l + 1].forward_and_derivative_into(self.z[l + 1], h[l + 1],
+                else:  # f(z) and f'(z) together (they share their costly part), in place
+                    self.acts[l + 1].forward_and_derivative_into(h[l + 1], h[l + 1],
                                                                  self.deriv[l + 1])
         # SoftMax + mean cross-entropy from the logits (Appendix 1): loss = lse(z) - z_t
         z = h[L]
@@ -99,7 +96,7 @@ class SGDStep:
                 g *= self._alpha
                 b[l - 1] += g
             if l > 1:
-                if self.z[l - 1] is None:
+                if self.deriv[l - 1] is None:
                     np.greater(h[l - 1], 0, out=self.mask[l - 1])  # ReLU'(z) = [a > 0]
                     np.multiply(d[l - 1], self.mask[l - 1], out=d[l - 1])
                 else:  # f'(z) of this layer's activation

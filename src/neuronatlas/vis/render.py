@@ -104,13 +104,13 @@ class Renderer:
         self.a = [np.empty((self.n[l], sizes[l]), dt) for l in range(self.top + 1)]
         self.g = [np.empty((self.n[l], sizes[l]), dt) for l in range(self.top + 1)]
         self.mask = [np.empty((self.m[l], sizes[l]), bool) for l in range(self.top + 1)]
-        # hidden layers whose activation is not ReLU keep their pre-activation z for f'(z)
+        # hidden layers whose activation is not ReLU keep f'(z) from the forward pass (and
+        # z itself where a reviving objective needs it, below)
         self.act = [None] + [model.activation(l) if l < L else None
                              for l in range(1, self.top + 1)]
-        self.z = [np.empty((self.m[l], sizes[l]), dt) if act is not None and not act.is_relu
-                  else None for l, act in enumerate(self.act)]
-        # f'(z) of those layers, from the forward pass
-        self.deriv = [None if z is None else np.empty_like(z) for z in self.z]
+        self.deriv = [np.empty((self.m[l], sizes[l]), dt)
+                      if act is not None and not act.is_relu else None
+                      for l, act in enumerate(self.act)]
         W, m = model.weights, self.m
         self.fwd = [None] + [GemmPlan(self.a[l - 1][: m[l]], W[l - 1], self.a[l][: m[l]],
                                       trans_b=True) for l in range(1, self.top + 1)]
@@ -124,6 +124,9 @@ class Renderer:
                     by_layer.setdefault(t.layer, []).append((row, t))
         self.seeds = {l: _Seeds(l, sizes[l], terms, l >= L or model.activation(l).is_relu)
                       for l, terms in by_layer.items()}
+        self.z = [np.empty_like(d) if d is not None and l in self.seeds
+                  and self.seeds[l].revive is not None else None
+                  for l, d in enumerate(self.deriv)]
         self.singles = {l: _Single(l, [(row, obj.terms[0]) for row, obj in rows_objs
                                        if obj.depth == l and row >= m[l]], model)
                         for l in range(1, self.top + 1) if m[l] < self.n[l]}
@@ -141,11 +144,12 @@ class Renderer:
             self.fwd[l]()  # a_l = a_{l-1} @ W_l.T: (m,in)@(in,out) -> (m,out)
             a = self.a[l][: self.m[l]]
             a += b[l - 1]
-            if l < L and self.z[l] is None:
+            if l < L and self.deriv[l] is None:
                 np.maximum(a, 0, out=a)  # ReLU in place
-            elif l < L:  # f(z) and f'(z) together (they share their costly part)
-                np.copyto(self.z[l], a)
-                self.act[l].forward_and_derivative_into(self.z[l], a, self.deriv[l])
+            elif l < L:  # f(z) and f'(z) together (they share their costly part), in place
+                if self.z[l] is not None:
+                    np.copyto(self.z[l], a)
+                self.act[l].forward_and_derivative_into(a, a, self.deriv[l])
             else:  # SoftMax with the max subtracted (Appendix item 1)
                 a -= a.max(axis=1, keepdims=True)
                 np.exp(a, out=a)
@@ -171,7 +175,7 @@ class Renderer:
             seeds = self.seeds.get(l)
             if seeds is not None:
                 seeds.add_post(g)
-            if l < L and self.z[l] is None:  # ReLU'(z) = [a > 0]
+            if l < L and self.deriv[l] is None:  # ReLU'(z) = [a > 0]
                 np.greater(a, 0, out=self.mask[l])
                 g *= self.mask[l]
             elif l < L:
