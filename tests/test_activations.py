@@ -33,14 +33,10 @@ def test_derivative_matches_central_differences(spec):
 
 
 def torch_module(torch, act: Activation):
-    nn = torch.nn
-    return {
-        "relu": lambda: nn.ReLU(), "leaky_relu": lambda: nn.LeakyReLU(act.param),
-        "elu": lambda: nn.ELU(act.param), "gelu": lambda: nn.GELU(),
-        "gelu_tanh": lambda: nn.GELU(approximate="tanh"), "silu": lambda: nn.SiLU(),
-        "softplus": lambda: nn.Softplus(act.param), "tanh": lambda: nn.Tanh(),
-        "sigmoid": lambda: nn.Sigmoid(), "identity": lambda: nn.Identity(),
-    }[act.name]()
+    """The PyTorch module of ``act`` (the importer's own mapping, checked here)."""
+    from neuronatlas.importers.pytorch import torch_activation
+
+    return torch_activation(act)
 
 
 @pytest.mark.torch
@@ -245,3 +241,34 @@ def test_revive_lifts_a_gelu_neuron_that_plain_ascent_drives_down():
     revived = visualize(m, [(1, i)], VisConfig(steps=60, lr=0.05, tv=0, l1=0, revive=True))
     assert plain.activation[0] < 0 < revived.activation[0]
     assert np.isnan(plain.ratio[0])  # no ratio of a negative activation
+
+
+def test_parameters_round_trip_exactly_and_are_part_of_the_identity(tmp_path):
+    from neuronatlas.nn.mlp import model_sha256
+
+    a = MLP.init((16, 4, 2), rng=np.random.default_rng(0), activation="leaky_relu:0.123456789")
+    b = MLP.init((16, 4, 2), rng=np.random.default_rng(0), activation="leaky_relu:0.1234574")
+    a.save(tmp_path / "a.safetensors")
+    assert MLP.load(tmp_path / "a.safetensors").activation(1).param == 0.123456789
+    assert model_sha256(a) != model_sha256(b)
+    with pytest.raises(ConfigError, match=r"must be in \[0, 1\)"):
+        Activation.parse("leaky_relu:-0.2")  # a > f(0) must mean z > 0: "silent" depends on it
+
+
+def test_a_model_without_hidden_layers_saves_and_loads(tmp_path):
+    m = MLP.init((784, 10), rng=np.random.default_rng(0))
+    m.save(tmp_path / "linear.safetensors")
+    back = MLP.load(tmp_path / "linear.safetensors")
+    assert back.sizes == (784, 10) and back.activation_fns == ()
+
+
+def test_training_a_given_model_under_another_activation_is_refused():
+    from neuronatlas import TrainConfig, train
+    from neuronatlas.data import Dataset
+
+    m = MLP.init((16, 4, 2), rng=np.random.default_rng(0), activation="tanh")
+    x = np.random.default_rng(1).random((64, 16)).astype(np.float32)
+    y = np.arange(64) % 2
+    data = Dataset(x, y, x[:8], y[:8])
+    with pytest.raises(ConfigError, match="activations"):
+        train(data, TrainConfig(sizes=(16, 4, 2), epochs=1, fine_tune_epochs=0), model=m)

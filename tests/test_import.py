@@ -13,6 +13,11 @@ from .test_cli import assert_user_error, run_cli
 pytestmark = pytest.mark.torch
 
 
+def run_import(*args):
+    """``neuronatlas import --dataset mnist ARGS``."""
+    return run_cli("import", "--dataset", "mnist", *args)
+
+
 @pytest.fixture
 def nn(torch):
     torch.manual_seed(0)
@@ -155,32 +160,32 @@ def test_import_cli_end_to_end_and_its_refusals(torch, nn, tmp_path, mnist):
 
     net = nn.Sequential(nn.Linear(784, 20), nn.LeakyReLU(0.2), nn.Linear(20, 10))
     path = export(torch, net, tmp_path / "leaky.onnx", 17)
-    proc = run_cli("import", path, "--run", tmp_path / "run")
+    proc = run_import(path, "--run", tmp_path / "run")
     assert proc.returncode == 0, proc.stderr
     assert "check: logits equal onnxruntime's within" in proc.stdout
     proc = run_cli("evaluate", "--run", tmp_path / "run")
     assert proc.returncode == 0, proc.stderr
     # a state_dict needs its activation stated; then it is checked against PyTorch
     save_file(net.state_dict(), tmp_path / "sd.safetensors")
-    assert_user_error(run_cli("import", tmp_path / "sd.safetensors", "--run", tmp_path / "sd"),
+    assert_user_error(run_import(tmp_path / "sd.safetensors", "--run", tmp_path / "sd"),
                       "does not record its activations")
-    assert_user_error(run_cli("import", tmp_path / "sd.safetensors", "--run", tmp_path / "sd",
+    assert_user_error(run_import(tmp_path / "sd.safetensors", "--run", tmp_path / "sd",
                               "--activation", "leaky_relu:0.2", "--sizes", "784,30,10"),
                       "does not match the tensors")
-    proc = run_cli("import", tmp_path / "sd.safetensors", "--run", tmp_path / "sd",
+    proc = run_import(tmp_path / "sd.safetensors", "--run", tmp_path / "sd",
                    "--activation", "leaky_relu:0.2")
     assert proc.returncode == 0 and "logits equal PyTorch's within" in proc.stdout
     # the wrong activation stated: the check against PyTorch cannot catch it (the state_dict
     # has none), but the user said so; a pickle is refused without being read
     torch.save(net, tmp_path / "net.pt")
-    assert_user_error(run_cli("import", tmp_path / "net.pt", "--run", tmp_path / "pt"),
+    assert_user_error(run_import(tmp_path / "net.pt", "--run", tmp_path / "pt"),
                       "pickle", "from_torch")
-    assert_user_error(run_cli("import", tmp_path / "sd.safetensors", "--run", tmp_path / "sd2",
+    assert_user_error(run_import(tmp_path / "sd.safetensors", "--run", tmp_path / "sd2",
                               "--activation", "swish2"), "unsupported activation")
     # a model for other data than the dataset named
     small = nn.Sequential(nn.Linear(100, 8), nn.ReLU(), nn.Linear(8, 10))
     p2 = export(torch, small, tmp_path / "small.onnx", 17, shape=(1, 100))
-    assert_user_error(run_cli("import", p2, "--run", tmp_path / "small"), "takes 100 inputs")
+    assert_user_error(run_import(p2, "--run", tmp_path / "small"), "takes 100 inputs")
 
 
 def test_state_dict_loaded_with_the_wrong_architecture_names_the_mismatch(torch, nn, tmp_path):
@@ -216,12 +221,86 @@ def test_onnx_refusals_through_the_cli(torch, nn, tmp_path, mnist):
     nan = export(torch, bad, tmp_path / "nan.onnx", 17)
     for path, message in ((conv, "ONNX op Conv is not supported"),
                           (residual, "residual or branching"), (nan, "NaN")):
-        assert_user_error(run_cli("import", path, "--run", tmp_path / path.stem), message)
+        assert_user_error(run_import(path, "--run", tmp_path / path.stem), message)
         assert not (tmp_path / path.stem / "model.safetensors").exists()
-    assert_user_error(run_cli("import", tmp_path / "none.onnx", "--run", tmp_path / "x"),
+    assert_user_error(run_import(tmp_path / "none.onnx", "--run", tmp_path / "x"),
                       "not found")
     (tmp_path / "junk.onnx").write_bytes(b"\x08\x07 not protobuf at all \xff\xfe")
-    assert_user_error(run_cli("import", tmp_path / "junk.onnx", "--run", tmp_path / "x"),
+    assert_user_error(run_import(tmp_path / "junk.onnx", "--run", tmp_path / "x"),
                       "junk.onnx")
     assert_user_error(run_cli("train", "--activation", "mish", "--run", tmp_path / "t"),
                       "unsupported activation 'mish'")
+
+
+def test_import_needs_the_dataset_named(tmp_path):
+    """The data a model was made for is never assumed: it decides what every later command
+    evaluates, analyses and draws on."""
+    assert_user_error(run_cli("import", tmp_path / "any.onnx", "--run", tmp_path / "r"),
+                      "--dataset")
+
+
+def test_a_channel_last_onnx_input_is_read_as_such(torch, nn, tmp_path):
+    """(N, H, W, C) input: no reordering; (N, C, H, W): reordered; a shape that could be
+    either needs the layout stated."""
+
+    class Last(nn.Module):  # takes (N, 8, 6, 1) channel-last images
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2 = nn.Linear(48, 8), nn.Linear(8, 4)
+
+        def forward(self, x):
+            return self.fc2(torch.relu(self.fc1(torch.flatten(x, 1))))
+
+    net = Last()
+    path = export(torch, net, tmp_path / "last.onnx", 17, shape=(1, 8, 6, 1))
+    m = from_onnx(path)
+    assert m.input_shape == (8, 6, 1)
+    x = np.random.default_rng(3).random((4, 8, 6, 1), dtype=np.float32)
+    with torch.no_grad():
+        ref = net(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(m.forward(x.reshape(4, -1)), ref, atol=1e-5)
+    both = export(torch, nn.Sequential(nn.Flatten(), nn.Linear(27, 4)), tmp_path / "b.onnx", 17,
+                  shape=(1, 3, 3, 3))
+    with pytest.raises(ImportRefused, match="say which"):
+        from_onnx(both)
+    assert from_onnx(both, channels_first=True).input_shape == (3, 3, 3)
+
+
+def test_from_torch_refuses_what_it_cannot_honour(torch, nn):
+    net = nn.Sequential(nn.Linear(12, 4), nn.ReLU(), nn.Linear(4, 2))
+    with pytest.raises(ImportRefused, match="channels_first needs input_shape"):
+        from_torch(net, channels_first=True)
+    F = torch.nn.functional
+
+    class Soft(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(12, 4), nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.b(F.softplus(self.a(x), 1, 2))
+
+    with pytest.raises(ImportRefused, match="threshold 2"):
+        from_torch(Soft())
+
+
+def test_onnx_gemm_bias_of_shape_1_by_out(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(4)
+    w1, b1 = rng.standard_normal((5, 4)).astype(np.float32), rng.standard_normal((1, 5))
+    w2, b2 = rng.standard_normal((3, 5)).astype(np.float32), rng.standard_normal((1, 3))
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["x", "w1", "b1"], ["h"], transB=1),
+         helper.make_node("Tanh", ["h"], ["t"]),
+         helper.make_node("Gemm", ["t", "w2", "b2"], ["y"], transB=1)],
+        "keras", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3])],
+        [numpy_helper.from_array(a.astype(np.float32), n)
+         for a, n in ((w1, "w1"), (b1, "b1"), (w2, "w2"), (b2, "b2"))])
+    path = tmp_path / "k.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    m = from_onnx(path)
+    np.testing.assert_allclose(m.biases[0], b1[0], rtol=1e-6)
+    assert m.activation(1).name == "tanh"

@@ -32,7 +32,10 @@ def test_names_shapes_dtypes_and_metadata_follow_the_contract(saved):
     meta = header["__metadata__"]
     assert meta["format"] == FORMAT and meta["sizes"] == "784,1250,1000,750,500,250,100,32,10"
     assert meta["hidden_activation"] == "relu" and meta["output_activation"] == "softmax"
-    assert meta["dataset"] == "mnist" and meta["test_accuracy"] == "0.9806"
+    assert meta["activations"] == ",".join(["relu"] * 7) and meta["bias"] == ",".join("1" * 8)
+    assert meta["input_shape"] == "28,28,1" and json.loads(meta["class_names"])[3] == "3"
+    assert meta["test_accuracy"] == "0.9806"
+    assert "dataset" not in meta  # recorded by whatever trained or imported it, never assumed
 
 
 def test_round_trip_is_exact(model, saved):
@@ -87,3 +90,20 @@ def test_foreign_format_metadata_is_refused(saved):
         MLP.load(_rewrite(saved, tensors, {"hidden_activation": "mish"}))
     assert MLP.load(_rewrite(saved, tensors, {"hidden_activation": "tanh"})).activation(3).name \
         == "tanh"
+
+
+@pytest.mark.parametrize(("header", "message"), [
+    ({"0.weight": {"dtype": [], "shape": [2, 2], "data_offsets": [0, 16]}}, "unreadable entry"),
+    ({"00.weight": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]}},
+     "unexpected tensor names"),
+    ({"\u0660.weight": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]}},
+     "unexpected tensor names"),
+    ({"2000000000.bias": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}},
+     "unexpected tensor names"),
+])
+def test_hostile_headers_are_one_clear_error(tmp_path, header, message):
+    body = json.dumps(header).encode()
+    path = tmp_path / "h.safetensors"
+    path.write_bytes(len(body).to_bytes(8, "little") + body + bytes(16))
+    with pytest.raises(ModelFileError, match=message):
+        MLP.load(path, activation="relu")

@@ -128,3 +128,17 @@ def test_a_truncated_npz_through_the_cli(colour_npz, tmp_path):
     assert_user_error(run_cli("train", "--dataset", "cifar", "--run", tmp_path / "r"),
                       "unknown dataset 'cifar'")
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(("arrays", "message"), [
+    ({"y_train": np.array([0, 1, 2, 2**40])}, "at most 100000 classes"),
+    ({"x_test": np.zeros((2, 3, 4, 4), np.uint8)}, "x_test's images are"),
+    ({"shape": np.array([4.7, 4.2, 3.9])}, "shape must be three integers"),
+])
+def test_inconsistent_npz_contents_are_refused(tmp_path, arrays, message):
+    base = {"x_train": np.zeros((4, 4, 4, 3), np.uint8), "y_train": np.zeros(4, np.int64),
+            "x_test": np.zeros((2, 4, 4, 3), np.uint8), "y_test": np.zeros(2, np.int64)}
+    path = tmp_path / "d.npz"
+    np.savez(path, **{**base, **arrays})
+    with pytest.raises(DataError, match=message):
+        load_dataset(path)

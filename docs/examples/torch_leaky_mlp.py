@@ -1,7 +1,7 @@
 """Train a LeakyReLU MLP in PyTorch on MNIST and export it for `neuronatlas import`.
 
     python docs/examples/torch_leaky_mlp.py OUT_DIR
-    neuronatlas import OUT_DIR/leaky.onnx --run runs/leaky
+    neuronatlas import OUT_DIR/leaky.onnx --dataset mnist --run runs/leaky
 
 Writes OUT_DIR/leaky.onnx (ONNX, opset 17) and OUT_DIR/leaky.safetensors (its state_dict;
 import it with --activation leaky_relu:0.1). The data come from neuronatlas's own MNIST

@@ -393,7 +393,7 @@ def query(image, target, run_dir, model, activation, dataset, data_dir, as_json)
     for col in ("layer", "size", "active", "most active neuron", "its activation"):
         table.add_column(col, justify="right")
     for layer, acts in res.activations.items():
-        table.add_row(str(layer), str(acts.size), str(int((acts > 0).sum())),
+        table.add_row(str(layer), str(acts.size), str(res.active(layer)),
                       str(int(acts.argmax())), f"{acts.max():.4g}")
     out.print(table)
     if tgt:
@@ -520,10 +520,11 @@ def _parse_shape(ctx, param, value):
 
 @cli.command("import")
 @click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
-@RUN_OPTION
-@click.option("--dataset", default="mnist", show_default=True, metavar="NAME|PATH",
-              help="The data the model was made for: it is checked on its test images and "
-                   "recorded, so later commands use it.")
+@click.option("--run", "run_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="Run folder to create [default: runs/<SOURCE's name>].")
+@click.option("--dataset", required=True, metavar="NAME|PATH",
+              help="The data the model was made for (mnist, fashion-mnist or a .npz): it "
+                   "is checked on its test images and recorded, so later commands use it.")
 @DATA_DIR_OPTION
 @click.option("--activation", default=None,
               help="For a state_dict (.safetensors) that does not record them: "
@@ -593,29 +594,34 @@ def serve(run_dir, model, activation, dataset, data_dir, host, port, rebuild):
 
     if any(importlib.util.find_spec(m) is None for m in ("starlette", "uvicorn")):
         raise NeuronatlasError('serve needs the optional extra: pip install "neuronatlas[serve]"')
-    from .atlas.build import atlas_model_sha256, build_atlas
+    from .atlas.build import atlas_manifest, atlas_model_sha256, build_atlas
     from .atlas.server import serve as run_server
     from .errors import DataError
 
     run, net, _ = _open_model(run_dir, model, activation)
     atlas_dir = run / "atlas"
-    ds = None
-    if rebuild or atlas_model_sha256(atlas_dir) != model_sha256(net):
-        console.print(f"building the atlas of this model in {atlas_dir} first")
+    try:  # the data: its test images behind "mnist:<i>" starts, loaded once, now
         ds = _dataset(net, dataset, data_dir)
+    except DataError as exc:
+        if dataset is not None or atlas_model_sha256(atlas_dir) is None:
+            raise
+        ds = None
+        console.print(f"[yellow]warning:[/] starts from test images are off: {exc}")
+    built_for = atlas_manifest(atlas_dir)
+    stale = (built_for.get("model_sha256") != model_sha256(net) or
+             (ds is not None and (built_for.get("dataset") or {}).get("sha256")
+              != ds.identity["sha256"]))
+    if rebuild or stale:
+        console.print(f"building the atlas of this model and dataset in {atlas_dir} first")
         claim(ensure_dir(run), net)
         with stage_bars() as (report, log):
             build_atlas(run, net, ds, progress=report, log=log)
-    if ds is None:  # the test images behind "mnist:<i>" starts, loaded once, now
-        try:
-            ds = _dataset(net, dataset, data_dir)
-        except DataError as exc:
-            console.print(f"[yellow]warning:[/] starts from test images are off: {exc}")
     if host is not None and host not in LOOPBACK:
         console.print(f"[bold yellow]warning:[/] listening on {host}: anyone who can reach this "
                       "machine can use the server (there is no authentication)")
     run_server(run, net, atlas_dir=atlas_dir, host=host or "127.0.0.1", port=port,
                test_images=None if ds is None else ds.test_x,
+               dataset=None if ds is None else ds.name,
                log=lambda m: out.print(m, soft_wrap=True))
 
 

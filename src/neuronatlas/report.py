@@ -110,11 +110,13 @@ def obtain_model(run: Path, data_spec: str | Dataset | None, data_dir, *, quick:
                                      ) from None
         return model, _data_for(model, data_spec, data_dir, data_log), (
             f"loaded from {model_path}")
-    if (run / "model.safetensors").is_file() and not quick:
+    config = TrainConfig.quick() if quick else TrainConfig()
+    if (run / "model.safetensors").is_file():  # whatever network and data it holds ...
+        if quick:  # ... unless --quick asks for the quick schedule's model
+            _check_owner(run, config)
         model = MLP.load(run / "model.safetensors", activation=activation)
         return model, _data_for(model, data_spec, data_dir, data_log), (
             "reused from the run folder")
-    config = TrainConfig.quick() if quick else TrainConfig()
     _check_owner(run, config)
     data = (data_spec if isinstance(data_spec, Dataset)
             else load_dataset(data_spec or "mnist", data_dir, log=data_log))
@@ -122,8 +124,6 @@ def obtain_model(run: Path, data_spec: str | Dataset | None, data_dir, *, quick:
         raise RunFolderError(f"reproduce trains the paper's network on MNIST; to use "
                              f"{data.name}, train a model on it first (neuronatlas train "
                              "--dataset ...) and reproduce on its run folder")
-    if (run / "model.safetensors").is_file():
-        return MLP.load(run / "model.safetensors"), data, "reused from the run folder"
     resume = (run / CHECKPOINT).is_file()
     if (run / "metrics.jsonl").is_file() and not resume:
         raise RunFolderError(f"{run} has metrics but neither a model nor a checkpoint; "

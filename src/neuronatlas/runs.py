@@ -14,7 +14,7 @@ import json
 import re
 from pathlib import Path
 
-from .data import Dataset, check_fits, load_dataset
+from .data import NAMED, Dataset, check_fits, load_dataset
 from .errors import DataError, ModelFileError, RunFolderError
 from .fileio import atomic_write_json
 from .nn.mlp import MLP, model_sha256
@@ -98,6 +98,10 @@ def run_dataset(model: MLP, dataset: str | None = None, data_dir=None, *, log=No
         if not recorded:
             raise DataError("the model does not record the dataset it was made for: pass "
                             "--dataset mnist, fashion-mnist or PATH.npz")
+        if recorded not in NAMED and not Path(recorded).is_file():
+            raise DataError(f"the model was made on {recorded[:80]!r}, which is neither a "
+                            "dataset name nor a file here: pass --dataset mnist, fashion-mnist "
+                            "or PATH.npz")
         data = load_dataset(recorded, data_dir, log=log)
         sha = model.metadata.get("dataset_sha256")
         if sha and sha != data.identity["sha256"]:

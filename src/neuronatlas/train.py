@@ -271,6 +271,11 @@ def train(
         config = config or TrainConfig()
         if model is not None and model.sizes != config.sizes:
             raise ConfigError(f"model sizes {model.sizes} differ from config {config.sizes}")
+        acts = ",".join(a.spec for a in model.activation_fns) if model is not None else None
+        if acts is not None and TrainConfig(sizes=config.sizes, activation=acts).activation \
+                != config.activation:
+            raise ConfigError(f"the model's activations ({acts}) differ from the config's "
+                              f"({config.activation})")
     x, y = data.train_x, data.train_y
     n, B = len(x), config.batch_size
     check_config_fits_data(config, x, y)

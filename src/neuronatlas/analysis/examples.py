@@ -45,7 +45,7 @@ def check_k(k: int, n_images: int) -> None:
 
 
 def layer_examples(acts: np.ndarray, data: Dataset, labels: np.ndarray, k: int,
-                   classes: int, chunk: int = 256) -> LayerExamples:
+                   classes: int, chunk: int = 256, floor: float = 0.0) -> LayerExamples:
     """Top-k and averages for every column of ``acts`` (N, n; rows are train-then-test
     images of ``data``), processed in column chunks."""
     N, n = acts.shape
@@ -70,7 +70,9 @@ def layer_examples(acts: np.ndarray, data: Dataset, labels: np.ndarray, k: int,
         out.mean_topk[c0:c1] = data.rows(top).mean(axis=1)
         p99 = np.percentile(sub, 99, axis=0).astype(np.float32)
         out.p99[c0:c1] = p99
-        high = ((sub >= p99) & (sub > 0)).astype(np.float32)  # (N, m); >=: SoftMax saturates at 1
+        # at or above the 99th percentile (>=: SoftMax saturates at 1), but not at the floor
+        # of the activation (a ReLU neuron at 0 on more than 99% of images has p99 = 0)
+        high = ((sub >= p99) & (sub != floor)).astype(np.float32)  # (N, m)
         count = high.sum(axis=0)
         out.count_p99[c0:c1] = count.astype(np.int64)
         # (m,N)@(N,D) -> (m,D), over the two splits without concatenating them
@@ -81,14 +83,18 @@ def layer_examples(acts: np.ndarray, data: Dataset, labels: np.ndarray, k: int,
 
 
 def dataset_examples(store: ActivationStore, data: Dataset, k: int = 16,
-                     progress=None) -> dict[int, LayerExamples]:
-    """Every layer's examples (layers 1..L), one layer in memory at a time."""
+                     progress=None, floors: dict[int, float] | None = None
+                     ) -> dict[int, LayerExamples]:
+    """Every layer's examples (layers 1..L), one layer in memory at a time; ``floors[l]``
+    is f(0) of hidden layer l's activation (0: ReLU's, and the SoftMax's)."""
+    floors = floors or {}
     check_k(k, store.n_images)
     labels = dataset_labels(data)
     classes = store.sizes[-1]
     out = {}
     for l in store.layers:
-        out[l] = layer_examples(np.asarray(store.layer(l)), data, labels, k, classes)
+        out[l] = layer_examples(np.asarray(store.layer(l)), data, labels, k, classes,
+                                floor=floors.get(l, 0.0))
         if progress:
             progress(l, len(store.sizes) - 1)
     return out

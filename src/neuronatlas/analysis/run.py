@@ -70,7 +70,9 @@ def analyze(run_dir: str | Path, model: MLP, data: Dataset, *, k: int = 16,
     ex_path = folder / "examples.npz"
 
     def compute_examples():
-        per_layer = dataset_examples(store, data, k, progress=stage_progress("examples"))
+        floors = {l: model.activation(l).floor for l in store.hidden_layers}
+        per_layer = dataset_examples(store, data, k, progress=stage_progress("examples"),
+                                     floors=floors)
         return {"k": k, "n_train": store.n_train, "images": store.n_images,
                 "layers": save_examples(ex_path, per_layer)}
 

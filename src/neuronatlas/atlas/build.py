@@ -174,12 +174,18 @@ def _write_png(folder: Path, name: str, tiles: np.ndarray, shape) -> str:
     return rel
 
 
+def atlas_manifest(atlas_dir: Path) -> dict:
+    """An existing atlas's manifest: the model and dataset it was built for ({}: none)."""
+    try:
+        doc = json.loads((Path(atlas_dir) / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
 def atlas_model_sha256(atlas_dir: Path) -> str | None:
     """The hash of the model an existing atlas was built for (None: no usable atlas)."""
-    try:
-        return json.loads((Path(atlas_dir) / "manifest.json").read_text()).get("model_sha256")
-    except (OSError, ValueError, AttributeError):
-        return None
+    return atlas_manifest(atlas_dir).get("model_sha256")
 
 
 def _write_manifest(folder: Path, sha: str, dataset: dict[str, str]) -> None:

@@ -185,8 +185,8 @@ class LiveServer:
     """Routes over one model; holds the optimisation slots and the MNIST test set."""
 
     def __init__(self, run_dir: Path, model: MLP, limits: ServerLimits,
-                 test_images: np.ndarray | None = None):
-        self.run_dir, self.model, self.limits = run_dir, model, limits
+                 test_images: np.ndarray | None = None, dataset: str | None = None):
+        self.run_dir, self.model, self.limits, self.dataset = run_dir, model, limits, dataset
         self.slots = asyncio.Semaphore(limits.concurrency)  # binds its loop on first use
         self.tasks: set[asyncio.Task] = set()
         self.test_images = test_images  # loaded once before serving, never per request
@@ -200,7 +200,7 @@ class LiveServer:
             "input_shape": list(self.model.input_shape),
             "class_names": list(self.model.class_names),
             "activations": sorted({a.spec for a in self.model.activation_fns}),
-            "dataset": meta.get("dataset"),
+            "dataset": self.dataset or meta.get("dataset"),
             "limits": asdict(self.limits), "defaults": VisConfig().to_dict(),
         })
 
@@ -360,14 +360,14 @@ def internal_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def create_app(run_dir, model: MLP, *, atlas_dir, limits: ServerLimits = ServerLimits(),
-               test_images: np.ndarray | None = None,
+               test_images: np.ndarray | None = None, dataset: str | None = None,
                allowed_hosts: tuple[str, ...] = ()) -> Starlette:
     """The ASGI app: the atlas folder's files, the live page and the JSON/SSE API.
     ``allowed_hosts`` (Host headers) keeps pages of other sites from reaching a loopback
     server through DNS rebinding; empty: any host."""
     # an image of the model's input as JSON is about 6 bytes a pixel: room for it
     limits = replace(limits, max_body_bytes=max(limits.max_body_bytes, 8 * model.sizes[0]))
-    live = LiveServer(Path(run_dir), model, limits, test_images)
+    live = LiveServer(Path(run_dir), model, limits, test_images, dataset)
 
     def live_file(name: str) -> Route:
         return Route(f"/{name}", lambda request: FileResponse(STATIC / name), methods=["GET"])
@@ -393,7 +393,7 @@ def create_app(run_dir, model: MLP, *, atlas_dir, limits: ServerLimits = ServerL
 
 def serve(run_dir, model: MLP, *, atlas_dir, host: str = "127.0.0.1", port: int = 8000,
           limits: ServerLimits = ServerLimits(), test_images: np.ndarray | None = None,
-          log=print) -> None:
+          dataset: str | None = None, log=print) -> None:
     """Listen on ``host:port`` (0: a free port) and serve until interrupted.
 
     BLAS runs single-threaded in this process: the server runs optimisations side by
@@ -406,6 +406,7 @@ def serve(run_dir, model: MLP, *, atlas_dir, host: str = "127.0.0.1", port: int 
 
     loopback = host in ("127.0.0.1", "localhost", "::1")
     app = create_app(run_dir, model, atlas_dir=atlas_dir, limits=limits, test_images=test_images,
+                     dataset=dataset,
                      allowed_hosts=("127.0.0.1", "localhost", "[::1]") if loopback else ())
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)

@@ -17,11 +17,7 @@ import numpy as np
 
 from ..errors import DataError
 
-
-def _default_shape(n: int) -> tuple[int, int, int]:
-    from ..nn.mlp import square_shape
-
-    return square_shape(n) or (1, n, 1)
+MAX_CLASSES = 100_000  # labels are class indices; a larger one is a mistake, not a class
 
 
 @dataclass
@@ -50,10 +46,14 @@ class Dataset:
     def __post_init__(self):
         n = self.train_x.shape[1] if self.train_x.ndim == 2 else -1
         if self.shape is None:
-            self.shape = _default_shape(n)
+            from ..nn.mlp import default_input_shape
+
+            self.shape = default_input_shape(n)
         self.shape = tuple(int(v) for v in self.shape)
         if self.class_names is None:
             k = int(max(self.train_y.max(initial=0), self.test_y.max(initial=0))) + 1
+            if k > MAX_CLASSES:
+                raise DataError(f"labels go up to {k - 1}; at most {MAX_CLASSES} classes")
             self.class_names = tuple(str(c) for c in range(k))
         self.class_names = tuple(self.class_names)
 

@@ -8,6 +8,7 @@ or float in [0, 1]. Labels are integers 0..K-1. Nothing is unpickled.
 
 from __future__ import annotations
 
+import math
 import zipfile
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..fileio import sha256_of
-from .dataset import Dataset
+from .dataset import MAX_CLASSES, Dataset
 
 MAX_INPUTS = 1 << 20  # pixels per image; a dense first layer on more is not sensible here
 
@@ -51,10 +52,15 @@ def load_npz(path: str | Path) -> Dataset:
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
         raise DataError(f"{path} is not a readable .npz file: {str(exc)[:200]}") from None
     shape = _shape(path, arrays["x_train"], shape)
+    if arrays["x_test"].shape[1:] != arrays["x_train"].shape[1:]:
+        raise DataError(f"{path}: x_test's images are {arrays['x_test'].shape[1:]} but "
+                        f"x_train's are {arrays['x_train'].shape[1:]}")
     train_x, test_x = (_images(path, arrays[k], k, shape) for k in ("x_train", "x_test"))
     train_y, test_y = (_labels(path, arrays[k], k, n) for k, n in
                        (("y_train", len(train_x)), ("y_test", len(test_x))))
     k = int(max(train_y.max(initial=0), test_y.max(initial=0))) + 1
+    if k > MAX_CLASSES:
+        raise DataError(f"{path}: labels go up to {k - 1}; at most {MAX_CLASSES} classes")
     if names is not None:
         if names.ndim != 1 or names.dtype.kind not in "US":
             raise DataError(f"{path}: class_names must be a 1-D array of strings")
@@ -67,8 +73,6 @@ def load_npz(path: str | Path) -> Dataset:
 
 
 def _shape(path: Path, x: np.ndarray, declared) -> tuple[int, int, int]:
-    from ..nn.mlp import square_shape
-
     if x.ndim == 3:
         found = (x.shape[1], x.shape[2], 1)
     elif x.ndim == 4:
@@ -79,21 +83,22 @@ def _shape(path: Path, x: np.ndarray, declared) -> tuple[int, int, int]:
         raise DataError(f"{path}: x_train has shape {x.shape}; images are (N, H, W), "
                         "(N, H, W, C) or flat (N, D)")
     if declared is not None:
-        try:
-            h, w, c = (int(v) for v in np.asarray(declared).ravel())
-        except (TypeError, ValueError):
-            raise DataError(f"{path}: shape must be three integers (height, width, channels)"
-                            ) from None
+        values = np.asarray(declared).ravel()
+        if values.size != 3 or values.dtype.kind not in "iu":
+            raise DataError(f"{path}: shape must be three integers (height, width, channels), "
+                            f"got {values.tolist()[:5]}")
+        h, w, c = (int(v) for v in values)
         if min(h, w, c) < 1 or h * w * c != int(np.prod(x.shape[1:])) or (
                 found is not None and tuple(found) != (h, w, c)):
             raise DataError(f"{path}: declared shape {h}x{w}x{c} does not match x_train's "
                             f"{x.shape[1:]}")
         return h, w, c
     if found is None:
-        found = square_shape(x.shape[1])
-        if found is None:
+        side = math.isqrt(x.shape[1])
+        if side * side != x.shape[1]:
             raise DataError(f"{path}: flat images of {x.shape[1]} values need a declared "
                             "'shape' (height, width, channels)")
+        found = (side, side, 1)  # flat square images: grey, as MNIST's
     return tuple(int(v) for v in found)
 
 

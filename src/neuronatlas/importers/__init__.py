@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from ..data import Dataset, check_fits
-from ..errors import RunFolderError
+from ..errors import ModelFileError, RunFolderError
 from ..fileio import atomic_write_json, ensure_dir
-from ..nn.mlp import MLP, model_sha256
-from .common import TOLERANCE, ImportRefused, logit_gap
+from ..nn.mlp import MLP, default_input_shape, model_sha256
+from .common import TOLERANCE, ImportRefused, check_inputs_for, logit_gap
 from .onnx import from_onnx
 from .pytorch import from_torch
 
@@ -55,8 +55,9 @@ def _from_state_dict(source: Path, *, activation, sizes, input_shape, class_name
                             f"({str(exc)[:160]})") from None
     import torch
 
+    x = check_inputs_for(model.sizes[0], x)
     with torch.no_grad():
-        out = net(torch.from_numpy(np.asarray(x, np.float64))).numpy()
+        out = net(torch.from_numpy(x)).numpy()
     gap = logit_gap(model, out, x)
     return model, f"logits equal PyTorch's within {gap:.2g} on {len(x)} inputs"
 
@@ -65,23 +66,27 @@ def import_model(source: str | Path, run_dir: str | Path, data: Dataset, *, acti
                  sizes=None, input_shape=None, class_names=None,
                  overwrite: bool = False) -> ImportResult:
     """Import ``source`` (``.onnx``, or a safetensors state_dict) as ``RUN/model.safetensors``
-    for ``data``, checked on its first test images. Example::
+    for ``data`` (its input shape and class names, unless given), checked on its first test
+    images. Example::
 
         na.import_model("net.onnx", "runs/net", na.load_dataset("fashion-mnist"))
     """
     source, run = Path(source), Path(run_dir)
     x = data.test_x[:CHECK_IMAGES]
-    shape = input_shape or (data.shape if int(np.prod(data.shape)) == data.n_inputs else None)
     if source.suffix.lower() == ".onnx":
-        model = from_onnx(source, input_shape or None, class_names=class_names, check_inputs=x
-                          if _n_inputs_onnx(source) in (None, data.n_inputs) else None)
+        model = from_onnx(source, input_shape, class_names=class_names, check_inputs=x)
         checked = model.notes[-1].replace("the source's", "onnxruntime's")
     else:
         model, checked = _from_state_dict(source, activation=activation, sizes=sizes,
-                                          input_shape=shape, class_names=class_names, x=x)
+                                          input_shape=input_shape, class_names=class_names,
+                                          x=x)
     check_fits(model, data, "imported model")
     if input_shape is None and model.input_shape != data.shape:
-        model.input_shape = data.shape
+        if model.input_shape != default_input_shape(model.sizes[0]):  # the graph's own
+            raise ImportRefused(f"{source.name} takes images of "
+                                f"{'x'.join(map(str, model.input_shape))}, {data.name}'s are "
+                                f"{'x'.join(map(str, data.shape))}")
+        model.input_shape = data.shape  # a flat input: the dataset says what it is
     if class_names is None and len(data.class_names) == model.sizes[-1]:
         model.class_names = data.class_names
     model.metadata.update({"dataset": data.name, "dataset_sha256": data.identity["sha256"],
@@ -93,7 +98,7 @@ def import_model(source: str | Path, run_dir: str | Path, data: Dataset, *, acti
     if path.is_file() and not overwrite:
         try:
             same = model_sha256(MLP.load(path)) == model_sha256(model)
-        except Exception:
+        except ModelFileError:
             same = False
         if not same:
             raise RunFolderError(f"{run} already holds another model; pass --overwrite to "
@@ -103,19 +108,6 @@ def import_model(source: str | Path, run_dir: str | Path, data: Dataset, *, acti
         "source": str(source), "checked": checked, "tolerance": TOLERANCE,
         "notes": model.notes}, "dataset": {"name": data.name, **data.identity}})
     return ImportResult(model, path, checked)
-
-
-def _n_inputs_onnx(path: Path) -> int | None:
-    """The flat input size the ONNX graph declares, when it declares one."""
-    from .onnx import read_onnx
-
-    graph = read_onnx(path).graph
-    consts = {i.name for i in graph.initializer}
-    inputs = [i for i in graph.input if i.name not in consts]
-    if not inputs:
-        return None
-    dims = [d.dim_value for d in inputs[0].type.tensor_type.shape.dim][1:]
-    return int(np.prod(dims)) if dims and all(dims) else None
 
 
 __all__ = ["ImportRefused", "ImportResult", "from_onnx", "from_torch", "import_model"]

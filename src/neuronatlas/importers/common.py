@@ -121,19 +121,66 @@ def identify_activation(f: Callable[[np.ndarray], np.ndarray], where: str) -> Ac
         raise ImportRefused(f"{where}: an element-wise function that is not finite everywhere")
     neg = z < 0
     guesses = [Activation(name) for name, (default, _) in KINDS.items() if default is None]
-    slope = float(np.median(y[neg] / z[neg]))
-    guesses.append(Activation("leaky_relu", slope)) if np.isfinite(slope) else None
-    alpha = -float(y[np.argmin(z)])  # ELU: f(-30) = -alpha (1 - e^-30)
+    slope = _float32_value(np.median(y[neg] / z[neg]))
+    if 0 <= slope < 1:
+        guesses.append(Activation("leaky_relu", slope))
+    alpha = _float32_value(y[np.argmin(z)] / np.expm1(z.min()))  # ELU: f(z) = alpha (e^z - 1)
     if alpha > 0:
         guesses.append(Activation("elu", alpha))
     f0 = float(y[np.argmin(np.abs(z))])  # softplus: f(0) = log 2 / beta
     if f0 > 0:
-        guesses.append(Activation("softplus", float(np.log(2) / f0)))
+        guesses.append(Activation("softplus", _float32_value(np.log(2) / f0)))
     for act in guesses:
         if np.max(np.abs(act.forward(z) - y)) <= 1e-5 * (1 + np.abs(y)).max():
             return act
     raise ImportRefused(f"{where}: an element-wise function that is none of the supported "
                         f"activations ({', '.join(KINDS)})")
+
+
+def hwc_columns(weight: np.ndarray, shape) -> np.ndarray:
+    """The first layer of a network trained on images flattened channel-first (C, H, W),
+    with its columns reordered to take them channel-last (H, W, C), as neuronatlas does."""
+    h, w, c = shape
+    if h * w * c != weight.shape[1]:
+        raise ImportRefused(f"input shape {h}x{w}x{c} does not hold the first layer's "
+                            f"{weight.shape[1]} inputs")
+    order = np.arange(h * w * c).reshape(c, h, w).transpose(1, 2, 0).ravel()
+    return weight[:, order]
+
+
+def chw(x: np.ndarray, shape) -> np.ndarray:
+    """Flat channel-last images (N, H*W*C) as channel-first arrays (N, C, H, W)."""
+    h, w, c = shape
+    return x.reshape(-1, h, w, c).transpose(0, 3, 1, 2)
+
+
+def check_inputs_for(n_inputs: int, given=None) -> np.ndarray:
+    """What an import is checked on: the given (real) inputs, plus 64 wide random ones
+    (N(0, 3^2), beyond [0, 1]: a subtly different activation shows there), or 256
+    uniform random images and those."""
+    rng = np.random.default_rng(0)
+    if given is not None and np.shape(given)[-1] != n_inputs:
+        raise ImportRefused(f"the model takes {n_inputs} inputs but the images it is checked "
+                            f"on have {np.shape(given)[-1]} values; choose the dataset it was "
+                            "made for (--dataset)")
+    base = (rng.random((256, n_inputs)) if given is None else
+            np.asarray(given, np.float64).reshape(-1, n_inputs))
+    return np.concatenate([base, 3 * rng.standard_normal((64, n_inputs))])
+
+
+def compare_outputs(model: MLP, out: np.ndarray, x: np.ndarray, softmax: str) -> float:
+    """The source's outputs ``out`` on ``x`` against the model's: logits, or for a source
+    ending in its own (Log)SoftMax, log-probabilities."""
+    if softmax:
+        source = out if softmax == "log_softmax" else np.log(np.clip(out, 1e-300, 1))
+        return logit_gap(model, source, x, log_probabilities=True)
+    return logit_gap(model, out, x)
+
+
+def _float32_value(p) -> float:
+    """A parameter recovered from values, as the shortest decimal a float32 holds (ONNX
+    stores attributes as float32: LeakyRelu's 0.1 comes back as 0.10000000149...)."""
+    return float(str(np.float32(p))) if np.isfinite(p) else float("nan")
 
 
 def logit_gap(model: MLP, source: np.ndarray, x: np.ndarray, *,

@@ -19,7 +19,16 @@ import numpy as np
 from scipy.special import erf, expit
 
 from ..nn.mlp import MLP
-from .common import Chain, ImportRefused, build_model, identify_activation, logit_gap
+from .common import (
+    Chain,
+    ImportRefused,
+    build_model,
+    check_inputs_for,
+    chw,
+    compare_outputs,
+    hwc_columns,
+    identify_activation,
+)
 
 ALIASES = {"Identity", "Dropout", "Flatten", "Reshape", "Squeeze", "Cast"}
 ELEMENTWISE = {"Relu", "LeakyRelu", "Elu", "Gelu", "Sigmoid", "Tanh", "Softplus", "Erf", "Div",
@@ -113,8 +122,11 @@ class _Walker:
             W = (W if attrs.get("transB", 0) else W.T) * attrs.get("alpha", 1.0)
             b = None
             if len(node.input) > 2 and node.input[2]:
-                b = np.broadcast_to(self.consts[node.input[2]].astype(np.float64) *
-                                    attrs.get("beta", 1.0), (W.shape[0],)).copy()
+                c = self.consts[node.input[2]].astype(np.float64) * attrs.get("beta", 1.0)
+                if c.size not in (1, W.shape[0]):
+                    raise ImportRefused(f"{where}: a bias of shape {c.shape} for "
+                                        f"{W.shape[0]} outputs")
+                b = np.broadcast_to(c.reshape(-1), (W.shape[0],)).copy()  # (out,), (1, out)
         else:
             W, b = W.T, None
         self.chain.add_linear(W, b, where)
@@ -195,13 +207,16 @@ def read_onnx(path: str | Path):
     return proto
 
 
-def from_onnx(path: str | Path, input_shape=None, *, class_names=None,
-              check_inputs=None) -> MLP:
-    """A neuronatlas model computing what the ONNX file computes (checked with onnxruntime
-    on ``check_inputs`` or 256 random images; a difference above 1e-4 is an error).
+def from_onnx(path: str | Path, input_shape=None, *, class_names=None, check_inputs=None,
+              channels_first: bool | None = None) -> MLP:
+    """A neuronatlas model computing what the ONNX file computes, checked with onnxruntime
+    on ``check_inputs`` (or 256 random images) and 64 wide random inputs; a difference
+    above 1e-4 is an error.
 
-    A graph input of shape (N, C, H, W) gives the input shape and reorders the first
-    layer to take channel-last pixels. Example::
+    The graph's input shape gives the image shape: (N, H, W) grey, (N, C, H, W) or
+    (N, H, W, C) with C of 1 or 3; a channel-first input has the first layer's columns
+    reordered so that the model takes channel-last pixels. When the layout cannot be told
+    from the shape, say it with ``channels_first``. Example::
 
         torch.onnx.export(net, torch.zeros(1, 784), "net.onnx")
         model = na.from_onnx("net.onnx")
@@ -229,47 +244,55 @@ def from_onnx(path: str | Path, input_shape=None, *, class_names=None,
         w.node(node)
     w.close_region(graph.output[0].name, f"{source}: the output")
     chain = w.chain
-    channels_first = len(dims) == 4 and all(dims[1:])
-    if channels_first:
-        c, h, wd = dims[1:]
-        input_shape = input_shape or (h, wd, c)
-        order = np.arange(c * h * wd).reshape(c, h, wd).transpose(1, 2, 0).ravel()
-        chain.weights[0] = chain.weights[0][:, order]
-    elif len(dims) == 3 and all(dims[1:]):
-        input_shape = input_shape or (dims[1], dims[2], 1)
-    model = build_model(chain, source, input_shape=input_shape, class_names=class_names)
-    _check_with_onnxruntime(path, model, dims, chain, check_inputs)
+    shape, first = _image_layout(dims, channels_first, source)
+    if shape is not None and input_shape is not None and tuple(input_shape) != shape:
+        raise ImportRefused(f"{source}: its input is {'x'.join(map(str, shape))} images, not "
+                            f"{'x'.join(map(str, input_shape))}")
+    if first:
+        chain.weights[0] = hwc_columns(chain.weights[0], shape)
+    model = build_model(chain, source, input_shape=shape or input_shape,
+                        class_names=class_names)
+    _check_with_onnxruntime(path, model, dims, first, chain, check_inputs)
     return model
 
 
-def _check_with_onnxruntime(path, model: MLP, dims, chain: Chain, check_inputs) -> None:
+def _image_layout(dims: list[int], channels_first: bool | None, source: str):
+    """(H, W, C) of the graph's image input (None for a flat input) and whether its
+    channels come first."""
+    if len(dims) == 3 and all(dims[1:]):
+        return (dims[1], dims[2], 1), False
+    if len(dims) != 4 or not all(dims[1:]):
+        return None, False
+    a, b, c = dims[1:]
+    if channels_first is None:
+        first, last = a in (1, 3) and c not in (1, 3), c in (1, 3) and a not in (1, 3)
+        if first == last:
+            raise ImportRefused(f"{source}: input (N, {a}, {b}, {c}) may be channel-first or "
+                                "channel-last; say which (channels_first=True/False)")
+        channels_first = first
+    return ((b, c, a), True) if channels_first else ((a, b, c), False)
+
+
+def _check_with_onnxruntime(path, model: MLP, dims, first: bool, chain: Chain,
+                            check_inputs) -> None:
     try:
         import onnxruntime as ort
     except ImportError:
         raise ImportRefused('checking an ONNX import needs onnxruntime: pip install '
                             '"neuronatlas[onnx]"') from None
-    n_in = model.sizes[0]
-    x = (np.random.default_rng(0).random((256, n_in)) if check_inputs is None
-         else np.asarray(check_inputs, np.float64).reshape(-1, n_in))
-    h, w, c = model.input_shape
-    if len(dims) == 4:
-        feed = x.reshape(-1, h, w, c).transpose(0, 3, 1, 2)
-    elif len(dims) == 3:
-        feed = x.reshape(-1, h, w)
-    else:
-        feed = x
+    x = check_inputs_for(model.sizes[0], check_inputs)
+    feed = (chw(x, model.input_shape) if first else x.reshape(-1, *dims[1:])
+            if len(dims) > 2 else x)
     try:
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         inp = sess.get_inputs()[0]
         dtype = np.float64 if "double" in inp.type else np.float32
-        out = np.concatenate([sess.run(None, {inp.name: feed[s:s + 1].astype(dtype)})[0]
-                              for s in range(len(feed))]) if dims and dims[0] == 1 else \
-            sess.run(None, {inp.name: feed.astype(dtype)})[0]
+        if dims and dims[0] == 1:  # a graph exported for batches of one
+            out = np.concatenate([sess.run(None, {inp.name: feed[s:s + 1].astype(dtype)})[0]
+                                  for s in range(len(feed))])
+        else:
+            out = sess.run(None, {inp.name: feed.astype(dtype)})[0]
     except Exception as exc:
         raise ImportRefused(f"onnxruntime could not run {Path(path).name}: {str(exc)[:160]}"
                             ) from None
-    if chain.softmax_seen:
-        source = out if chain.softmax_seen == "log_softmax" else np.log(np.clip(out, 1e-300, 1))
-        logit_gap(model, source, x, log_probabilities=True)
-    else:
-        logit_gap(model, out, x)
+    compare_outputs(model, out, x, chain.softmax_seen)

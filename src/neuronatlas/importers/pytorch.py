@@ -16,7 +16,15 @@ import numpy as np
 
 from ..nn.activations import Activation
 from ..nn.mlp import MLP
-from .common import Chain, ImportRefused, build_model, logit_gap
+from .common import (
+    Chain,
+    ImportRefused,
+    build_model,
+    check_inputs_for,
+    chw,
+    compare_outputs,
+    hwc_columns,
+)
 
 
 def _np(t, chain: Chain, where: str) -> np.ndarray | None:
@@ -136,14 +144,22 @@ def _fx_tables():
             node.kwargs.get("negative_slope", node.args[1] if len(node.args) > 1 else 0.01))),
         F.elu: lambda node: Activation("elu", float(
             node.kwargs.get("alpha", node.args[1] if len(node.args) > 1 else 1.0))),
-        F.softplus: lambda node: Activation("softplus", float(
-            node.kwargs.get("beta", node.args[1] if len(node.args) > 1 else 1.0))),
+        F.softplus: _fx_softplus,
     }
     methods = {"relu": act("relu"), "tanh": act("tanh"), "sigmoid": act("sigmoid")}
     passthrough_functions = {torch.flatten, F.dropout}
     passthrough_methods = {"view", "reshape", "flatten", "contiguous", "float"}
     softmax = {F.softmax, F.log_softmax, torch.softmax, torch.log_softmax}
     return functions, methods, passthrough_functions, passthrough_methods, softmax
+
+
+def _fx_softplus(node) -> Activation:
+    beta = node.kwargs.get("beta", node.args[1] if len(node.args) > 1 else 1.0)
+    threshold = node.kwargs.get("threshold", node.args[2] if len(node.args) > 2 else 20.0)
+    if float(threshold) != 20.0:
+        raise ImportRefused(f"softplus with threshold {threshold} (only PyTorch's default 20 "
+                            "is supported)")
+    return Activation("softplus", float(beta))
 
 
 def _walk_fx(module, chain: Chain) -> None:
@@ -205,11 +221,12 @@ def from_torch(module, input_shape=None, *, class_names=None, check_inputs=None,
     """A neuronatlas model computing what ``module`` (in eval mode) computes.
 
     ``input_shape`` (height, width, channels) says how the flat input is an image
-    (default: the one square image the input size allows); ``channels_first`` when the
-    module was trained on images flattened from (C, H, W) rather than (H, W, C) (the
-    first layer's columns are reordered, so the model takes channel-last pixels).
-    ``check_inputs`` (N, inputs) are the real inputs its logits are checked on (default:
-    256 uniform random images); a difference above 1e-4 is an error. Example::
+    (default: 28x28x1-style square grey when the input size is a square, else a flat
+    strip); ``channels_first`` when the module takes images flattened from (C, H, W)
+    rather than (H, W, C): the first layer's columns are reordered so that the model takes
+    channel-last pixels (``input_shape`` is then required). The logits are checked on
+    ``check_inputs`` (N, inputs; default 256 uniform random images) and 64 wide random
+    inputs; a difference above 1e-4 is an error. Example::
 
         net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 64),
                                   torch.nn.GELU(), torch.nn.Linear(64, 10))
@@ -219,37 +236,26 @@ def from_torch(module, input_shape=None, *, class_names=None, check_inputs=None,
 
     if not isinstance(module, torch.nn.Module):
         raise ImportRefused(f"from_torch takes a torch.nn.Module, got {type(module).__name__}")
+    if channels_first and input_shape is None:
+        raise ImportRefused("channels_first needs input_shape (height, width, channels): "
+                            "without it the channel order cannot be undone")
     chain = Chain()
     name = type(module).__name__
     if isinstance(module, torch.nn.Sequential):
         _add_module(chain, module, name)
     else:
         _walk_fx(module, chain)
-    if channels_first and input_shape is not None and chain.weights:
-        h, w, c = input_shape
-        if h * w * c == chain.weights[0].shape[1]:
-            # column (c, y, x) of a CHW-trained layer becomes column (y, x, c)
-            order = np.arange(h * w * c).reshape(c, h, w).transpose(1, 2, 0).ravel()
-            chain.weights[0] = chain.weights[0][:, order]
+    if channels_first and chain.weights:
+        chain.weights[0] = hwc_columns(chain.weights[0], input_shape)
     model = build_model(chain, name, input_shape=input_shape, class_names=class_names)
-    n_in = model.sizes[0]
-    x = (np.random.default_rng(0).random((256, n_in)) if check_inputs is None
-         else np.asarray(check_inputs, np.float64).reshape(-1, n_in))
-    src = x
-    if channels_first and input_shape is not None:
-        h, w, c = model.input_shape
-        src = x.reshape(-1, h, w, c).transpose(0, 3, 1, 2).reshape(len(x), -1)
+    x = check_inputs_for(model.sizes[0], check_inputs)
+    src = chw(x, model.input_shape).reshape(len(x), -1) if channels_first else x
     ref = copy.deepcopy(module).double().eval()  # the user's module is left as it was
     try:
         with torch.no_grad():
             out = ref(torch.from_numpy(np.ascontiguousarray(src))).numpy()
     except Exception as exc:
-        raise ImportRefused(f"{name} failed on a (N, {n_in}) input: {str(exc)[:160]}") from None
-    if chain.softmax_seen:  # it ends in (Log)SoftMax: compare log-probabilities
-        source = out if chain.softmax_seen == "log_softmax" else np.log(np.clip(out, 1e-300, 1))
-        logit_gap(model, source, x, log_probabilities=True)
-    else:
-        logit_gap(model, out, x)
+        raise ImportRefused(f"{name} failed on a (N, {model.sizes[0]}) input: "
+                            f"{str(exc)[:160]}") from None
+    compare_outputs(model, out, x, chain.softmax_seen)
     return model
-
-

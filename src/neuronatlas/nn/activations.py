@@ -109,6 +109,9 @@ class Activation:
                 raise ConfigError(f"{self.name}'s {what} must be a finite number, got {p!r}")
             if self.name in ("softplus", "elu") and p <= 0:
                 raise ConfigError(f"{self.name}'s {what} must be positive, got {p!r}")
+            if self.name == "leaky_relu" and not 0 <= p < 1:
+                # a neuron is silent where z <= 0 only while f there stays at or below f(0)
+                raise ConfigError(f"leaky_relu's {what} must be in [0, 1), got {p!r}")
             object.__setattr__(self, "param", float(p))
 
     # --- naming ------------------------------------------------------------------------
@@ -137,8 +140,9 @@ class Activation:
 
     @property
     def spec(self) -> str:
-        """The canonical spec string (parameters always written out)."""
-        return self.name if self.param is None else f"{self.name}:{self.param:g}"
+        """The canonical spec string (parameters written out exactly: it is saved in model
+        files and hashed into the model's identity)."""
+        return self.name if self.param is None else f"{self.name}:{self.param!r}"
 
     def __str__(self) -> str:
         return self.spec
@@ -268,6 +272,8 @@ def parse_activations(spec, n_hidden: int) -> tuple[Activation, ...]:
         parts = spec.split(",") if isinstance(spec, str) else [spec]
     else:
         parts = list(spec)
+    if n_hidden == 0 and parts in ([], [""]):  # a network with no hidden layer has none
+        return ()
     acts = tuple(Activation.parse(p) for p in parts)
     if len(acts) == 1:
         return acts * n_hidden

@@ -39,11 +39,13 @@ class SGDStep:
         self.h = [np.empty((B, n), dt) for n in model.sizes]
         # d[l]: dL/dz of layer l (d[0] unused)
         self.d = [np.empty((B, n), dt) for n in model.sizes]
-        self.mask = [np.empty((B, n), bool) for n in model.sizes]
         # deriv[l]: f'(z) of hidden layer l, from the forward pass, where f is not ReLU
         self.acts = [None, *model.activation_fns, None]
         self.deriv = [np.empty((B, n), dt) if act is not None and not act.is_relu else None
                       for n, act in zip(model.sizes, self.acts)]
+        # mask[l]: ReLU'(z) = [a > 0] of the ReLU layers
+        self.mask = [np.empty((B, n), bool) if act is not None and act.is_relu else None
+                     for n, act in zip(model.sizes, self.acts)]
         self.bias_grad = [np.empty(n, dt) for n in model.sizes[1:]]
         W = model.weights
         self.fwd = [GemmPlan(self.h[l], W[l], self.h[l + 1], trans_b=True, use_blas=use_blas)

@@ -34,7 +34,7 @@ from .activations import parse_activations
 from .mlp import MLP
 
 FORMAT = "neuronatlas.mlp/1"
-_KEY = re.compile(r"^(\d{1,6})\.(weight|bias)$")
+_KEY = re.compile(r"^(0|[1-9][0-9]{0,5})\.(weight|bias)$")  # canonical ASCII indices only
 _DTYPES = {"F32": np.float32, "F64": np.float64, "F16": np.float16, "BF16": None}
 MAX_HEADER = 16 * 2**20  # bytes of JSON header; a 1000-layer model needs a few hundred KB
 MAX_LAYERS = 1000
@@ -57,13 +57,13 @@ def model_metadata(model: MLP, extra: dict[str, str] | None = None) -> dict[str,
     meta = {
         "format": FORMAT,
         "sizes": ",".join(map(str, model.sizes)),
-        "hidden_activation": acts[0] if len(set(acts)) == 1 else "per-layer",
+        "hidden_activation": (acts[0] if len(set(acts)) == 1 else
+                              "per-layer" if acts else "none"),
         "activations": ",".join(acts),
         "output_activation": "softmax",
         "bias": ",".join(str(int(b)) for b in model.has_bias),
         "input_shape": ",".join(map(str, model.input_shape)),
         "class_names": json.dumps(list(model.class_names)),
-        "dataset": "mnist",
     }
     meta.update({k: v for k, v in model.metadata.items() if k not in _OWN_KEYS})
     meta.update(extra or {})
@@ -138,7 +138,7 @@ def _decode(raw: bytes, source: str) -> tuple[dict[str, np.ndarray], dict[str, s
             ok = all(isinstance(v, int) and v >= 0 for v in (*shape, start, end))
         except (KeyError, TypeError, ValueError):
             ok = False
-        if not ok or len(shape) > 8:
+        if not ok or len(shape) > 8 or not isinstance(dtype, str):
             raise ModelFileError(f"{where} has an unreadable entry in the header")
         if dtype not in _DTYPES:
             raise ModelFileError(f"{where} is {_short(str(dtype), 20)}; floating-point tensors "
@@ -196,6 +196,8 @@ def _layer_count(tensors: dict[str, np.ndarray], source: str) -> int:
 
 def _recorded_activations(meta: dict[str, str], n_hidden: int, source: str):
     """The activations the file records, or None when it records none."""
+    if n_hidden == 0:
+        return ()
     try:
         if "activations" in meta:
             return parse_activations(meta["activations"], n_hidden)

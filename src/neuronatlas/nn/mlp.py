@@ -31,14 +31,12 @@ def kaiming_normal(fan_out: int, fan_in: int, rng: np.random.Generator) -> np.nd
     return rng.standard_normal((fan_out, fan_in)) * np.sqrt(2.0 / fan_in)
 
 
-def square_shape(n_inputs: int) -> tuple[int, int, int] | None:
-    """The one square image with ``n_inputs`` values: (s, s, 1) when n is a square, else
-    (s, s, 3) when n / 3 is one (n cannot be both), else None."""
-    for channels in (1, 3):
-        side = math.isqrt(n_inputs // channels) if n_inputs % channels == 0 else 0
-        if side and side * side * channels == n_inputs:
-            return side, side, channels
-    return None
+def default_input_shape(n_inputs: int) -> tuple[int, int, int]:
+    """The input shape of a model or dataset that does not state one: a square grey image
+    when n is a square number (784 -> 28x28x1), else a flat strip (1, n, 1). Nothing else
+    is assumed: a colour or oblong image must be given (3072 may be 32x32x3 or 48x64x1)."""
+    side = math.isqrt(n_inputs)
+    return (side, side, 1) if side * side == n_inputs else (1, n_inputs, 1)
 
 
 def check_input_shape(shape, n_inputs: int) -> tuple[int, int, int]:
@@ -67,7 +65,7 @@ def model_sha256(model: MLP) -> str:
         extra.append("activations=" + ",".join(a.spec for a in model.activation_fns))
     if not all(model.has_bias):
         extra.append("bias=" + ",".join(str(int(b)) for b in model.has_bias))
-    if model.input_shape != (square_shape(model.sizes[0]) or (1, model.sizes[0], 1)):
+    if model.input_shape != default_input_shape(model.sizes[0]):
         extra.append("input_shape=" + ",".join(map(str, model.input_shape)))
     if extra:
         h.update(("|" + "|".join(extra)).encode())
@@ -126,7 +124,7 @@ class MLP:
             raise ConfigError(f"has_bias names {len(self.has_bias)} layers, the model has "
                               f"{len(self.weights)}")
         if self.input_shape is None:
-            self.input_shape = square_shape(sizes[0]) or (1, sizes[0], 1)
+            self.input_shape = default_input_shape(sizes[0])
         self.input_shape = check_input_shape(self.input_shape, sizes[0])
         if self.class_names is None:
             self.class_names = tuple(str(k) for k in range(sizes[-1]))

@@ -81,6 +81,11 @@ class QueryResult:
     image: np.ndarray | None = None  # the image queried (flat)
     input_shape: tuple[int, int, int] = (28, 28, 1)
     class_names: tuple[str, ...] | None = None
+    floors: dict[int, float] | None = None  # f(0) of each hidden layer: "active" is above it
+
+    def active(self, layer: int) -> int:
+        """How many neurons of ``layer`` are above the floor of its activation."""
+        return int((self.activations[layer] > (self.floors or {}).get(layer, 0.0)).sum())
 
     def _repr_html_(self) -> str:
         from .display import cards_html, class_label
@@ -106,7 +111,7 @@ class QueryResult:
             "ratio": _finite(self.ratio),
             "top3": [{"class": c, "probability": _finite(p)} for c, p in self.top3],
             "layers": {str(l): {"max": _finite(a.max()), "argmax": int(a.argmax()),
-                                "active": int((a > 0).sum()), "size": int(a.size)}
+                                "active": self.active(l), "size": int(a.size)}
                        for l, a in self.activations.items()},
         }
 
@@ -123,10 +128,12 @@ def query(model: MLP, image: np.ndarray, target: tuple[int, int] | None = None) 
     cls, probs = top_k(acts[model.n_layers], 3)
     top3 = [(int(c), float(p)) for c, p in zip(cls[0], probs[0])]
     flat = {l: a[0] for l, a in acts.items()}
-    shown = (x[0].copy(), model.input_shape, model.class_names)
+    floors = {l: model.activation(l).floor for l in range(1, model.n_layers)}
+    shown = {"image": x[0].copy(), "input_shape": model.input_shape,
+             "class_names": model.class_names, "floors": floors}
     if target is None:
-        return QueryResult(flat, None, None, None, None, None, top3, *shown)
+        return QueryResult(flat, None, None, None, None, None, top3, **shown)
     check_neuron(target[0], target[1], model.sizes)
     s = target_stats(model, x, [target], acts)
     return QueryResult(flat, target, float(s.activation[0]), int(s.next_index[0]),
-                       float(s.next_activation[0]), float(s.ratio[0]), top3, *shown)
+                       float(s.next_activation[0]), float(s.ratio[0]), top3, **shown)

@@ -103,7 +103,6 @@ class Renderer:
         dt, sizes = model.dtype, model.sizes
         self.a = [np.empty((self.n[l], sizes[l]), dt) for l in range(self.top + 1)]
         self.g = [np.empty((self.n[l], sizes[l]), dt) for l in range(self.top + 1)]
-        self.mask = [np.empty((self.m[l], sizes[l]), bool) for l in range(self.top + 1)]
         # hidden layers whose activation is not ReLU keep f'(z) from the forward pass (and
         # z itself where a reviving objective needs it, below)
         self.act = [None] + [model.activation(l) if l < L else None
@@ -111,6 +110,8 @@ class Renderer:
         self.deriv = [np.empty((self.m[l], sizes[l]), dt)
                       if act is not None and not act.is_relu else None
                       for l, act in enumerate(self.act)]
+        self.mask = [np.empty((self.m[l], sizes[l]), bool) if act is not None and act.is_relu
+                     else None for l, act in enumerate(self.act)]  # ReLU'(z) = [a > 0]
         W, m = model.weights, self.m
         self.fwd = [None] + [GemmPlan(self.a[l - 1][: m[l]], W[l - 1], self.a[l][: m[l]],
                                       trans_b=True) for l in range(1, self.top + 1)]

@@ -19,24 +19,19 @@ from .transforms import SHIFTS
 ZERO_INIT = 0.01  # the paper's "near-zero values (0.01)"
 
 
-def objective_for(target: tuple[int, int], config: VisConfig, sizes: tuple[int, ...],
-                  relu: tuple[bool, ...] | None = None) -> Objective:
+def objective_for(target: tuple[int, int], config: VisConfig, sizes: tuple[int, ...]
+                  ) -> Objective:
     """The config's objective for one neuron: activation (or z, or log-probability for
-    the output layer) minus ``penalty`` times the mean of the layer's other neurons.
-    ``relu[l-1]``: whether hidden layer l is ReLU (``revive`` applies to those only;
-    None: all are)."""
+    the output layer) minus ``penalty`` times the mean of the layer's other neurons;
+    ``revive`` climbs a hidden neuron's z while it is <= 0 (see :func:`neuron`)."""
     layer, index = target
     check_neuron(layer, index, sizes)
     output = layer == len(sizes) - 1
     if config.objective == "logprob" and output:
         obj = log_prob(index)
     else:
-        # d ReLU(z)/dx = [z > 0] dz/dx: for ReLU, climbing z (revive) only differs while
-        # inactive; other activations climb z while z <= 0, then their own value
-        revive = config.revive and not output
-        relu_layer = relu is None or output or relu[layer - 1]
-        obj = neuron(layer, index, pre=config.objective == "pre" or (revive and relu_layer),
-                     revive=revive and not relu_layer and config.objective != "pre")
+        obj = neuron(layer, index, pre=config.objective == "pre",
+                     revive=config.revive and not output)
     if config.penalty:
         obj = obj - config.penalty * others(layer, exclude=index)
     return obj.bind(sizes)
@@ -179,10 +174,9 @@ def visualize(
     images)`` sees the images of every step (see :func:`render`), e.g. to stream them."""
     config = config or VisConfig()
     objectives, pairs = [], []
-    relu = tuple(a.is_relu for a in model.activation_fns)
     for t in targets:
         obj = t.bind(model.sizes) if isinstance(t, Objective) else objective_for(
-            tuple(int(v) for v in t), config, model.sizes, relu)
+            tuple(int(v) for v in t), config, model.sizes)
         objectives.append(obj)
         pairs.append(obj.target)
     if not objectives:
