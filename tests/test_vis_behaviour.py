@@ -138,3 +138,34 @@ def test_revive_climbs_a_neuron_the_start_image_leaves_inactive():
     a = visualize(m, [(1, 0)], cfg)
     b = visualize(m, [(1, 0)], cfg.replace(revive=True))
     np.testing.assert_array_equal(a.images, b.images)
+
+
+def test_a_start_image_given_is_used_and_a_bad_init_is_an_error(model, tmp_path):
+    """init_image is the start (one for all targets, or one per target); it cannot be
+    combined with a random start, and an init that is neither a name nor a file is refused."""
+    cfg = VisConfig(steps=1, lr=1e-12, tv=0.0, l1=0.0)  # one negligible step: images ~ starts
+    img = np.random.default_rng(5).random(784).astype(np.float32)
+    one = visualize(model, [(2, 1), (3, 2)], cfg, init_image=img)
+    np.testing.assert_allclose(one.images, np.stack([img, img]), atol=1e-6)
+    per = np.random.default_rng(6).random((2, 784)).astype(np.float32)
+    np.testing.assert_allclose(visualize(model, [(2, 1), (3, 2)], cfg, init_image=per).images,
+                               per, atol=1e-6)
+    with pytest.raises(na.ConfigError, match="init 'random' and a start image"):
+        visualize(model, [(2, 1)], cfg.replace(init="random"), init_image=img)
+    with pytest.raises(na.ConfigError, match="neither one image"):
+        visualize(model, [(2, 1)], cfg, init_image=np.zeros(100))
+    with pytest.raises(na.ConfigError, match="custom"):
+        visualize(model, [(2, 1)], cfg.replace(init="custom"), init_image=img)
+    with pytest.raises(na.ConfigError, match="init 'image' needs the image"):
+        visualize(model, [(2, 1)], cfg.replace(init="image"))
+
+
+def test_results_show_themselves_and_grid_draws_any_images(model):
+    res = visualize(model, [(2, 1), (4, 3)], VisConfig(steps=5))
+    html = res._repr_html_()
+    assert html.count("<img") == 2 and "2:1" in html and "ratio" in html
+    q = query(model, res.images[0], (2, 1))
+    assert q._repr_html_().count("<img") == 1 and "2:1" in q._repr_html_()
+    fig = na.grid(res.images, model.input_shape, titles=["a", "b"], cols=4)
+    shown = [ax for ax in fig.axes if ax.images]
+    assert len(shown) == 2 and shown[0].get_title() == "a"
