@@ -154,10 +154,13 @@ def chw(x: np.ndarray, shape) -> np.ndarray:
     return x.reshape(-1, h, w, c).transpose(0, 3, 1, 2)
 
 
+WIDE = 64  # wide random inputs added to every check
+
+
 def check_inputs_for(n_inputs: int, given=None) -> np.ndarray:
-    """What an import is checked on: the given (real) inputs, plus 64 wide random ones
-    (N(0, 3^2), beyond [0, 1]: a subtly different activation shows there), or 256
-    uniform random images and those."""
+    """What an import is checked on: the given (real) inputs, or 256 uniform random
+    images, then :data:`WIDE` wide random inputs (N(0, 3^2), beyond [0, 1]: a subtly
+    different activation shows there)."""
     rng = np.random.default_rng(0)
     if given is not None and np.shape(given)[-1] != n_inputs:
         raise ImportRefused(f"the model takes {n_inputs} inputs but the images it is checked "
@@ -165,12 +168,12 @@ def check_inputs_for(n_inputs: int, given=None) -> np.ndarray:
                             "made for (--dataset)")
     base = (rng.random((256, n_inputs)) if given is None else
             np.asarray(given, np.float64).reshape(-1, n_inputs))
-    return np.concatenate([base, 3 * rng.standard_normal((64, n_inputs))])
+    return np.concatenate([base, 3 * rng.standard_normal((WIDE, n_inputs))])
 
 
 def compare_outputs(model: MLP, out: np.ndarray, x: np.ndarray, softmax: str) -> float:
-    """The source's outputs ``out`` on ``x`` against the model's: logits, or for a source
-    ending in its own (Log)SoftMax, log-probabilities."""
+    """The source's outputs ``out`` on ``x`` (from :func:`check_inputs_for`) against the
+    model's: logits, or for a source ending in its own (Log)SoftMax, log-probabilities."""
     if softmax:
         source = out if softmax == "log_softmax" else np.log(np.clip(out, 1e-300, 1))
         return logit_gap(model, source, x, log_probabilities=True)
@@ -186,17 +189,24 @@ def _float32_value(p) -> float:
 def logit_gap(model: MLP, source: np.ndarray, x: np.ndarray, *,
               log_probabilities: bool = False) -> float:
     """Largest |difference| between the source's logits (or log-probabilities, for a source
-    that ends in its own SoftMax) and the imported model's on ``x``, recorded in the
-    model's notes; :class:`ImportRefused` when it is above :data:`TOLERANCE`."""
+    that ends in its own SoftMax) and the imported model's on the images of ``x`` (all but
+    its last :data:`WIDE` rows), recorded in the model's notes; :class:`ImportRefused` when
+    it is above :data:`TOLERANCE`, or when on the wide random rows the difference relative
+    to the row's largest logit is (a float32 source there is exact to ~1e-7 of that)."""
     ours = model.astype(np.float64).forward(np.asarray(x, np.float64))
     if log_probabilities:
         ours = ours - ours.max(axis=1, keepdims=True)
         ours = ours - np.log(np.exp(ours).sum(axis=1, keepdims=True))
     what = "log-probabilities" if log_probabilities else "logits"
-    gap = float(np.max(np.abs(ours - np.asarray(source, np.float64))))
-    if not gap <= TOLERANCE:
+    source = np.asarray(source, np.float64)
+    diff = np.abs(ours - source).max(axis=1)
+    images, wide = diff[:-WIDE], diff[-WIDE:] / (1 + np.abs(source[-WIDE:]).max(axis=1))
+    gap, rel = float(images.max()), float(wide.max())
+    if not (gap <= TOLERANCE and rel <= TOLERANCE):
         raise ImportRefused(f"the imported model's {what} differ from the source's by {gap:.3g} "
-                            f"(more than {TOLERANCE:g}) on {len(x)} inputs; the source computes "
+                            f"on {len(images)} images and by {rel:.3g} relative on {WIDE} wide "
+                            f"random inputs (more than {TOLERANCE:g}); the source computes "
                             "something the import does not")
-    model.notes.append(f"{what} equal the source's within {gap:.2g} on {len(x)} inputs")
+    model.notes.append(f"{what} equal the source's within {gap:.2g} on {len(images)} images "
+                       f"(and within {rel:.1g} relative on {WIDE} wide random inputs)")
     return gap
