@@ -396,7 +396,9 @@ def _report_markdown(ctx: Context, how: str, ev_acc: float, metrics: list[dict],
     if metrics:
         how = f"trained here ({len(metrics)} epochs, see metrics.jsonl)"
     elif how == "reused from the run folder":
-        how = "taken from the run folder (not trained by this run)"
+        source = m.metadata.get("imported_from")
+        how = (f"imported from {source}" if source else
+               "taken from the run folder (not trained by this run)")
     data = ctx.data
     acts = "/".join(sorted({a.spec for a in m.activation_fns})) or "no hidden layer"
     # the paper's numbers are for a ReLU network on MNIST; other settings are not compared

@@ -278,7 +278,7 @@ const ATLAS = (() => {
       <figure>
         <div class="sprite" style="${spriteCSS(m.sprites.variants[j], i, m.size, SMALL_TILE)}"></div>
         <figcaption><span class="ratio">${fmt(v.ratio[i])}</span> (${fmt(v.activation[i])})
-          <br><span class="muted">&rarr; ${v.top1[i]} ${pct(v.top1_prob[i])}</span>
+          <br><span class="muted">&rarr; ${cname(v.top1[i])} ${pct(v.top1_prob[i])}</span>
           <br><small>${esc(state.meta.variant_labels[j])}</small></figcaption>
       </figure>`).join("");
     return `<h3>Regularisation variants</h3><div class="row">${figs}</div>`;
