@@ -110,6 +110,12 @@ def test_layer_data_has_one_record_per_neuron_with_the_analysis_numbers(atlas_ru
     for c, members in enumerate(clusters["layers"].get(str(l), [])):
         assert all(doc["cluster"][i] == c for i in members)
     assert len(doc["variants"]) == 3 and all(len(v["ratio"]) == n for v in doc["variants"])
+    if l == 1:  # the exact maximum over the image box, and how close the picture came to it
+        assert len(doc["exact_activation"]) == n
+        assert all(0 <= r <= 1 + 1e-6 for r in doc["exact_reached"])
+        assert (atlas_run / "atlas/sprites/L1-exact.png").is_file()
+    else:
+        assert "exact_reached" not in doc
 
 
 def test_size_budget_is_measured(atlas_run):

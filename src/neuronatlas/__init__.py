@@ -31,6 +31,7 @@ from .train import TrainResult, train
 from .vis import Objective, QueryResult, VisResult, log_prob, neuron, others, query, visualize
 from .vis.adversarial import AdversarialResult, adversarial
 from .vis.display import grid
+from .vis.exact import Layer1Optimum, layer1_optimum
 
 __version__ = "0.1.0"
 
@@ -47,6 +48,7 @@ __all__ = [
     "Dataset",
     "Evaluation",
     "ImportRefused",
+    "Layer1Optimum",
     "ModelFileError",
     "NeuronatlasError",
     "Objective",
@@ -63,6 +65,7 @@ __all__ = [
     "from_torch",
     "grid",
     "import_model",
+    "layer1_optimum",
     "load_dataset",
     "load_fashion_mnist",
     "load_mnist",

@@ -41,6 +41,7 @@ from ..fileio import ensure_dir
 from ..nn.mlp import MLP, model_sha256
 from ..runs import analysed_k, run_dataset, run_model
 from ..stages import Log, Progress
+from ..vis.exact import layer1_optimum
 from . import sprites
 from .variants import VARIANTS, label, variant
 
@@ -215,9 +216,10 @@ def _write_layer(folder: Path, l: int, inp: _Inputs, digits: np.ndarray) -> dict
         "mean_topk": _write_png(folder, f"L{l}-mean-top", sprites.contrast(ex.mean_topk), shape),
         "mean_p99": _write_png(folder, f"L{l}-mean-p99", sprites.contrast(ex.mean_p99), shape),
     }
-    if l == 1:
+    if l == 1 and inp.model.n_layers > 1:
         files["weights"] = _write_png(folder, "L1-weights",
                                       *sprites.diverging(inp.model.weights[0], shape))
+        files["exact"] = _write_png(folder, "L1-exact", layer1_optimum(inp.model).images, shape)
     doc = _layer_doc(l, rows, inp, digits)
     _write_js(folder / "data" / f"layer{l}.js", "ATLAS.addLayer", doc)
     ratio = inp.vis["ratio"][rows]
@@ -231,6 +233,13 @@ def _write_layer(folder: Path, l: int, inp: _Inputs, digits: np.ndarray) -> dict
 def _layer_doc(l: int, rows: np.ndarray, inp: _Inputs, digits: np.ndarray) -> dict:
     """Per-neuron numbers of layer l as columns (lists indexed by neuron)."""
     v, ex = inp.vis, inp.examples[l]
+    exact = {}
+    if l == 1 and inp.model.n_layers > 1:  # how far the visualisation is from the optimum
+        best = layer1_optimum(inp.model)
+        W, b = inp.model.weights[0].astype(np.float64), inp.model.biases[0]
+        z = np.einsum("ij,ij->i", v["images"][rows].astype(np.float64), W) + b  # (n1,)
+        exact = {"exact_activation": _num(best.activation),
+                 "exact_reached": _num(best.reached(z))}
     groups = inp.analysis.clusters["layers"].get(str(l), [])
     rising = inp.analysis.clusters["co_risers"].get(str(l), {"count": [], "top": []})
     return {
@@ -255,6 +264,7 @@ def _layer_doc(l: int, rows: np.ndarray, inp: _Inputs, digits: np.ndarray) -> di
         "cluster_classes": inp.analysis.clusters["preferred_classes"].get(str(l), []),
         "co_risers": rising["count"],
         "co_risers_top": rising["top"],
+        **exact,
         "variants": [{"activation": _num(var["activation"][rows]),
                       "ratio": _num(var["ratio"][rows]),
                       "top1": var["top3_classes"][rows, 0].tolist(),

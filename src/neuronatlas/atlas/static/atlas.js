@@ -303,6 +303,11 @@ const ATLAS = (() => {
         ? "input weights (each channel's, mid-grey = 0)"
         : `input weights <span class="pos">+</span> / <span class="neg">&minus;</span>`);
     }
+    if (m.sprites.exact) {  // layer 1: the exact maximum over the image box
+      avgs += avg(m.sprites.exact, `exact maximum (pixels of positive weight on): ` +
+        `${num("exact_activation", doc.exact_activation[i])}; the visualisation reaches ` +
+        `${Math.round(100 * doc.exact_reached[i])}% of its z range`);
+    }
     return `<h3>Top ${k} dataset images</h3><div class="digits">${tiles}</div>
       <div class="row">${avgs}</div>`;
   }
