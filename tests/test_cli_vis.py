@@ -34,7 +34,10 @@ def test_visualize_writes_png_npy_and_json(run):
     assert len(rec["top3"]) == 3 and rec["activation"] > 0
     img = np.load(folder / "L1N7.npy")
     assert img.shape == (784,) and img.dtype == np.float32
-    assert Image.open(folder / "L3N4.png").size == (112, 112)
+    png = np.asarray(Image.open(folder / "L3N4.png"))
+    assert png.shape == (112, 112) and png.min() == 0 and png.max() == 255  # stretched
+    raw = np.load(folder / "L3N4.npy")  # the .npy keeps the raw values; the range is recorded
+    assert rec["png_range"] == pytest.approx([float(raw.min()), float(raw.max())])
     assert json.loads((folder / "config.json").read_text())["steps"] == 10
     assert "L3N4: activation" in proc.stdout
 

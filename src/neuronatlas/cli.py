@@ -359,9 +359,10 @@ def visualize(targets, layers, all_, run_dir, model, activation, dataset, data_d
         rec = result.record(i)
         top = ", ".join(f"{t['class']}:{t['probability']:.3f}" for t in rec["top3"])
         ratio = "inf" if rec["ratio"] is None else f"{rec['ratio']:.2f}"
+        lo, hi = float(result.images[i].min()), float(result.images[i].max())
         out.print(f"L{rec['layer']}N{rec['neuron']}: activation {rec['activation']:.4g}, "
                   f"next {rec['next_activation']:.4g} (neuron {rec['next_index']}), "
-                  f"ratio {ratio}; top-3 {top}")
+                  f"ratio {ratio}; top-3 {top}; PNG stretched from [{lo:.3g}, {hi:.3g}]")
     if len(pairs) > 20:
         out.print(f"... and {len(pairs) - 20} more")
     out.print(f"written {len(pairs)} visualisation(s) to {folder}")

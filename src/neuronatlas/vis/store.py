@@ -1,8 +1,10 @@
 """Where visualisations and adversarial examples go in a run folder (docs/format.md).
 
 ``vis/<config-id>/`` holds one folder per VisConfig (``config.json`` says which),
-with ``L7N1.png`` (upscaled), ``L7N1.npy`` (raw (784,) float32) and ``L7N1.json``
-(config, activation, ratio, top-3) per neuron. Every file is written atomically.
+with ``L7N1.png`` (upscaled, contrast-stretched to the image's own range: visualisations
+are faint), ``L7N1.npy`` (the raw image, float32) and ``L7N1.json`` (config, activation,
+ratio, top-3, and the range the PNG was stretched from) per neuron. Every file is written
+atomically.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 from ..config import VisConfig
 from ..fileio import atomic_write_json, ensure_dir
 from .adversarial import AdversarialResult
+from .display import stretch
 from .images import save_npy, save_png
 from .visualize import VisResult
 
@@ -41,9 +44,10 @@ def save_vis(run_dir: str | Path, result: VisResult, *, scale: int = 8,
         stem = folder / neuron_name(layer, index)
         # atomic renames, one flush at the end: an fsync per file costs minutes for --all
         save_npy(stem.with_suffix(".npy"), result.images[i].astype(np.float32), fsync=False)
-        save_png(stem.with_suffix(".png"), result.images[i], scale, fsync=False,
-                 shape=result.input_shape)
-        atomic_write_json(stem.with_suffix(".json"), result.record(i), fsync=False)
+        shown, lo, hi = stretch(result.images[i].astype(np.float64))
+        save_png(stem.with_suffix(".png"), shown, scale, fsync=False, shape=result.input_shape)
+        atomic_write_json(stem.with_suffix(".json"), {**result.record(i),
+                                                      "png_range": [lo, hi]}, fsync=False)
         if progress is not None:
             progress(i + 1, len(result.targets))
     os.sync()
