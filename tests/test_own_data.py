@@ -142,3 +142,25 @@ def test_inconsistent_npz_contents_are_refused(tmp_path, arrays, message):
     np.savez(path, **{**base, **arrays})
     with pytest.raises(DataError, match=message):
         load_dataset(path)
+
+
+def test_a_bare_state_dict_is_opened_with_what_it_does_not_record(tmp_path):
+    """A file without activations or input shape (as PyTorch saves it) is used with both
+    stated; stating one that contradicts a file that records it is refused."""
+    from PIL import Image
+    from safetensors.numpy import save_file
+
+    m = MLP.init((3072, 8, 3), rng=np.random.default_rng(0))
+    save_file({"0.weight": m.weights[0], "0.bias": m.biases[0], "2.weight": m.weights[1],
+               "2.bias": m.biases[1]}, tmp_path / "sd.safetensors")
+    args = ("visualize", "1:0", "--steps", "3", "--model", tmp_path / "sd.safetensors",
+            "--run", tmp_path / "r")
+    assert_user_error(run_cli(*args), "does not record its activations")
+    proc = run_cli(*args, "--activation", "relu", "--input-shape", "32,32,3")
+    assert proc.returncode == 0, proc.stderr
+    png = next((tmp_path / "r" / "vis").glob("*/L1N0.png"))
+    assert Image.open(png).mode == "RGB"
+    m.save(tmp_path / "m.safetensors")  # records 1x3072x1 (3072 is not a square)
+    assert_user_error(run_cli("visualize", "1:0", "--model", tmp_path / "m.safetensors",
+                              "--input-shape", "32,32,3", "--run", tmp_path / "r2"),
+                      "records input shape 1x3072x1")

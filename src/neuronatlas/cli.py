@@ -66,12 +66,34 @@ MODEL_OPTION = click.option(
 ACTIVATION_OPTION = click.option("--activation", default=None, help=ACTIVATION_HELP)
 
 
+def _parse_shape(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        shape = tuple(int(v) for v in value.lower().replace("x", ",").split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise click.BadParameter(f"expected HEIGHT,WIDTH,CHANNELS, e.g. 32,32,3, got {value!r}")
+    return shape
+
+
+INPUT_SHAPE_OPTION = click.option(
+    "--input-shape", callback=lambda ctx, p, v: ctx.meta.__setitem__("input_shape",
+                                                                    _parse_shape(ctx, p, v)),
+    expose_value=False, default=None,
+    help="HEIGHT,WIDTH,CHANNELS of the input image, for a model file that does not record it "
+         "[default: 28,28,1-style square grey when the input size is a square, else flat].")
+
+
 def data_options(f):
     return DATASET_OPTION(DATA_DIR_OPTION(f))
 
 
 def model_options(f):
-    return RUN_OPTION(MODEL_OPTION(ACTIVATION_OPTION(f)))
+    """--run, --model, --activation, and --input-shape (kept in the click context's meta
+    for :func:`_open_model`: every verb that opens a model takes it)."""
+    return RUN_OPTION(MODEL_OPTION(ACTIVATION_OPTION(INPUT_SHAPE_OPTION(f))))
 
 
 def _log(msg: str) -> None:
@@ -81,7 +103,8 @@ def _log(msg: str) -> None:
 def _open_model(run_dir, model, activation):
     """(run folder, model, its path): the run's model or ``--model`` with its own run."""
     run = default_run(run_dir, model)
-    net, path = run_model(run, model, activation=activation)
+    shape = click.get_current_context().meta.get("input_shape")
+    net, path = run_model(run, model, activation=activation, input_shape=shape)
     for note in net.notes:
         _log(f"note: {path}: {note}")
     return run, net, path
@@ -507,18 +530,6 @@ def analyze(run_dir, model, activation, dataset, data_dir, k):
 
 
 # --- import ----------------------------------------------------------------------------
-def _parse_shape(ctx, param, value):
-    if value is None:
-        return None
-    try:
-        shape = tuple(int(v) for v in value.lower().replace("x", ",").split(","))
-    except ValueError:
-        shape = ()
-    if len(shape) != 3 or min(shape) < 1:
-        raise click.BadParameter(f"expected HEIGHT,WIDTH,CHANNELS, e.g. 32,32,3, got {value!r}")
-    return shape
-
-
 @cli.command("import")
 @click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--run", "run_dir", type=click.Path(file_okay=False, path_type=Path),

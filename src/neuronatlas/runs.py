@@ -52,12 +52,12 @@ def model_path(run_dir: Path, model: Path | None = None) -> Path:
     return path
 
 
-def run_model(run_dir: Path, model: Path | None = None, *, activation=None
+def run_model(run_dir: Path, model: Path | None = None, *, activation=None, input_shape=None
               ) -> tuple[MLP, Path]:
     """The model of the run (or ``model``, which must then be the run's own model if it
-    has one); ``activation`` for files that do not record theirs."""
+    has one); ``activation`` and ``input_shape`` for files that do not record theirs."""
     path = model_path(run_dir, model)
-    net = MLP.load(path, activation=activation)
+    net = MLP.load(path, activation=activation, input_shape=input_shape)
     if model is not None:
         check_owner(run_dir, net)
     return net, path

@@ -286,6 +286,9 @@ def model_from_tensors(tensors: dict[str, np.ndarray], metadata: dict[str, str],
             "every hidden layer or a comma-separated list with one per layer; they are "
             "never guessed")
     shape = _meta_list(metadata, "input_shape", source) if "input_shape" in metadata else None
+    if shape is not None and input_shape is not None and tuple(input_shape) != shape:
+        raise ModelFileError(f"{source} records input shape {'x'.join(map(str, shape))}, but "
+                             f"{'x'.join(map(str, input_shape))} was given; leave it out")
     shape = input_shape if input_shape is not None else shape
     names = class_names
     if names is None and "class_names" in metadata:
