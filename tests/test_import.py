@@ -304,3 +304,28 @@ def test_onnx_gemm_bias_of_shape_1_by_out(tmp_path):
     m = from_onnx(path)
     np.testing.assert_allclose(m.biases[0], b1[0], rtol=1e-6)
     assert m.activation(1).name == "tanh"
+
+
+def test_a_state_dict_with_dropout_between_its_linears(torch, nn, tmp_path, mnist):
+    """nn.Sequential(Linear, LeakyReLU, Dropout, Linear, ...) saves its Linears as 0, 3, 5:
+    read in the order of their indices, checked against PyTorch; an ONNX file through
+    --model points to import, and --activation with an ONNX file is refused."""
+    from safetensors.torch import save_file
+
+    from neuronatlas import MLP
+
+    net = nn.Sequential(nn.Linear(784, 16), nn.LeakyReLU(0.1), nn.Dropout(0.2),
+                        nn.Linear(16, 8), nn.LeakyReLU(0.1), nn.Linear(8, 10)).eval()
+    save_file(net.state_dict(), tmp_path / "sd.safetensors")
+    m = MLP.load(tmp_path / "sd.safetensors", activation="leaky_relu:0.1")
+    x = np.random.default_rng(7).random((5, 784), dtype=np.float32)
+    with torch.no_grad():
+        np.testing.assert_allclose(m.forward(x), net(torch.from_numpy(x)).numpy(), atol=1e-5)
+    proc = run_import(tmp_path / "sd.safetensors", "--activation", "leaky_relu:0.1", "--run",
+                      tmp_path / "sd")
+    assert proc.returncode == 0 and "PyTorch's within" in proc.stdout, proc.stderr
+    onnx_path = export(torch, net, tmp_path / "net.onnx", 17)
+    assert_user_error(run_cli("evaluate", "--model", onnx_path, "--dataset", "mnist",
+                              "--run", tmp_path / "e"), "neuronatlas import")
+    assert_user_error(run_import(onnx_path, "--activation", "relu", "--run", tmp_path / "o"),
+                      "--activation and --sizes are for a state_dict")

@@ -164,3 +164,20 @@ def test_a_bare_state_dict_is_opened_with_what_it_does_not_record(tmp_path):
     assert_user_error(run_cli("visualize", "1:0", "--model", tmp_path / "m.safetensors",
                               "--input-shape", "32,32,3", "--run", tmp_path / "r2"),
                       "records input shape 1x3072x1")
+
+
+def test_evaluating_on_other_data_is_said_and_kept_beside(colour_npz, tmp_path):
+    import neuronatlas as na
+
+    data = load_dataset(colour_npz)
+    run = tmp_path / "run"
+    na.train(data, na.TrainConfig(sizes=(3072, 8, 3), epochs=1, fine_tune_epochs=0), run)
+    assert run_cli("evaluate", "--run", run).returncode == 0
+    own = (run / "evaluation-test.json").read_bytes()
+    other = tmp_path / "other.npz"
+    (xt, yt), (xv, yv) = colour_arrays(60, 5), colour_arrays(30, 6)
+    np.savez(other, x_train=xt, y_train=yt, x_test=xv, y_test=yv)
+    proc = run_cli("evaluate", "--run", run, "--dataset", other)
+    assert proc.returncode == 0 and "evaluating it on other.npz as asked" in proc.stderr
+    assert (run / "evaluation-test.json").read_bytes() == own  # nothing saved is lost
+    assert json.loads((run / "evaluation-test-other.npz.json").read_text())["n"] == 30

@@ -192,7 +192,9 @@ def _parse_sizes(ctx, param, value):
 
 
 @cli.command()
-@RUN_OPTION
+@click.option("--run", "run_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="Run folder [default: runs/paper for the paper's network "
+                                 "on MNIST, else runs/<dataset>-<activation>-<hidden sizes>].")
 @click.option("--dataset", default="mnist", show_default=True, metavar="NAME|PATH",
               help=f"{' or '.join(NAMED)}, or a .npz of x_train, y_train, x_test, y_test.")
 @DATA_DIR_OPTION
@@ -268,6 +270,10 @@ def evaluate(run_dir, model, activation, dataset, data_dir, split):
     """Accuracy, per-class accuracy and confusion matrix of a model."""
     run, net, path = _open_model(run_dir, model, activation)
     ds = _dataset(net, dataset, data_dir)
+    own = net.metadata.get("dataset_sha256") in (None, ds.identity["sha256"])
+    if not own:
+        _log(f"note: the model was made on {net.metadata.get('dataset')}; evaluating it on "
+             f"{ds.name} as asked")
     x, y = ds.split(split)
     ev = evaluate_model(net, x, y, split)
     k = len(ev.per_class_accuracy)
@@ -277,12 +283,22 @@ def evaluate(run_dir, model, activation, dataset, data_dir, split):
     for j in range(k):
         table.add_column(str(j), justify="right")
     table.add_column("accuracy", justify="right")
+    names = ds.class_names if len(ds.class_names) == k else net.class_names  # true classes
     for i in range(k):
-        table.add_row(f"{i} {net.class_names[i]}" if net.class_names[i] != str(i) else str(i),
+        table.add_row(f"{i} {names[i]}" if names[i] != str(i) else str(i),
                       *map(str, ev.confusion[i]), f"{100 * ev.per_class_accuracy[i]:.2f}%")
     out.print(table)
     claim(run, net)
-    out.print(f"written {save_evaluation(run, ev, str(path), ds.identity)}")
+    # another dataset's numbers go beside, never over, those of the model's own
+    written = save_evaluation(run, ev, str(path), ds.identity,
+                              suffix="" if own else f"-{_file_part(ds.name)}")
+    out.print(f"written {written}")
+
+
+def _file_part(name: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
 
 
 # --- visualize / query / adversarial ---------------------------------------------------

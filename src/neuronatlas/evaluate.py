@@ -51,8 +51,9 @@ def evaluate(model: MLP, x: np.ndarray, y: np.ndarray, split: str = "test") -> E
 
 
 def save_evaluation(run_dir: str | Path, ev: Evaluation, model: str,
-                    dataset: dict[str, str] | None = None) -> Path:
-    """``RUN/evaluation-<split>.json``: which model, on which dataset, and the numbers."""
-    path = ensure_dir(run_dir) / f"evaluation-{ev.split}.json"
+                    dataset: dict[str, str] | None = None, suffix: str = "") -> Path:
+    """``RUN/evaluation-<split><suffix>.json``: which model, on which dataset, and the
+    numbers (a suffix keeps an evaluation on other data beside the model's own)."""
+    path = ensure_dir(run_dir) / f"evaluation-{ev.split}{suffix}.json"
     atomic_write_json(path, {"model": model, "dataset": dataset, **ev.to_dict()})
     return path

@@ -298,7 +298,7 @@ def train(
         state = TrainState(rng_state=rng.bit_generator.state)
     if run is not None:
         atomic_write_json(run / "config.json", {"train": config.to_dict(),
-                                                "dataset": dataset_metadata(data)})
+                                                "dataset": data.identity})
 
     step = SGDStep(model, B, config.lr_at(state.epoch), config.grad_scale)
     metrics: list[dict] = []

@@ -15,6 +15,7 @@ import numpy as np
 from ..data import Dataset, check_fits
 from ..errors import ModelFileError, RunFolderError
 from ..fileio import atomic_write_json, ensure_dir
+from ..nn.io import sequential_names
 from ..nn.mlp import MLP, default_input_shape, model_sha256
 from .common import TOLERANCE, ImportRefused, check_inputs_for, logit_gap
 from .onnx import from_onnx
@@ -49,7 +50,8 @@ def _from_state_dict(source: Path, *, activation, sizes, input_shape, class_name
 
     net = torch_sequential(model)
     try:
-        net.load_state_dict({k: v.double() for k, v in load_file(source).items()})
+        net.load_state_dict({k: v.double() for k, v in
+                             sequential_names(load_file(source), str(source)).items()})
     except RuntimeError as exc:
         raise ImportRefused(f"{source}: the tensors do not load into the stated architecture "
                             f"({str(exc)[:160]})") from None
@@ -74,6 +76,9 @@ def import_model(source: str | Path, run_dir: str | Path, data: Dataset, *, acti
     source, run = Path(source), Path(run_dir)
     x = data.test_x[:CHECK_IMAGES]
     if source.suffix.lower() == ".onnx":
+        if activation is not None or sizes is not None:
+            raise ImportRefused(f"{source.name}: --activation and --sizes are for a "
+                                "state_dict; an ONNX file says its own")
         model = from_onnx(source, input_shape, class_names=class_names, check_inputs=x)
         checked = model.notes[-1].replace("the source's", "onnxruntime's")
     else:
@@ -106,7 +111,7 @@ def import_model(source: str | Path, run_dir: str | Path, data: Dataset, *, acti
     model.save(path)
     atomic_write_json(run / "config.json", {"import": {
         "source": str(source), "checked": checked, "tolerance": TOLERANCE,
-        "notes": model.notes}, "dataset": {"name": data.name, **data.identity}})
+        "notes": model.notes}, "dataset": data.identity})
     return ImportResult(model, path, checked)
 
 

@@ -167,11 +167,27 @@ def read_safetensors(path: str | os.PathLike
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"model file not found: {path}")
+    if path.suffix.lower() == ".onnx":
+        raise ModelFileError(f"{path} is an ONNX file: bring it in first with neuronatlas "
+                             f"import {path} --dataset NAME")
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise ModelFileError(f"cannot read {path}: {exc.strerror}") from None
     return _decode(raw, str(path))
+
+
+def sequential_names(tensors: dict, source: str = "model") -> dict:
+    """A PyTorch ``nn.Sequential`` state_dict whose Linears sit at other indices (a Dropout
+    or an activation module between them shifts them: 0, 3, 5, ...) renamed to this
+    format's 0, 2, 4, ...: the Linears in the order of their indices. Names that are not
+    ``<index>.weight`` / ``<index>.bias`` are left for the checks to refuse."""
+    parsed = [(k, _KEY.match(k)) for k in tensors]
+    if not tensors or not all(m for _, m in parsed):
+        return tensors
+    order = sorted({int(m.group(1)) for _, m in parsed})
+    slot = {index: 2 * i for i, index in enumerate(order)}
+    return {f"{slot[int(m.group(1))]}.{m.group(2)}": tensors[k] for k, m in parsed}
 
 
 def _layer_count(tensors: dict[str, np.ndarray], source: str) -> int:
@@ -220,6 +236,8 @@ def model_from_tensors(tensors: dict[str, np.ndarray], metadata: dict[str, str],
         raise ModelFileError(f"{source}: output_activation is "
                              f"{_short(metadata['output_activation'], 40)!r}, only 'softmax' "
                              "works")
+    if "format" not in metadata:  # saved by PyTorch: Linears may sit at any indices
+        tensors = sequential_names(tensors, source)
     n_layers = _layer_count(tensors, source)
     bias = tuple(f"{2 * i}.bias" in tensors for i in range(n_layers))
     if "bias" in metadata:

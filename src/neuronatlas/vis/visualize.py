@@ -11,7 +11,7 @@ from ..config import VisConfig
 from ..errors import ConfigError
 from ..nn.mlp import MLP
 from .images import load_image
-from .objectives import Objective, check_neuron, log_prob, neuron, others
+from .objectives import Objective, check_neuron, log_prob, neuron, others, parse_target
 from .query import target_stats
 from .render import SnapshotCallback, StepCallback, render
 from .transforms import SHIFTS
@@ -175,6 +175,8 @@ def visualize(
     config = config or VisConfig()
     objectives, pairs = [], []
     for t in targets:
+        if isinstance(t, str):  # "7:1"
+            t = parse_target(t)
         obj = t.bind(model.sizes) if isinstance(t, Objective) else objective_for(
             tuple(int(v) for v in t), config, model.sizes)
         objectives.append(obj)
