@@ -3,9 +3,11 @@
     python docs/examples/torch_leaky_mlp.py OUT_DIR
     neuronatlas import OUT_DIR/leaky.onnx --dataset mnist --run runs/leaky
 
-Writes OUT_DIR/leaky.onnx (ONNX, opset 17) and OUT_DIR/leaky.safetensors (its state_dict;
-import it with --activation leaky_relu:0.1). The data come from neuronatlas's own MNIST
-loader, so nothing but torch (and onnx for the export) is needed.
+Writes OUT_DIR/leaky.onnx (ONNX, opset 17) and OUT_DIR/leaky.safetensors (its state_dict,
+which does not say its activations:
+``neuronatlas import OUT_DIR/leaky.safetensors --dataset mnist --activation leaky_relu:0.1``).
+The data come from neuronatlas's own MNIST loader, so nothing but torch (and onnx for the
+export) is needed.
 """
 
 import sys
