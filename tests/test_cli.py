@@ -160,3 +160,14 @@ def test_reproduce_with_a_bad_model(tmp_path):
     junk.write_bytes(b"nope")
     assert_user_error(run_cli("reproduce", "--run", tmp_path / "r", "--model", junk),
                       "not a readable safetensors")
+
+
+def test_overwrite_with_sizes_that_cannot_be_allocated_keeps_the_run(tmp_path, mnist):
+    run = tmp_path / "r"
+    tiny = ("--sizes", "784,8,10", "--epochs", "1", "--fine-tune-epochs", "0", "--batch-size",
+            "600")
+    assert run_cli("train", "--run", run, *tiny).returncode == 0
+    before = (run / "model.safetensors").read_bytes()
+    assert_user_error(run_cli("train", "--run", run, "--overwrite", "--sizes",
+                              "784,99999999999,10"), "GiB")
+    assert (run / "model.safetensors").read_bytes() == before  # nothing of it was lost

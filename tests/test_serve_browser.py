@@ -143,6 +143,19 @@ def test_the_default_host_is_loopback_and_quiet(served_run):
     assert url.startswith("http://127.0.0.1:") and "warning" not in proc.stderr.read()
 
 
+def test_every_loopback_address_keeps_the_host_check(served_run):
+    """127.0.0.2 is loopback too: a page of another site (DNS rebinding) is still refused,
+    and no public-address warning is printed."""
+    proc, url = start_serve(served_run, "--host", "127.0.0.2")
+    try:
+        status, _ = raw_request(url, "GET", "/", headers={"Host": "evil.example"})
+        ok, _ = raw_request(url, "GET", "/api/model")
+    finally:
+        stop(proc)
+    assert status == 400 and ok == 200
+    assert "warning" not in proc.stderr.read()
+
+
 def test_serve_builds_the_atlas_of_its_model_first(tiny_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)  # analysed, but no atlas

@@ -263,3 +263,13 @@ def test_works_without_a_lifespan_and_a_bug_is_a_json_500(tiny_run, model, atlas
     monkeypatch.setattr("neuronatlas.atlas.server.query", lambda *a: 1 / 0)
     r = c.post("/api/query", json={"image": [0.0] * 784})
     assert r.status_code == 500 and r.json() == {"error": "internal error in the server"}
+
+
+def test_non_finite_numbers_never_reach_json():
+    from neuronatlas.atlas.server import finite_json
+
+    doc = finite_json({"activation": float("nan"), "top3": [{"probability": float("inf")}],
+                       "ok": 1.5})
+    assert doc == {"activation": None, "top3": [{"probability": None}], "ok": 1.5,
+                   "non_finite": True}
+    json.dumps(doc, allow_nan=False)  # valid JSON

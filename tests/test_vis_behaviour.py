@@ -169,3 +169,8 @@ def test_results_show_themselves_and_grid_draws_any_images(model):
     fig = na.grid(res.images, model.input_shape, titles=["a", "b"], cols=4)
     shown = [ax for ax in fig.axes if ax.images]
     assert len(shown) == 2 and shown[0].get_title() == "a"
+
+
+def test_an_optimisation_that_goes_non_finite_is_an_error_not_numbers(model):
+    with pytest.raises(na.VisualizationDivergedError, match="smaller learning rate"):
+        visualize(model, [(2, 1)], VisConfig(steps=3, lr=1e308, tv=0.0, l1=0.0))

@@ -22,6 +22,7 @@ from .errors import (
     NeuronatlasError,
     RunFolderError,
     TrainingDivergedError,
+    VisualizationDivergedError,
 )
 from .evaluate import Evaluation, evaluate
 from .importers import ImportRefused, from_onnx, from_torch, import_model
@@ -59,6 +60,7 @@ __all__ = [
     "TrainingDivergedError",
     "VisConfig",
     "VisResult",
+    "VisualizationDivergedError",
     "adversarial",
     "evaluate",
     "from_onnx",

@@ -604,9 +604,6 @@ def atlas(run_dir, model, activation, dataset, data_dir):
 
 
 # --- serve -----------------------------------------------------------------------------
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
 @cli.command()
 @model_options
 @data_options
@@ -623,6 +620,7 @@ def serve(run_dir, model, activation, dataset, data_dir, host, port, rebuild):
     if any(importlib.util.find_spec(m) is None for m in ("starlette", "uvicorn")):
         raise NeuronatlasError('serve needs the optional extra: pip install "neuronatlas[serve]"')
     from .atlas.build import atlas_manifest, atlas_model_sha256, build_atlas
+    from .atlas.server import is_loopback
     from .atlas.server import serve as run_server
     from .errors import DataError
 
@@ -644,7 +642,7 @@ def serve(run_dir, model, activation, dataset, data_dir, host, port, rebuild):
         claim(ensure_dir(run), net)
         with stage_bars() as (report, log):
             build_atlas(run, net, ds, progress=report, log=log)
-    if host is not None and host not in LOOPBACK:
+    if host is not None and not is_loopback(host):
         console.print(f"[bold yellow]warning:[/] listening on {host}: anyone who can reach this "
                       "machine can use the server (there is no authentication)")
     run_server(run, net, atlas_dir=atlas_dir, host=host or "127.0.0.1", port=port,

@@ -50,6 +50,12 @@ class CheckpointError(NeuronatlasError):
     or dataset. Example: ``na.train(data, run_dir="runs/new", resume=True)`` raises it."""
 
 
+class VisualizationDivergedError(NeuronatlasError):
+    """An optimisation's images or activations became NaN or infinite (a learning rate far
+    too large, or a network whose huge weights overflow): never returned as numbers.
+    Example: ``na.visualize(model, [(1, 0)], na.VisConfig(lr=1e30))`` raises it."""
+
+
 class TrainingDivergedError(NeuronatlasError):
     """The loss became NaN or infinite; the last good checkpoint is kept. Example:
     ``na.train(data, na.TrainConfig(lr=1e6))`` raises it after the first bad step."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import threading
 import time
@@ -184,6 +185,22 @@ def check_config_fits_data(config: TrainConfig, x: np.ndarray, y: np.ndarray) ->
                           "training images")
 
 
+def check_memory(config: TrainConfig) -> None:
+    """A network whose weights (float64 while they are drawn, then float32, a copy in the
+    checkpoint writer, and the step's buffers) cannot fit in this machine's memory is one
+    clear error before anything is allocated or replaced."""
+    params = sum(i * o for i, o in zip(config.sizes, config.sizes[1:]))
+    need = 12 * max(i * o for i, o in zip(config.sizes, config.sizes[1:])) + 8 * params
+    try:
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return
+    if need > have:
+        raise ConfigError(f"sizes {','.join(map(str, config.sizes))} make {params:,} weights, "
+                          f"which need about {need / 2**30:.0f} GiB; this machine has "
+                          f"{have / 2**30:.0f} GiB")
+
+
 def dataset_metadata(data: Dataset) -> dict[str, str]:
     """What a model records of the data it was trained on: name, content hash, and the
     path of a user's file (so later commands load the same data)."""
@@ -279,16 +296,12 @@ def train(
     x, y = data.train_x, data.train_y
     n, B = len(x), config.batch_size
     check_config_fits_data(config, x, y)
+    check_memory(config)
     steps_per_epoch = n // B  # the last partial batch is dropped, as DataLoader(drop_last)
-    # only now, with everything checked, may an old run be replaced
-    if run is not None:
-        prepare_run_dir(run, resume=resume, overwrite=overwrite)
+    rng = np.random.default_rng(config.seed)
     if resume:
-        rng = np.random.default_rng(config.seed)
         rng.bit_generator.state = state.rng_state
-        _drop_metrics_after(run / "metrics.jsonl", state.epoch)
-    else:
-        rng = np.random.default_rng(config.seed)
+    else:  # the model first: a size that cannot be allocated must not cost the old run
         if model is None:
             names = data.class_names if len(data.class_names) == config.sizes[-1] else None
             model = MLP.init(config.sizes, rng=rng, activation=config.activation,
@@ -296,6 +309,11 @@ def train(
                              class_names=names)
         model.metadata.update(dataset_metadata(data))
         state = TrainState(rng_state=rng.bit_generator.state)
+    # only now, with everything checked and allocated, may an old run be replaced
+    if run is not None:
+        prepare_run_dir(run, resume=resume, overwrite=overwrite)
+    if resume:
+        _drop_metrics_after(run / "metrics.jsonl", state.epoch)
     if run is not None:
         atomic_write_json(run / "config.json", {"train": config.to_dict(),
                                                 "dataset": data.identity})

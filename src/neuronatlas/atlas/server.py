@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ipaddress
 import json
 import math
 import threading
@@ -210,12 +211,12 @@ class LiveServer:
         image = parse_image(body.get("image"), self.model.sizes[0])
         res = await run_in_threadpool(query, self.model, image)
         probs = res.activations[self.model.n_layers]
-        return JSONResponse({
+        return JSONResponse(finite_json({
             "probabilities": [float(p) for p in probs],
             "top3": [{"class": c, "probability": p} for c, p in res.top3],
             "layers": {str(l): np.round(a.astype(np.float64), 5).tolist()
                        for l, a in res.activations.items()},
-        })
+        }))
 
     async def visualize(self, request: Request) -> StreamingResponse:
         body = await read_json(request, self.limits.max_body_bytes)
@@ -320,13 +321,35 @@ def encode_image(x: np.ndarray) -> str:
     return base64.b64encode(np.round(np.clip(x, 0, 1) * 255).astype(np.uint8).tobytes()).decode()
 
 
+def finite_json(doc):
+    """``doc`` with every non-finite number (NaN, inf: a network with huge weights overflows)
+    as null, and ``"non_finite": true`` beside the first level that had one: JSON has no NaN,
+    and a client must not be handed one as a number."""
+    found = []
+
+    def clean(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            found.append(v)
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [clean(x) for x in v]
+        return v
+
+    out = clean(doc)
+    if found and isinstance(out, dict):
+        out["non_finite"] = True
+    return out
+
+
 async def sse(events: asyncio.Queue, cancel: threading.Event):
     """Server-sent events from the queue until its ``None``; a client that goes away
     (this generator is closed) cancels the optimisation."""
     try:
         while (item := await events.get()) is not None:
             kind, data = item
-            yield f"event: {kind}\ndata: {json.dumps(data)}\n\n"
+            yield f"event: {kind}\ndata: {json.dumps(finite_json(data))}\n\n"
     finally:
         cancel.set()
 
@@ -391,6 +414,16 @@ def create_app(run_dir, model: MLP, *, atlas_dir, limits: ServerLimits = ServerL
     return app
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is this machine only: localhost, 127.0.0.0/8 or ::1."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def serve(run_dir, model: MLP, *, atlas_dir, host: str = "127.0.0.1", port: int = 8000,
           limits: ServerLimits = ServerLimits(), test_images: np.ndarray | None = None,
           dataset: str | None = None, log=print) -> None:
@@ -404,10 +437,11 @@ def serve(run_dir, model: MLP, *, atlas_dir, host: str = "127.0.0.1", port: int 
     import uvicorn
     from threadpoolctl import threadpool_limits
 
-    loopback = host in ("127.0.0.1", "localhost", "::1")
+    own = f"[{host}]" if ":" in host else host  # as a Host header names it
     app = create_app(run_dir, model, atlas_dir=atlas_dir, limits=limits, test_images=test_images,
                      dataset=dataset,
-                     allowed_hosts=("127.0.0.1", "localhost", "[::1]") if loopback else ())
+                     allowed_hosts=("127.0.0.1", "localhost", "[::1]", own)
+                     if is_loopback(host) else ())
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

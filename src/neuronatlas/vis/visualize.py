@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import VisConfig
-from ..errors import ConfigError
+from ..errors import ConfigError, VisualizationDivergedError
 from ..nn.mlp import MLP
 from .images import load_image
 from .objectives import Objective, check_neuron, log_prob, neuron, others, parse_target
@@ -190,9 +190,17 @@ def visualize(
     shift_index = None
     if config.jitter:
         shift_index = np.stack([_jitter_draws(config, t, model.sizes[0]) for t in pairs])
-    raw = render(model, objectives, config, x0, shift_index, callback, snapshot)
+    with np.errstate(over="ignore", invalid="ignore"):  # non-finite results: checked below
+        raw = render(model, objectives, config, x0, shift_index, callback, snapshot)
     images = np.clip(raw, 0, 1) if config.clip or config.project else raw
-    s = target_stats(model, images, pairs)
+    with np.errstate(over="ignore", invalid="ignore"):
+        s = target_stats(model, images, pairs)
+    bad = ~np.isfinite(images).all(axis=1) | ~np.isfinite(s.activation)
+    if bad.any():
+        raise VisualizationDivergedError(
+            f"the optimisation of {int(bad.sum())} of {len(pairs)} target(s) (first "
+            f"{pairs[int(np.argmax(bad))][0]}:{pairs[int(np.argmax(bad))][1]}) went NaN or "
+            f"infinite; use a smaller learning rate than {config.lr:g}")
     return VisResult(pairs, config, images, s.activation, s.next_index, s.next_activation,
                      s.ratio, s.top3_classes, s.top3_probs, model.input_shape, model.class_names)
 
