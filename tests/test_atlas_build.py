@@ -192,3 +192,21 @@ def test_an_atlas_left_between_its_two_renames_comes_back(tmp_path):
         _publish(tmp_path, fail)
     assert (tmp_path / "atlas" / "index.html").read_text() == "the previous atlas"
     assert not list(tmp_path.glob(".atlas.*"))
+
+
+def test_a_full_disk_while_writing_pages_is_one_line_and_keeps_the_atlas(atlas_run, mnist,
+                                                                           monkeypatch):
+    import errno
+
+    from neuronatlas import RunFolderError
+
+    before = tree_bytes(atlas_run / "atlas")
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(atlas_build, "_write_digit_sheet", full)
+    with pytest.raises(RunFolderError, match="cannot write the atlas .*No space left"):
+        build_atlas(atlas_run, data=mnist)
+    assert tree_bytes(atlas_run / "atlas") == before
+    assert not list(atlas_run.glob(".atlas.*"))

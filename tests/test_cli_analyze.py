@@ -33,3 +33,36 @@ def test_analyze_bad_input(tmp_path):
     m.save(tmp_path / "model.safetensors", {"dataset": "mnist"})
     assert_user_error(run_cli("analyze", "--run", tmp_path, "--k", "0"), "k must be")
     assert_user_error(run_cli("analyze", "--run", tmp_path, "--k", "70001"), "k must be")
+
+
+def test_a_second_writer_is_refused_while_the_first_holds_the_run(tmp_path, mnist):
+    """Two analyses of one run folder at once once saved a wrong dead.json: now the second
+    writer is refused with one line while the first holds the folder, and runs after it."""
+    import subprocess
+    import sys
+
+    m = MLP.init((784, 4, 10), rng=np.random.default_rng(0))
+    m.save(tmp_path / "model.safetensors", {"dataset": "mnist"})
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from neuronatlas.runs import writing\n"
+         f"with writing({str(tmp_path)!r}, 'analyze'):\n"
+         "    print('held', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert_user_error(run_cli("analyze", "--run", tmp_path, "--k", "4"),
+                          "is being written by another neuronatlas command")
+        assert not (tmp_path / "analysis").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert run_cli("analyze", "--run", tmp_path, "--k", "4").returncode == 0
+
+
+def test_the_lock_is_reentrant_within_a_process(tmp_path):
+    from neuronatlas.runs import writing
+
+    with writing(tmp_path, "reproduce"), writing(tmp_path, "analyze"):
+        pass
+    with writing(tmp_path, "analyze"):  # released: taken again
+        pass

@@ -273,3 +273,23 @@ def test_non_finite_numbers_never_reach_json():
     assert doc == {"activation": None, "top3": [{"probability": None}], "ok": 1.5,
                    "non_finite": True}
     json.dumps(doc, allow_nan=False)  # valid JSON
+
+
+def test_a_client_that_goes_away_mid_body_is_a_4xx_not_a_traceback():
+    from starlette.requests import ClientDisconnect
+
+    from neuronatlas.atlas.server import Problem, read_json
+
+    class Gone:
+        def __init__(self):
+            self.headers = {"content-type": "application/json"}
+
+        async def stream(self):
+            yield b'{"image": ['
+            raise ClientDisconnect()
+
+    # the coroutine never waits on I/O here: driven by hand, with no event loop (the
+    # browser tests' playwright holds one in this thread)
+    with pytest.raises(Problem, match="went away") as err:
+        read_json(Gone(), 1000).send(None)
+    assert err.value.status == 400

@@ -38,7 +38,7 @@ from .fileio import (
     ensure_dir,
 )
 from .nn.mlp import MLP
-from .runs import analysed_k, check_owner, run_dataset
+from .runs import analysed_k, check_owner, locks_run, run_dataset
 from .stages import Log, Progress, Stages, file_sha256
 from .train import CHECKPOINT, Reporter, train
 
@@ -136,6 +136,7 @@ def obtain_model(run: Path, data_spec: str | Dataset | None, data_dir, *, quick:
     return result.model, data, "resumed and finished" if resume else "trained now"
 
 
+@locks_run("reproduce")
 def reproduce(run_dir: str | Path, *, dataset: str | Dataset | None = None, data_dir=None,
               quick: bool = False, model_path: Path | None = None, activation=None,
               reporter: Reporter | None = None, log: Log = lambda m: None,

@@ -10,13 +10,17 @@ trained or imported on it) unless the user names another.
 
 from __future__ import annotations
 
+import fcntl
+import functools
+import inspect
 import json
 import re
+from contextlib import contextmanager
 from pathlib import Path
 
 from .data import NAMED, Dataset, check_fits, load_dataset
 from .errors import DataError, ModelFileError, RunFolderError
-from .fileio import atomic_write_json
+from .fileio import atomic_write_json, ensure_dir
 from .nn.mlp import MLP, model_sha256
 
 DEFAULT_K = 16  # dataset examples per neuron when the run has no analysis yet
@@ -112,6 +116,60 @@ def run_dataset(model: MLP, dataset: str | None = None, data_dir=None, *, log=No
         data = load_dataset(dataset, data_dir, log=log)
     check_fits(model, data)
     return data
+
+
+LOCK = ".neuronatlas.lock"
+_held: dict[str, int] = {}  # run folders this process holds the lock of (re-entrant)
+
+
+@contextmanager
+def writing(run_dir: str | Path, what: str):
+    """Hold the run folder's lock while ``what`` writes into it. A second writer (another
+    process: two ``analyze`` at once once saved a wrong analysis) is refused with one line
+    naming the holder; readers never take it. Re-entrant within a process (``reproduce``
+    runs ``analyze`` and ``atlas`` under its own lock)."""
+    folder = ensure_dir(run_dir)
+    key = str(folder.resolve())
+    if _held.get(key):
+        _held[key] += 1
+        try:
+            yield
+        finally:
+            _held[key] -= 1
+        return
+    f = open(folder / LOCK, "a")  # created once, never written: a rerun changes no file
+    try:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunFolderError(f"{folder} is being written by another neuronatlas command; "
+                                 f"wait for it to finish before you {what} it, or use "
+                                 "another --run") from None
+        _held[key] = 1
+        try:
+            yield
+        finally:
+            _held.pop(key, None)
+            fcntl.flock(f, fcntl.LOCK_UN)
+    finally:
+        f.close()
+
+
+def locks_run(what: str, arg: str = "run_dir"):
+    """Decorate a function that writes into the run folder named by its ``arg`` parameter
+    (None: no folder, no lock) so that it holds :func:`writing`'s lock."""
+    def decorate(fn):
+        signature = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def locked(*args, **kwargs):
+            run = signature.bind_partial(*args, **kwargs).arguments.get(arg)
+            if run is None:
+                return fn(*args, **kwargs)
+            with writing(run, what):
+                return fn(*args, **kwargs)
+        return locked
+    return decorate
 
 
 def analysed_k(run_dir: Path) -> int:

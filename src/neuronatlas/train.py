@@ -43,6 +43,7 @@ from .fileio import (
 from .nn.fused import SGDStep
 from .nn.io import model_from_tensors, model_to_bytes, read_safetensors
 from .nn.mlp import MLP
+from .runs import locks_run
 
 CHECKPOINT = "checkpoints/latest.safetensors"
 
@@ -245,6 +246,7 @@ def prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
         (run_dir / p).unlink()
 
 
+@locks_run("train in")
 def train(
     data: Dataset,
     config: TrainConfig | None = None,

@@ -19,6 +19,7 @@ from ..data import Dataset
 from ..errors import ConfigError
 from ..fileio import atomic_write_npz, atomic_write_text, ensure_dir
 from ..nn.mlp import MLP
+from ..runs import locks_run
 from ..stages import Log, Stages
 from ..vis.visualize import visualize
 from . import claims as C
@@ -39,6 +40,7 @@ class AnalysisResult:
     reused: list[str] = field(default_factory=list)
 
 
+@locks_run("analyze")
 def analyze(run_dir: str | Path, model: MLP, data: Dataset, *, k: int = 16,
             progress: Callable[[str, int, int], None] | None = None,
             log: Log = lambda m: None) -> AnalysisResult:

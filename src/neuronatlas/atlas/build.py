@@ -37,9 +37,10 @@ from ..analysis.examples import LayerExamples, load_examples
 from ..analysis.run import AnalysisResult, analyze
 from ..config import VisConfig
 from ..data import Dataset
+from ..errors import RunFolderError
 from ..fileio import ensure_dir
 from ..nn.mlp import MLP, model_sha256
-from ..runs import analysed_k, run_dataset, run_model
+from ..runs import analysed_k, locks_run, run_dataset, run_model
 from ..stages import Log, Progress
 from ..vis.exact import layer1_optimum
 from . import sprites
@@ -66,6 +67,7 @@ class _Inputs:
     labels: np.ndarray  # class of every dataset image, train then test
 
 
+@locks_run("build the atlas of")
 def build_atlas(run_dir: str | Path, model: MLP | None = None, data: Dataset | None = None, *,
                 k: int | None = None, progress: Progress | None = None,
                 log: Log = lambda m: None) -> Path:
@@ -76,7 +78,11 @@ def build_atlas(run_dir: str | Path, model: MLP | None = None, data: Dataset | N
     model = run_model(run_dir)[0] if model is None else model
     data = run_dataset(model, log=log) if data is None else data
     inputs = _gather(run_dir, model, data, k or analysed_k(run_dir), progress, log)
-    folder = _publish(run_dir, lambda tmp: _write_site(tmp, inputs, progress))
+    try:
+        folder = _publish(run_dir, lambda tmp: _write_site(tmp, inputs, progress))
+    except OSError as exc:  # a full disk, a quota: one line, the previous atlas kept
+        raise RunFolderError(f"cannot write the atlas in {run_dir}: "
+                             f"{exc.strerror or exc}") from None
     total = json.loads((folder / "manifest.json").read_text())["total_bytes"]
     if total > SIZE_BUDGET:
         log(f"warning: the atlas takes {total / 2**20:.1f} MiB, over its budget of "

@@ -36,7 +36,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -86,11 +86,14 @@ async def read_json(request: Request, max_bytes: int):
         raise Problem(413, f"request body of {declared} bytes is over the limit of "
                            f"{max_bytes} bytes")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise Problem(413, f"request body is over the limit of {max_bytes} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_bytes:
+                raise Problem(413, f"request body is over the limit of {max_bytes} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:  # one line in the access log, not a traceback per disconnect
+        raise Problem(400, "the client went away while sending its request") from None
     try:
         body = json.loads(b"".join(chunks))
     except (ValueError, UnicodeDecodeError) as exc:

@@ -17,6 +17,7 @@ from ..errors import ModelFileError, RunFolderError
 from ..fileio import atomic_write_json, ensure_dir
 from ..nn.io import sequential_names
 from ..nn.mlp import MLP, default_input_shape, model_sha256
+from ..runs import locks_run
 from .common import TOLERANCE, ImportRefused, check_inputs_for, logit_gap
 from .onnx import from_onnx
 from .pytorch import from_torch
@@ -64,6 +65,7 @@ def _from_state_dict(source: Path, *, activation, sizes, input_shape, class_name
     return model, model.notes[-1].replace("the source's", "PyTorch's")
 
 
+@locks_run("import into")
 def import_model(source: str | Path, run_dir: str | Path, data: Dataset, *, activation=None,
                  sizes=None, input_shape=None, class_names=None,
                  overwrite: bool = False) -> ImportResult:

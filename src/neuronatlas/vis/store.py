@@ -18,6 +18,7 @@ import numpy as np
 
 from ..config import VisConfig
 from ..fileio import atomic_write_json, ensure_dir
+from ..runs import locks_run
 from .adversarial import AdversarialResult
 from .display import stretch
 from .images import save_npy, save_png
@@ -33,6 +34,7 @@ def neuron_name(layer: int, index: int) -> str:
     return f"L{layer}N{index}"
 
 
+@locks_run("save visualisations in")
 def save_vis(run_dir: str | Path, result: VisResult, *, scale: int = 8,
              progress=None, model_sha256: str | None = None) -> Path:
     """Write every target's files; ``progress(done, total)`` after each. The folder's
