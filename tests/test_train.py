@@ -140,3 +140,25 @@ def test_paper_grad_bug_divides_the_update_by_ten(toy):
     SGDStep(b, 16, lr=0.01)(x, y)
     for wa, wb in zip(a.weights, b.weights):
         np.testing.assert_allclose(wa, wb, rtol=1e-13)
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("epoch", -3, "epoch must be an integer >= 0"),
+    ("ema_raw", "x", "ema_raw must be a finite number"),
+    ("rng_state", {"bit_generator": "nope"}, "rng_state is not a generator state"),
+    ("epoch", 99, "does not fit its own config"),
+])
+def test_a_checkpoint_with_a_malformed_state_is_one_clear_error(toy, tmp_path, field, value,
+                                                               message):
+    from safetensors.numpy import load_file, save_file
+
+    train(toy, small_config(), tmp_path / "run", stop_after=1)
+    path = tmp_path / "run" / CHECKPOINT
+    raw = path.read_bytes()
+    meta = json.loads(raw[8: 8 + int.from_bytes(raw[:8], "little")])["__metadata__"]
+    info = json.loads(meta["checkpoint"])
+    info["state"][field] = value
+    meta["checkpoint"] = json.dumps(info)
+    save_file(load_file(path), path, metadata=meta)
+    with pytest.raises(CheckpointError, match=message):
+        train(toy, small_config(), tmp_path / "run", resume=True)
