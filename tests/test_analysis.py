@@ -144,3 +144,24 @@ def test_effective_pixels():
     maps[1, 10] = 5.0
     maps[2, :4] = [1, -1, 1, -1]
     assert effective_pixels(maps).tolist() == [784.0, 1.0, 4.0]
+
+
+def test_a_verdict_over_layers_never_averages_away_a_split():
+    """Issue 13 item 13: 'still activates the target most' held in layers 1-4 and not in
+    5-7; the mean of the fractions (0.67) once called that 'supported'."""
+    from neuronatlas.analysis.claims import verdicts
+
+    above = [1.0, 0.956, 0.835, 0.554, 0.352, 0.48, 0.5]
+    table = [{"layer": l, "size": 10, "dead": 0, "silent": 0, "clusters": 1,
+              "co_risers_median": 0.0, "eff_pixels_vis": 100.0 - l, "eff_pixels_grad": 50.0 - l,
+              "top1_prob": 0.1 * l, "output_entropy": 2.0 - 0.1 * l, "ratio_above_1": a}
+             for l, a in enumerate(above, start=1)]
+    claim = next(c for c in verdicts(table) if "still activate" in c["claim"])
+    assert claim["verdict"] == "mixed"
+    assert claim["detail"] == "holds in layers 1, 2, 3, 4; not in layers 5, 6, 7"
+    for row in table:
+        row["ratio_above_1"] = 0.9
+    assert next(c for c in verdicts(table) if "still activate" in c["claim"])["verdict"] == \
+        "supported"
+    few = [c["verdict"] for c in verdicts(table[:2])]
+    assert few[0].startswith("n/a") and few[1].startswith("n/a")  # no trend over 2 layers

@@ -107,3 +107,12 @@ def test_hostile_headers_are_one_clear_error(tmp_path, header, message):
     path.write_bytes(len(body).to_bytes(8, "little") + body + bytes(16))
     with pytest.raises(ModelFileError, match=message):
         MLP.load(path, activation="relu")
+
+
+def test_a_zero_width_layer_is_refused_at_load(tmp_path):
+    """Issue 13 item 7: it once passed validation, and query and analyze crashed."""
+    save_file({"0.weight": np.zeros((0, 784), np.float32), "0.bias": np.zeros(0, np.float32),
+               "2.weight": np.zeros((10, 0), np.float32), "2.bias": np.zeros(10, np.float32)},
+              tmp_path / "zero.safetensors")
+    with pytest.raises(ModelFileError, match="at least one neuron"):
+        MLP.load(tmp_path / "zero.safetensors", activation="relu")
