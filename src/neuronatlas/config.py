@@ -114,7 +114,11 @@ class TrainConfig(_JSONConfig):
 
 
 
-VIS_OBJECTIVES = ("activation", "pre", "logprob")
+VIS_OBJECTIVES = ("activation", "pre", "logprob", "auto")
+VIS_PARAMS = ("pixel", "fourier", "maco")
+VIS_OPTIMIZERS = ("ascent", "adam")
+MAX_JITTER_PX = 16  # pixels; beyond, the image leaves a 28x28 canvas
+MAX_DIVERSITY = 16  # images per neuron: the batch grows K-fold
 
 
 @dataclass(frozen=True)
@@ -147,15 +151,49 @@ class VisConfig(_JSONConfig):
     penalty: float = 0.0  # weight of the mean activation of the layer's other neurons
     jitter: bool = False  # random 1-pixel translation every step (the paper found it fails)
     revive: bool = False  # hidden targets: climb z while their ReLU is off (else: stall at 0)
-    objective: str = "activation"  # ReLU / SoftMax output; "pre": z; "logprob": log SoftMax
+    objective: str = "activation"  # ReLU / SoftMax output; "pre": z; "logprob": log SoftMax;
+    # "auto": z for hidden neurons, the SoftMax probability for outputs
     seed: int = 0  # random starts and jitter, drawn per target from (seed, layer, index)
+    # --- beyond the paper (issue 12); these defaults leave the paper's method untouched ---
+    param: str = "pixel"  # what is optimised: "pixel" (the paper), "fourier", "maco"
+    decay: float = 1.0  # fourier: coefficient scale 1/f^decay (Olah et al. 2017 use 1)
+    optimizer: str = "ascent"  # "ascent" (the paper: x += lr * gradient) or "adam"
+    tv_beta: float = 1.0  # TV exponent: 1 is the paper's |d| (sign gradient), 2 is d^2
+    l2: float = 0.0  # L2 decay weight: sum x^2
+    blur_every: int = 0  # Gaussian blur of the image every n steps (Yosinski et al.); 0: off
+    blur_sigma: float = 0.5  # the blur's standard deviation in pixels
+    jitter_px: int = 0  # random translation by up to k pixels per step (lucent); 0: off
+    scale: float = 0.0  # random rescaling by a factor in [1 - scale, 1 + scale] per step
+    rotate: float = 0.0  # random rotation by up to this many degrees per step
+    diversity: int = 1  # K images per neuron, optimised together
+    diversity_weight: float = 0.0  # weight of their mean pairwise cosine similarity
+    tie: float = 0.0  # feature accentuation: weight of |x - start|^2 (stay near the start)
+    normalize: bool = False  # scale each row's objective gradient to unit RMS per pixel
+
+    @classmethod
+    def preset(cls, name: str, **changes) -> VisConfig:
+        """A named method (``paper``, ``readable``, ...; see
+        :data:`neuronatlas.vis.presets.PRESETS`) with any field changed. Example::
+
+            na.VisConfig.preset("readable", steps=300)
+        """
+        from .vis.presets import preset_fields
+
+        return cls(**{**preset_fields(name), **changes})
+
+    @property
+    def is_paper_method(self) -> bool:
+        """True when only the paper's parts are in use (the fused paper renderer runs)."""
+        return (self.param == "pixel" and self.optimizer == "ascent" and self.tv_beta == 1.0
+                and not (self.l2 or self.blur_every or self.jitter_px or self.scale
+                         or self.rotate or self.tie or self.diversity > 1 or self.normalize))
 
     def __post_init__(self):
         _check_int("steps", self.steps, 1)
         _check_real("lr", self.lr, low=0.0)
         for name in ("tv", "l1", "penalty"):
             _check_real(name, getattr(self, name), low=0.0, low_open=False)
-        for name in ("clip", "reg_through_clip", "project", "jitter", "revive"):
+        for name in ("clip", "reg_through_clip", "project", "jitter", "revive", "normalize"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.objective not in VIS_OBJECTIVES:
@@ -170,3 +208,42 @@ class VisConfig(_JSONConfig):
                 raise ConfigError(f"init 'mnist:<index>' needs a test-set index, got "
                                   f"{self.init[:40]!r}")
         _check_int("seed", self.seed, 0)
+        if self.param not in VIS_PARAMS:
+            raise ConfigError(f"param must be one of {VIS_PARAMS}, got {self.param!r}")
+        if self.optimizer not in VIS_OPTIMIZERS:
+            raise ConfigError(f"optimizer must be one of {VIS_OPTIMIZERS}, got "
+                              f"{self.optimizer!r}")
+        _check_real("decay", self.decay, low=0.0, high=3.0, low_open=False)
+        _check_real("tv_beta", self.tv_beta, low=1.0, high=2.0, low_open=False)
+        for name in ("l2", "tie", "diversity_weight"):
+            _check_real(name, getattr(self, name), low=0.0, low_open=False)
+        _check_int("blur_every", self.blur_every, 0)
+        _check_real("blur_sigma", self.blur_sigma, low=0.0, high=10.0)
+        _check_int("jitter_px", self.jitter_px, 0)
+        if self.jitter_px > MAX_JITTER_PX:
+            raise ConfigError(f"jitter_px must be at most {MAX_JITTER_PX}, got {self.jitter_px}")
+        _check_real("scale", self.scale, low=0.0, high=0.5, low_open=False)
+        _check_real("rotate", self.rotate, low=0.0, high=45.0, low_open=False)
+        _check_int("diversity", self.diversity, 1)
+        if self.diversity > MAX_DIVERSITY:
+            raise ConfigError(f"diversity must be at most {MAX_DIVERSITY} images per neuron, "
+                              f"got {self.diversity}")
+        if self.jitter and self.jitter_px:
+            raise ConfigError("jitter (the paper's 1-pixel shift) and jitter_px were both "
+                              "given; use one")
+        if self.param == "maco" and self.blur_every:
+            raise ConfigError("blur_every cannot be combined with param 'maco': its "
+                              "magnitude spectrum is fixed")
+        if self.diversity_weight and self.diversity < 2:
+            raise ConfigError("diversity_weight needs diversity >= 2 images per neuron")
+        if self.project and self.param != "pixel":
+            raise ConfigError(f"project clips the pixels themselves: it needs param 'pixel', "
+                              f"not {self.param!r}")
+
+    def check_shape(self, shape: tuple[int, int, int]) -> None:
+        """Refuse transforms that would move an image of ``shape`` off its canvas."""
+        h, w = shape[:2]
+        if self.jitter_px >= min(h, w):
+            raise ConfigError(f"jitter_px {self.jitter_px} would move a {h}x{w} image off "
+                              f"its canvas; use at most {min(h, w) - 1}")
+

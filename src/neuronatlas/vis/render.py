@@ -19,6 +19,7 @@ from ..config import VisConfig
 from ..nn.blas import GemmPlan
 from ..nn.mlp import MLP
 from .objectives import Objective
+from .parts import RowDraws, render_parts
 from .transforms import SHIFTS, translate, translate_backward
 from .update import AscentUpdate
 
@@ -238,6 +239,9 @@ def render(
     shift_index: np.ndarray | None = None,
     callback: StepCallback | None = None,
     snapshot: SnapshotCallback | None = None,
+    *,
+    draws: RowDraws | None = None,
+    magnitude: np.ndarray | None = None,
 ) -> np.ndarray:
     """Gradient ascent from ``x0`` (R, n_inputs); returns the raw (unclipped) images.
 
@@ -245,17 +249,29 @@ def render(
     into :data:`SHIFTS`); it is required when ``config.jitter`` is on. ``snapshot``
     gets a copy of each step's (R, n_inputs) images (clipped when ``config.clip``, before
     the jitter shift) in the caller's row order, for live displays; it costs a copy.
+    Configs beyond the paper's parts run :func:`.parts.render_parts` with each row's
+    ``draws`` (:class:`.parts.RowDraws`); caller rows ``t*K .. t*K+K-1`` (K =
+    ``config.diversity``) are the images of one neuron for the diversity penalty;
+    ``magnitude`` is maco's spectrum.
     """
     r = Renderer(model, objectives)
     order = r.order
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(len(order))
+    if not config.is_paper_method:
+        x = np.array(x0[order], dtype=model.dtype)
+        draws = (draws or RowDraws()).take(order)
+        # where each caller row (grouped K at a time) sits among the sorted rows
+        grouped = inverse if config.diversity_weight else None
+        out = render_parts(r, config, x, draws, inverse, grouped, magnitude, callback,
+                           snapshot)
+        return out[inverse]
     x = np.array(x0[order], dtype=model.dtype)
     shifts = None if shift_index is None else SHIFTS[shift_index[order]]  # (R, steps, 2)
     shape = model.input_shape
     update = AscentUpdate(len(x), config, model.dtype, shape)
     # u = clip(x): without jitter it is the network input itself, written in place
     u = (np.empty_like(x) if config.jitter else r.a[0]) if config.clip else x
-    inverse = np.empty_like(order)
-    inverse[order] = np.arange(len(order))
     for step in range(config.steps):
         if config.clip:  # (a no-op after the first step when projecting)
             np.clip(x, 0.0, 1.0, out=u)

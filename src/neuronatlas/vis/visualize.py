@@ -13,6 +13,8 @@ from ..nn.mlp import MLP
 from .images import load_image
 from .objectives import Objective, check_neuron, log_prob, neuron, others, parse_target
 from .query import target_stats
+from .params import mean_magnitude
+from .parts import RowDraws
 from .render import SnapshotCallback, StepCallback, render
 from .transforms import SHIFTS
 
@@ -22,7 +24,8 @@ ZERO_INIT = 0.01  # the paper's "near-zero values (0.01)"
 def objective_for(target: tuple[int, int], config: VisConfig, sizes: tuple[int, ...]
                   ) -> Objective:
     """The config's objective for one neuron: activation (or z, or log-probability for
-    the output layer) minus ``penalty`` times the mean of the layer's other neurons;
+    the output layer; "auto": z for hidden neurons and the SoftMax probability for
+    outputs) minus ``penalty`` times the mean of the layer's other neurons;
     ``revive`` climbs a hidden neuron's z while it is <= 0 (see :func:`neuron`)."""
     layer, index = target
     check_neuron(layer, index, sizes)
@@ -30,7 +33,8 @@ def objective_for(target: tuple[int, int], config: VisConfig, sizes: tuple[int, 
     if config.objective == "logprob" and output:
         obj = log_prob(index)
     else:
-        obj = neuron(layer, index, pre=config.objective == "pre",
+        pre = config.objective == "pre" or (config.objective == "auto" and not output)
+        obj = neuron(layer, index, pre=pre,
                      revive=config.revive and not output)
     if config.penalty:
         obj = obj - config.penalty * others(layer, exclude=index)
@@ -118,6 +122,8 @@ class VisResult:
     top3_probs: np.ndarray  # (T, 3)
     input_shape: tuple[int, int, int] = (28, 28, 1)  # how a row of ``images`` is an image
     class_names: tuple[str, ...] | None = None
+    diverse_images: np.ndarray | None = None  # (T, K, n_inputs) when config.diversity > 1
+    diverse_activation: np.ndarray | None = None  # (T, K)
 
     @property
     def top3(self) -> list[list[tuple[int, float]]]:
@@ -162,6 +168,7 @@ def visualize(
     init_image: np.ndarray | None = None,
     callback: StepCallback | None = None,
     snapshot: SnapshotCallback | None = None,
+    magnitude: np.ndarray | None = None,
 ) -> VisResult:
     """Activation maximisation of every target (``(layer, neuron)`` pairs or Objectives)
     in one batched run; see :class:`VisConfig` for the update rule. ``init_image`` (one
@@ -171,8 +178,12 @@ def visualize(
 
 
     ``callback(step, activations)`` may return True to stop early; ``snapshot(step,
-    images)`` sees the images of every step (see :func:`render`), e.g. to stream them."""
+    images)`` sees the images of every step (see :func:`render`), e.g. to stream them.
+    With ``config.diversity`` K > 1 each target gets K images (``diverse_images``), the
+    most active of which is ``images``; callbacks see each target's first. ``magnitude``
+    (maco) defaults to the mean spectrum of the model's recorded dataset."""
     config = config or VisConfig()
+    config.check_shape(model.input_shape)
     objectives, pairs = [], []
     for t in targets:
         if isinstance(t, str):  # "7:1"
@@ -187,22 +198,86 @@ def visualize(
         init_image = resolve_init_image(config.init, lambda: _recorded_data(model),
                                         model.input_shape)
     x0 = start_images(config, pairs, init_image, model.dtype, model.sizes[0])
-    shift_index = None
-    if config.jitter:
-        shift_index = np.stack([_jitter_draws(config, t, model.sizes[0]) for t in pairs])
+    K = config.diversity
     with np.errstate(over="ignore", invalid="ignore"):  # non-finite results: checked below
-        raw = render(model, objectives, config, x0, shift_index, callback, snapshot)
+        if config.is_paper_method:
+            shift_index = None
+            if config.jitter:
+                shift_index = np.stack([_jitter_draws(config, t, model.sizes[0]) for t in pairs])
+            raw = render(model, objectives, config, x0, shift_index, callback, snapshot)
+        else:
+            x0, draws = _part_starts(config, pairs, x0, model.input_shape)
+            if config.param == "maco" and magnitude is None:
+                magnitude = data_magnitude(_recorded_data(model), model.input_shape)
+            raw = render(model, [o for o in objectives for _ in range(K)], config, x0, None,
+                         _per_target(callback, K), _per_target(snapshot, K),
+                         draws=draws, magnitude=magnitude)
     images = np.clip(raw, 0, 1) if config.clip or config.project else raw
+    rows = [t for t in pairs for _ in range(K)]
     with np.errstate(over="ignore", invalid="ignore"):
-        s = target_stats(model, images, pairs)
+        s = target_stats(model, images, rows)
     bad = ~np.isfinite(images).all(axis=1) | ~np.isfinite(s.activation)
     if bad.any():
+        first = rows[int(np.argmax(bad))]
         raise VisualizationDivergedError(
-            f"the optimisation of {int(bad.sum())} of {len(pairs)} target(s) (first "
-            f"{pairs[int(np.argmax(bad))][0]}:{pairs[int(np.argmax(bad))][1]}) went NaN or "
-            f"infinite; use a smaller learning rate than {config.lr:g}")
+            f"the optimisation of {int(bad.sum())} of {len(rows)} image(s) (first "
+            f"{first[0]}:{first[1]}) went NaN or infinite; use a smaller learning rate than "
+            f"{config.lr:g}")
+    diverse = diverse_act = None
+    if K > 1:  # each target's best image leads; all K are kept
+        diverse = images.reshape(len(pairs), K, -1)
+        diverse_act = s.activation.reshape(len(pairs), K)
+        best = np.arange(len(pairs)) * K + np.argmax(diverse_act, axis=1)
+        images = images[best]
+        s = target_stats(model, images, pairs)
     return VisResult(pairs, config, images, s.activation, s.next_index, s.next_activation,
-                     s.ratio, s.top3_classes, s.top3_probs, model.input_shape, model.class_names)
+                     s.ratio, s.top3_classes, s.top3_probs, model.input_shape, model.class_names,
+                     diverse, diverse_act)
+
+
+def row_rng(config: VisConfig, target: tuple[int, int], k: int) -> np.random.Generator:
+    """The generator of a target's k-th image (k = 0 is :func:`target_rng`)."""
+    return target_rng(config, target) if k == 0 else np.random.default_rng(
+        [config.seed, target[0], target[1], k])
+
+
+def _part_starts(config: VisConfig, pairs, x0: np.ndarray, shape):
+    """K start images per target and every row's draws. A random start comes first from
+    each row's generator; the images k >= 1 of a zero start get a little noise
+    (+-ZERO_INIT) so that they can part."""
+    K, n = config.diversity, x0.shape[1]
+    starts, rngs = [], []
+    for t, x in zip(pairs, x0):
+        for k in range(K):
+            rng = row_rng(config, t, k)
+            if config.init == "random":
+                noise = rng.random(n)
+                starts.append(x if k == 0 else noise.astype(x.dtype))
+            elif k and config.init == "zero":
+                starts.append((x + ZERO_INIT * (2 * rng.random(n) - 1)).astype(x.dtype))
+            else:
+                starts.append(x)
+            rngs.append(rng)
+    return np.stack(starts), RowDraws.draw(config, rngs, shape)
+
+
+def _per_target(fn, k: int):
+    """A callback/snapshot of T targets, fed from T*K rows (each target's first row)."""
+    if fn is None or k == 1:
+        return fn
+    return lambda step, rows: fn(step, rows[::k])
+
+
+_MAGNITUDES: dict[tuple, np.ndarray] = {}
+
+
+def data_magnitude(data, shape) -> np.ndarray:
+    """The mean magnitude spectrum of ``data``'s training images (maco's), cached per
+    dataset identity."""
+    key = (data.identity["sha256"], tuple(shape))
+    if key not in _MAGNITUDES:
+        _MAGNITUDES[key] = mean_magnitude(data.train_x, shape)
+    return _MAGNITUDES[key]
 
 
 def _recorded_data(model: MLP):

@@ -1,0 +1,80 @@
+"""Named visualisation methods: every number with its reason.
+
+``VisConfig.preset(name, **changes)`` builds one; ``VisConfig()`` itself stays the
+paper's. The numbers of ``readable`` come from ``benchmarks/vis_quality.py`` on the
+paper's fully trained network (its table is in docs/vis_quality.md).
+"""
+
+from __future__ import annotations
+
+from ..errors import ConfigError
+
+READABLE = {
+    "optimizer": "adam",  # each pixel moves about lr per step, whatever its gradient's scale
+    "lr": 0.05,  # 100 Adam steps of 0.05 can cross [0, 1] several times over
+    "steps": 100,  # as the paper's figures: >= 96% of neurons pass their dataset maximum
+    "objective": "auto",  # hidden: z (a gradient even where ReLU is off, no revive needed);
+    # output: the SoftMax probability, which saturates, so the digit stops growing once
+    # certain (z made the judges misread the "1")
+    "normalize": True,  # objective gradient at unit RMS per row: one regulariser weight
+    # means the same for a layer-1 neuron (|dz/dx| ~ 0.05) and a layer-7 one (~ 10)
+    "tv": 0.3,  # with tv_beta 2: smooth strokes; 0.1-1.0 scored alike, 0.3 keeps the most
+    # neurons at their dataset maximum
+    "tv_beta": 2.0,  # squared differences: no sign-gradient checkerboard (beta = 1 has one)
+    "l1": 0.0,  # L1's sign gradient flickers under Adam and blackened layers 1-5
+    "l2": 0.2,  # pulls unused pixels to 0: sparse, digit-like strokes instead of blobs
+    # filling the canvas; 0.3 left 11% of layer 5 below its dataset maximum
+    "blur_every": 4,  # Yosinski et al.'s blur removes the last high-frequency residue
+    "blur_sigma": 0.5,
+    "jitter_px": 1,  # robustness to a 1-pixel shift: no single-pixel tricks; 2 px cost
+    # 10-15% of neurons their dataset maximum
+}
+
+PRESETS: dict[str, dict] = {
+    # the paper's visualiser as its figures use it: VisConfig's own defaults
+    "paper": {},
+    # the best method of the readability benchmark (docs/vis_quality.md)
+    "readable": READABLE,
+    # K = 4 pictures per neuron, pushed apart (lucent's diversity), for the atlas's strip
+    "diverse": {**READABLE, "diversity": 4, "diversity_weight": 0.3},
+    # feature accentuation (Hamblin et al. 2024): start from a real image (give --init) and
+    # stay near it, so the picture shows what in *that* image drives the neuron
+    "accentuate": {**READABLE, "tie": 1.0, "jitter_px": 0, "l2": 0.0},
+}
+
+#: One line per preset, for --help and the docs.
+DESCRIPTIONS = {
+    "paper": "the paper's visualiser (VisConfig's defaults): plain ascent on the pixels",
+    "readable": "Adam on z (SoftMax for outputs), squared-difference TV, L2, blur every 4 "
+                "steps, 1-pixel jitter",
+    "diverse": "readable, with 4 pictures per neuron pushed apart",
+    "accentuate": "readable from a real image (--init), tied to it",
+}
+
+
+def preset_fields(name: str) -> dict:
+    """The VisConfig fields of preset ``name``."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; presets are {', '.join(PRESETS)}")
+    return dict(PRESETS[name])
+
+
+def candidate_methods() -> dict:
+    """Every method the readability benchmark compares: the presets and the field's
+    methods as adapted here (name -> VisConfig)."""
+    from ..config import VisConfig
+
+    adam = {"optimizer": "adam", "lr": 0.05, "objective": "pre", "tv": 0.0, "l1": 0.0}
+    return {
+        "paper": VisConfig(),
+        "paper+revive": VisConfig(revive=True),  # what the atlas showed before issue 12
+        "readable": VisConfig.preset("readable"),
+        "diverse": VisConfig.preset("diverse"),
+        "adam": VisConfig(**adam),  # no regulariser: what the objective alone draws
+        # lucent's defaults for conv nets: Fourier 1/f, jitter, scale, rotation, no TV
+        "fourier": VisConfig(**adam, param="fourier", jitter_px=2, scale=0.1, rotate=10),
+        # MACO: the data's magnitude spectrum, phase only
+        "maco": VisConfig(**adam, param="maco", jitter_px=1),
+        # readable without its normalisation and L2 (the issue's first untuned try)
+        "tv2+blur": VisConfig(**{**adam, "tv": 0.05}, tv_beta=2.0, blur_every=4, jitter_px=1),
+    }
