@@ -42,6 +42,25 @@ def test_visualize_writes_png_npy_and_json(run):
     assert "L3N4: activation" in proc.stdout
 
 
+def test_presets_and_flags_on_top_of_them(run):
+    import neuronatlas as na
+    from neuronatlas.vis.store import config_id
+
+    proc = run_cli("visualize", "3:4", "--preset", "paper", "--steps", "7", "--run", run)
+    assert proc.returncode == 0, proc.stderr
+    paper = na.VisConfig(steps=7)
+    folder = run / "vis" / config_id(paper)
+    expected = na.visualize(MLP.load(run / "model.safetensors"), [(3, 4)], paper).images[0]
+    np.testing.assert_array_equal(np.load(folder / "L3N4.npy"), expected)  # the paper's bits
+    proc = run_cli("visualize", "3:4", "--preset", "diverse", "--steps", "5", "--no-normalize",
+                   "--run", run)
+    assert proc.returncode == 0, proc.stderr
+    cfg = na.VisConfig.preset("diverse", steps=5, normalize=False)
+    folder = run / "vis" / config_id(cfg)
+    assert np.load(folder / "L3N4_diverse.npy").shape == (4, 784)
+    assert Image.open(folder / "L3N4_diverse.png").size == (8 * (4 * 28 + 3), 8 * 28)
+
+
 def test_visualize_a_whole_layer(run):
     proc = run_cli("visualize", "--layer", "2", "--steps", "3", "--tv", "0", "--run", run)
     assert proc.returncode == 0, proc.stderr
@@ -57,6 +76,14 @@ def test_visualize_a_whole_layer(run):
     (["1:1", "--tv", "-0.5"], "tv must be"),
     (["1:1", "--lr", "nan"], "lr must be"),
     ([], "name targets"),
+    (["1:1", "--preset", "pretty"], "Invalid value for '--preset'"),
+    (["1:1", "--param", "wavelet"], "Invalid value for '--param'"),
+    (["1:1", "--tv-beta", "3"], "tv_beta must be"),
+    (["1:1", "--decay", "nan"], "decay must be"),
+    (["1:1", "--diversity", "0"], "diversity must be"),
+    (["1:1", "--diversity", "99"], "diversity must be at most 16"),
+    (["1:1", "--jitter-px", "28"], "jitter_px must be at most"),
+    (["1:1", "--zoom", "inf"], "zoom must be"),
 ])
 def test_visualize_bad_input(run, args, fragment):
     before = sorted(p.name for p in run.rglob("*"))

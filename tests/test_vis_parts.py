@@ -206,7 +206,7 @@ BATCH_CONFIGS = {
     "readable": VisConfig.preset("readable", steps=12),
     "diverse": VisConfig.preset("diverse", steps=12),
     "fourier-scale-rotate": VisConfig(steps=12, optimizer="adam", param="fourier",
-                                      jitter_px=2, scale=0.1, rotate=10, init="random"),
+                                      jitter_px=2, zoom=0.1, rotate=10, init="random"),
     "maco": VisConfig(steps=12, optimizer="adam", param="maco", jitter_px=1),
     "accentuate": VisConfig.preset("accentuate", steps=12, init="random"),
 }
@@ -263,7 +263,7 @@ def test_the_paper_preset_is_vis_configs_defaults():
     ({"tv_beta": 0.5}, "tv_beta"), ({"tv_beta": 2.5}, "tv_beta"), ({"diversity": 0},
                                                                   "diversity"),
     ({"diversity": 17}, "diversity"), ({"jitter_px": 17}, "jitter_px"),
-    ({"scale": 0.9}, "scale"), ({"rotate": float("inf")}, "rotate"),
+    ({"zoom": 0.9}, "zoom"), ({"rotate": float("inf")}, "rotate"),
     ({"optimizer": "sgd9"}, "optimizer"), ({"l2": -1}, "l2"), ({"tie": float("nan")}, "tie"),
     ({"blur_every": -1}, "blur_every"), ({"blur_sigma": 0}, "blur_sigma"),
     ({"normalize": "yes"}, "normalize"), ({"jitter": True, "jitter_px": 2}, "jitter_px"),

@@ -25,7 +25,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from .config import VIS_OBJECTIVES, TrainConfig, VisConfig
+from .config import TrainConfig, VisConfig
 from .data import NAMED, SPECS, load_dataset
 from .errors import NeuronatlasError
 from .evaluate import evaluate as evaluate_model
@@ -303,45 +303,42 @@ def _file_part(name: str) -> str:
 
 # --- visualize / query / adversarial ---------------------------------------------------
 def vis_options(f):
-    """Flags for every VisConfig field, defaults from the dataclass."""
-    d = VisConfig()
-    opts = [
-        click.option("--steps", type=int, default=d.steps, help="Gradient-ascent steps."),
-        click.option("--lr", type=float, default=d.lr, help="Ascent step size."),
-        click.option("--tv", type=float, default=d.tv, help="Total-variation weight."),
-        click.option("--l1", type=float, default=d.l1, help="L1 weight."),
-        click.option("--init", default=d.init,
-                     help="Start image: zero (all 0.01), random, mnist:<test index>, or a "
-                          "28x28 grey PNG/.npy path."),
-        click.option("--clip/--no-clip", default=d.clip,
-                     help="Clip to [0, 1] with its derivative (Appendix 3)."),
-        click.option("--reg-through-clip/--reg-bypass-clip", default=d.reg_through_clip,
-                     help="Send regulariser gradients through the clip derivative "
-                          "(default: bypass it, the paper's finding)."),
-        click.option("--project/--no-project", default=d.project,
-                     help="Projected gradient ascent (clip x after each step) instead of "
-                          "the clip derivative."),
-        click.option("--penalty", type=float, default=d.penalty,
-                     help="Weight of the mean activation of the layer's other neurons."),
-        click.option("--jitter/--no-jitter", default=d.jitter,
-                     help="Random 1-pixel translation every step."),
-        click.option("--revive/--no-revive", default=d.revive,
-                     help="Hidden targets: climb z while their ReLU is off instead of stalling."),
-        click.option("--objective", type=click.Choice(VIS_OBJECTIVES), default=d.objective,
-                     help="activation (ReLU/SoftMax), pre (z) or logprob (output only)."),
-        click.option("--seed", type=int, default=d.seed, help="Seed of random starts/jitter."),
-    ]
+    """``--preset NAME`` and a flag for every VisConfig field (help from the field's own
+    comment); a flag given overrides the preset's value, one not given leaves it."""
+    import dataclasses
+
+    from .config import VIS_OBJECTIVES, VIS_OPTIMIZERS, VIS_PARAMS
+    from .vis.presets import DESCRIPTIONS, PRESETS
+
+    choices = {"objective": VIS_OBJECTIVES, "param": VIS_PARAMS, "optimizer": VIS_OPTIMIZERS}
+    types = {"int": int, "float": float, "str": str}
+    helps = VisConfig.field_help()
+    opts = [click.option("--preset", type=click.Choice(list(PRESETS)), default="readable",
+                         show_default=True,
+                         help="The method; any flag below overrides one of its settings. "
+                              + "; ".join(f"{k}: {v}" for k, v in DESCRIPTIONS.items()))]
+    for fld in dataclasses.fields(VisConfig):
+        flag = fld.name.replace("_", "-")
+        if fld.type == "bool":
+            opts.append(click.option(f"--{flag}/--no-{flag}", fld.name, default=None,
+                                     help=helps[fld.name]))
+        else:
+            kind = (click.Choice(choices[fld.name]) if fld.name in choices
+                    else types[fld.type])
+            opts.append(click.option(f"--{flag}", fld.name, type=kind, default=None,
+                                     help=helps[fld.name]))
     for opt in reversed(opts):
         f = opt(f)
     return f
 
 
-VIS_FIELDS = ("steps", "lr", "tv", "l1", "init", "clip", "reg_through_clip", "project", "penalty",
-              "jitter", "revive", "objective", "seed")
-
-
 def _vis_config(flags: dict) -> VisConfig:
-    return VisConfig(**{k: flags.pop(k) for k in VIS_FIELDS})
+    """The preset named by ``--preset`` with every flag given on top (popped from flags)."""
+    import dataclasses
+
+    changes = {fld.name: flags.pop(fld.name) for fld in dataclasses.fields(VisConfig)}
+    return VisConfig.preset(flags.pop("preset"),
+                            **{k: v for k, v in changes.items() if v is not None})
 
 
 def _parse_targets(texts, layers, all_, sizes):

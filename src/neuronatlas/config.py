@@ -36,6 +36,26 @@ def _check_real(name: str, value: Any, *, low: float, high: float = math.inf,
 class _JSONConfig:
     """to_dict / from_dict for the frozen config dataclasses (tuples become lists)."""
 
+    @classmethod
+    def field_help(cls) -> dict[str, str]:
+        """Each field's reason, read from the comment beside it in this file (with the
+        comment lines that continue it): the CLI's help repeats no text by hand."""
+        import inspect
+        import re
+
+        helps: dict[str, str] = {}
+        last = None
+        for line in inspect.getsource(cls).splitlines():
+            m = re.match(r"\s{4}(\w+): [^=]+=.*?#\s*(.*)$", line)
+            if m:
+                last = m.group(1)
+                helps[last] = m.group(2).strip()
+            elif last and re.match(r"\s{4}#\s", line) and not line.strip().startswith("# ---"):
+                helps[last] += " " + line.strip()[1:].strip()
+            else:
+                last = None
+        return helps
+
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v
                 for k, v in dataclasses.asdict(self).items()}
@@ -163,7 +183,7 @@ class VisConfig(_JSONConfig):
     blur_every: int = 0  # Gaussian blur of the image every n steps (Yosinski et al.); 0: off
     blur_sigma: float = 0.5  # the blur's standard deviation in pixels
     jitter_px: int = 0  # random translation by up to k pixels per step (lucent); 0: off
-    scale: float = 0.0  # random rescaling by a factor in [1 - scale, 1 + scale] per step
+    zoom: float = 0.0  # random rescaling by a factor in [1 - zoom, 1 + zoom] per step
     rotate: float = 0.0  # random rotation by up to this many degrees per step
     diversity: int = 1  # K images per neuron, optimised together
     diversity_weight: float = 0.0  # weight of their mean pairwise cosine similarity
@@ -185,7 +205,7 @@ class VisConfig(_JSONConfig):
     def is_paper_method(self) -> bool:
         """True when only the paper's parts are in use (the fused paper renderer runs)."""
         return (self.param == "pixel" and self.optimizer == "ascent" and self.tv_beta == 1.0
-                and not (self.l2 or self.blur_every or self.jitter_px or self.scale
+                and not (self.l2 or self.blur_every or self.jitter_px or self.zoom
                          or self.rotate or self.tie or self.diversity > 1 or self.normalize))
 
     def __post_init__(self):
@@ -222,7 +242,7 @@ class VisConfig(_JSONConfig):
         _check_int("jitter_px", self.jitter_px, 0)
         if self.jitter_px > MAX_JITTER_PX:
             raise ConfigError(f"jitter_px must be at most {MAX_JITTER_PX}, got {self.jitter_px}")
-        _check_real("scale", self.scale, low=0.0, high=0.5, low_open=False)
+        _check_real("zoom", self.zoom, low=0.0, high=0.5, low_open=False)
         _check_real("rotate", self.rotate, low=0.0, high=45.0, low_open=False)
         _check_int("diversity", self.diversity, 1)
         if self.diversity > MAX_DIVERSITY:

@@ -46,7 +46,7 @@ class RowDraws:
     def draw(cls, config: VisConfig, rngs, shape) -> RowDraws:
         """Draws for every row from its generator (in this order: shifts, scales,
         angles, phases; each only when its part is on)."""
-        k, s, steps = config.jitter_px, config.scale, config.steps
+        k, s, steps = config.jitter_px, config.zoom, config.steps
         cols = {"shifts": [], "scales": [], "angles": [], "phases": []}
         for rng in rngs:
             if k:

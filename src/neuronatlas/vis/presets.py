@@ -72,7 +72,7 @@ def candidate_methods() -> dict:
         "diverse": VisConfig.preset("diverse"),
         "adam": VisConfig(**adam),  # no regulariser: what the objective alone draws
         # lucent's defaults for conv nets: Fourier 1/f, jitter, scale, rotation, no TV
-        "fourier": VisConfig(**adam, param="fourier", jitter_px=2, scale=0.1, rotate=10),
+        "fourier": VisConfig(**adam, param="fourier", jitter_px=2, zoom=0.1, rotate=10),
         # MACO: the data's magnitude spectrum, phase only
         "maco": VisConfig(**adam, param="maco", jitter_px=1),
         # readable without its normalisation and L2 (the first untuned try)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from .params import frequencies
+from .display import stretch as stretch_one
 from .regularizers import tv_value
 
 #: max(|fy|, |fx|) above which a frequency counts as "highest": the outer band of the
@@ -29,10 +29,7 @@ HIGH_FREQUENCY = 0.35
 def stretch(images: np.ndarray) -> np.ndarray:
     """Each image mapped linearly from its own [min, max] to [0, 1] (as the atlas and the
     PNGs show them); a constant image becomes 0."""
-    x = np.asarray(images, np.float64)
-    lo = x.min(axis=-1, keepdims=True)
-    span = x.max(axis=-1, keepdims=True) - lo
-    return np.divide(x - lo, span, out=np.zeros_like(x), where=span > 0)
+    return np.stack([stretch_one(x)[0] for x in np.asarray(images, np.float64)])
 
 
 def transfer(judges: Sequence[Callable[[np.ndarray], np.ndarray]], images: np.ndarray,

@@ -3,8 +3,9 @@
 ``vis/<config-id>/`` holds one folder per VisConfig (``config.json`` says which),
 with ``L7N1.png`` (upscaled, contrast-stretched to the image's own range: visualisations
 are faint), ``L7N1.npy`` (the raw image, float32) and ``L7N1.json`` (config, activation,
-ratio, top-3, and the range the PNG was stretched from) per neuron. Every file is written
-atomically.
+ratio, top-3, and the range the PNG was stretched from) per neuron; with diversity also
+``L7N1_diverse.npy`` (K, D) and ``L7N1_diverse.png`` (the K images side by side). Every
+file is written atomically.
 """
 
 from __future__ import annotations
@@ -50,10 +51,23 @@ def save_vis(run_dir: str | Path, result: VisResult, *, scale: int = 8,
         save_png(stem.with_suffix(".png"), shown, scale, fsync=False, shape=result.input_shape)
         atomic_write_json(stem.with_suffix(".json"), {**result.record(i),
                                                       "png_range": [lo, hi]}, fsync=False)
+        if result.diverse_images is not None:  # the K images side by side, each stretched
+            k = result.diverse_images[i].astype(np.float64)
+            save_npy(folder / f"{stem.name}_diverse.npy", k.astype(np.float32), fsync=False)
+            save_png(folder / f"{stem.name}_diverse.png", _strip(k, result.input_shape), scale,
+                     fsync=False)
         if progress is not None:
             progress(i + 1, len(result.targets))
     os.sync()
     return folder
+
+
+def _strip(images: np.ndarray, shape) -> np.ndarray:
+    """Images (K, D) side by side, each stretched to its own range, 1-pixel grey gaps."""
+    h, w, c = shape
+    tiles = [stretch(x)[0].reshape((h, w) if c == 1 else (h, w, c)) for x in images]
+    gap = np.full((h, 1) if c == 1 else (h, 1, c), 0.5)
+    return np.concatenate([t for tile in tiles for t in (tile, gap)][:-1], axis=1)
 
 
 def save_adversarial(run_dir: str | Path, index: int, res: AdversarialResult,
