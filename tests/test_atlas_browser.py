@@ -36,7 +36,11 @@ def layer_doc(run, l):
 
 
 def vis_numbers(run, l, i):
-    with np.load(run / "analysis/visualizations.npz") as z:
+    """The tile's numbers: the readable preset's, as the build cached them."""
+    from neuronatlas.atlas.variants import TILES
+    from neuronatlas.vis.store import config_id
+
+    with np.load(run / "atlas-cache" / f"{config_id(TILES)}.npz") as z:
         row = np.flatnonzero((z["targets"][:, 0] == l) & (z["targets"][:, 1] == i))[0]
         return float(z["activation"][row]), float(z["ratio"][row])
 
@@ -70,6 +74,10 @@ def test_search_opens_the_panel_with_its_numbers(site, page, expect):
     expect(panel.locator(".digits .digit")).to_have_count(8)  # k = 8 in the tiny run
     expect(panel.locator(".live")).to_have_count(0)
     assert page.evaluate("location.hash") == "#3:5"
+    # the diverse strip, then the paper's picture first among the variants
+    expect(panel.locator("h3", has_text="4 diverse pictures")).to_be_visible()
+    expect(panel.locator("h3", has_text="The paper's method")).to_be_visible()
+    expect(panel.locator("figcaption small").first).to_contain_text("paper's method, TV 0.064")
 
 
 def test_hash_opens_a_neuron_and_keys_move_between_neurons_and_layers(site, page, expect):

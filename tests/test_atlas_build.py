@@ -41,10 +41,73 @@ def atlas_run(tiny_run, tmp_path_factory, mnist):
     return run
 
 
+def _cached(run, config) -> dict:
+    from neuronatlas.vis.store import config_id
+
+    with np.load(run / "atlas-cache" / f"{config_id(config)}.npz") as z:
+        return {name: z[name] for name in z.files}
+
+
 @pytest.fixture(scope="module")
 def vis(atlas_run):
+    """The tiles: the readable preset's pictures (as cached by the build)."""
+    from neuronatlas.atlas.variants import TILES
+
+    return _cached(atlas_run, TILES)
+
+
+@pytest.fixture(scope="module")
+def paper_vis(atlas_run):
     with np.load(atlas_run / "analysis/visualizations.npz") as z:
         return {name: z[name] for name in z.files}
+
+
+def test_tiles_are_the_readable_preset_and_the_paper_is_the_first_variant(atlas_run, vis,
+                                                                          paper_vis):
+    import neuronatlas as na
+
+    model = na.MLP.load(atlas_run / "model.safetensors")
+    picks = [tuple(int(v) for v in vis["targets"][r]) for r in (0, 60, 80, 97)]
+    fresh = na.visualize(model, picks, na.VisConfig.preset("readable"))
+    for i, r in enumerate((0, 60, 80, 97)):
+        np.testing.assert_allclose(vis["images"][r], fresh.images[i], atol=1e-5)
+    meta = read_js(atlas_run / "atlas/data/meta.js", "ATLAS.setMeta")
+    assert meta["vis_label"] == "readable preset"
+    assert meta["variant_labels"][0].startswith("paper's method, TV 0.064")
+    doc = read_js(atlas_run / "atlas/data/layer3.js", "ATLAS.addLayer")
+    rows = layer_rows(paper_vis, 3)
+    np.testing.assert_allclose(doc["variants"][0]["activation"], paper_vis["activation"][rows],
+                               rtol=1e-4)
+    # the diverse strip: K pictures per neuron, each with its activation
+    diverse = read_js(atlas_run / "atlas/data/meta.js", "ATLAS.setMeta")["layers"][2]
+    assert len(diverse["sprites"]["diverse"]) == 4
+    assert np.array(doc["diverse_activation"]).shape == (TINY_SIZES[3], 4)
+
+
+def test_neurons_no_method_moves_are_marked_and_blank(atlas_run, vis):
+    doc = read_js(atlas_run / "atlas/data/layer1.js", "ATLAS.addLayer")
+    assert len(doc["unmoved"]) == TINY_SIZES[1]
+    for i, unmoved in enumerate(doc["unmoved"]):
+        if unmoved:
+            assert doc["activation"][i] <= 0 and doc["status"][i] == "dead"
+    out = read_js(atlas_run / "atlas/data/layer4.js", "ATLAS.addLayer")
+    assert not any(out["unmoved"])  # output neurons are never marked
+
+
+def test_unmoved_means_every_method_left_the_neuron_at_its_floor():
+    from types import SimpleNamespace
+
+    import neuronatlas as na
+
+    model = na.MLP.init((784, 3, 2), rng=np.random.default_rng(0))
+    act = lambda *v: {"activation": np.array(v, float)}  # noqa: E731
+    inp = SimpleNamespace(model=model, vis=act(0.0, 0.0, 2.0),
+                          diverse={"diverse_activation": np.array([[0, 0], [0.1, 0], [3, 1.0]])},
+                          variants=[act(0.0, 0.0, 0.0), act(0.0, 0.0, 1.0)])
+    rows = np.arange(3)
+    # neuron 0: nothing moved it; 1: one of the diverse pictures did; 2: all did
+    assert atlas_build._unmoved(inp, 1, rows).tolist() == [True, False, False]
+    assert atlas_build._unmoved(inp, 2, rows[:2]).tolist() == [False, False]  # the output
 
 
 def layer_rows(vis, l):
@@ -109,7 +172,7 @@ def test_layer_data_has_one_record_per_neuron_with_the_analysis_numbers(atlas_ru
     clusters = json.loads((atlas_run / "analysis/clusters.json").read_text())
     for c, members in enumerate(clusters["layers"].get(str(l), [])):
         assert all(doc["cluster"][i] == c for i in members)
-    assert len(doc["variants"]) == 3 and all(len(v["ratio"]) == n for v in doc["variants"])
+    assert len(doc["variants"]) == 4 and all(len(v["ratio"]) == n for v in doc["variants"])
     if l == 1:  # the exact maximum over the image box, and how close the picture came to it
         assert len(doc["exact_activation"]) == n
         assert all(0 <= r <= 1 + 1e-6 for r in doc["exact_reached"])
@@ -146,7 +209,7 @@ def test_rebuild_reuses_caches_and_is_byte_identical(atlas_run, mnist, monkeypat
 def test_a_damaged_variant_cache_is_rendered_again(atlas_run, mnist):
     before = tree_bytes(atlas_run / "atlas")
     cache = sorted((atlas_run / "atlas-cache").glob("*.npz"))
-    assert len(cache) == 3
+    assert len(cache) == 5  # tiles, diverse strip, three variants
     cache[0].write_bytes(b"not an npz")
     build_atlas(atlas_run, data=mnist)
     assert np.load(cache[0])["images"].shape == (sum(TINY_SIZES[1:]), 784)

@@ -44,7 +44,7 @@ from ..runs import analysed_k, locks_run, run_dataset, run_model
 from ..stages import Log, Progress
 from ..vis.exact import layer1_optimum
 from . import sprites
-from .variants import VARIANTS, label, variant
+from .variants import DIVERSE, TILES, VARIANTS, label, variant
 
 SIZE_BUDGET = 50 * 2**20  # bytes: the paper's network must stay well under this
 DIGITS_PER_SHEET = sprites.COLS * sprites.COLS  # dataset images per digits sheet
@@ -60,10 +60,12 @@ class _Inputs:
     model: MLP
     data: Dataset
     analysis: AnalysisResult
-    vis: dict[str, np.ndarray]  # analysis/visualizations.npz, one row per neuron
+    vis: dict[str, np.ndarray]  # the tiles: the readable preset's, one row per neuron
     vis_config: VisConfig
     examples: dict[int, LayerExamples]
-    variants: list[dict[str, np.ndarray]]  # one per VARIANTS entry, rows as in ``vis``
+    variants: list[dict[str, np.ndarray]]  # the paper's (the analysis's), then VARIANTS
+    variant_configs: list[VisConfig]
+    diverse: dict[str, np.ndarray]  # the diverse preset's K pictures per neuron
     labels: np.ndarray  # class of every dataset image, train then test
 
 
@@ -96,14 +98,17 @@ def _gather(run_dir: Path, model: MLP, data: Dataset, k: int, progress: Progress
     """The analysis (computed where missing), its arrays, and the variants."""
     result = analyze(run_dir, model, data, k=k, progress=progress, log=log)
     with np.load(result.folder / "visualizations.npz") as z:
-        vis = {name: z[name] for name in z.files}
+        paper = {name: z[name] for name in z.files}
     settings = json.loads((result.folder / "visualizations.json").read_text())["settings"]
     cache = ensure_dir(run_dir / "atlas-cache")
     sha = model_sha256(model)
-    variants = [variant(cache, model, sha, vis["targets"], c, progress) for c in VARIANTS]
-    return _Inputs(run_dir.resolve().name, model, data, result, vis,
-                   VisConfig.from_dict(settings), load_examples(result.folder / "examples.npz"),
-                   variants, dataset_labels(data))
+    targets = paper["targets"]
+    tiles = {"targets": targets, **variant(cache, model, sha, targets, TILES, progress)}
+    diverse = variant(cache, model, sha, targets, DIVERSE, progress)
+    variants = [paper] + [variant(cache, model, sha, targets, c, progress) for c in VARIANTS]
+    return _Inputs(run_dir.resolve().name, model, data, result, tiles, TILES,
+                   load_examples(result.folder / "examples.npz"), variants,
+                   [VisConfig.from_dict(settings), *VARIANTS], diverse, dataset_labels(data))
 
 
 # --- publishing --------------------------------------------------------------------------
@@ -215,8 +220,15 @@ def _write_layer(folder: Path, l: int, inp: _Inputs, digits: np.ndarray) -> dict
     rows = _layer_rows(inp, l)
     ex = inp.examples[l]
     shape = inp.model.input_shape
+    unmoved = _unmoved(inp, l, rows)
+    tiles = sprites.contrast(inp.vis["images"][rows])
+    tiles[unmoved] = 0  # not a picture of the regularisers alone: blank, and marked
+    K = inp.diverse["diverse_images"].shape[1]
     files = {
-        "vis": _write_png(folder, f"L{l}", sprites.contrast(inp.vis["images"][rows]), shape),
+        "vis": _write_png(folder, f"L{l}", tiles, shape),
+        "diverse": [_write_png(folder, f"L{l}-d{j + 1}",
+                               sprites.contrast(inp.diverse["diverse_images"][rows, j]), shape)
+                    for j in range(K)],
         "variants": [_write_png(folder, f"L{l}-v{j + 1}", sprites.contrast(v["images"][rows]),
                                 shape) for j, v in enumerate(inp.variants)],
         "mean_topk": _write_png(folder, f"L{l}-mean-top", sprites.contrast(ex.mean_topk), shape),
@@ -227,6 +239,7 @@ def _write_layer(folder: Path, l: int, inp: _Inputs, digits: np.ndarray) -> dict
                                       *sprites.diverging(inp.model.weights[0], shape))
         files["exact"] = _write_png(folder, "L1-exact", layer1_optimum(inp.model).images, shape)
     doc = _layer_doc(l, rows, inp, digits)
+    doc["unmoved"] = unmoved.tolist()
     _write_js(folder / "data" / f"layer{l}.js", "ATLAS.addLayer", doc)
     ratio = inp.vis["ratio"][rows]
     return {"layer": l, "size": len(rows), "output": l == inp.model.n_layers,
@@ -234,6 +247,16 @@ def _write_layer(folder: Path, l: int, inp: _Inputs, digits: np.ndarray) -> dict
             "dead": sum(s == "dead" for s in doc["status"]),
             "clusters": len(doc["clusters"]),
             "ratio_median": _num(np.median(ratio)) if np.isfinite(np.median(ratio)) else None}
+
+
+def _unmoved(inp: _Inputs, l: int, rows: np.ndarray) -> np.ndarray:
+    """Hidden neurons that no method the atlas shows moves above f(0) (ReLU: 0)."""
+    if l == inp.model.n_layers:
+        return np.zeros(len(rows), bool)
+    floor = inp.model.activation(l).floor
+    acts = [inp.vis["activation"][rows], inp.diverse["diverse_activation"][rows].max(axis=1)]
+    acts += [v["activation"][rows] for v in inp.variants]
+    return np.all([a <= floor for a in acts], axis=0)
 
 
 def _layer_doc(l: int, rows: np.ndarray, inp: _Inputs, digits: np.ndarray) -> dict:
@@ -276,6 +299,7 @@ def _layer_doc(l: int, rows: np.ndarray, inp: _Inputs, digits: np.ndarray) -> di
                       "top1": var["top3_classes"][rows, 0].tolist(),
                       "top1_prob": _num(var["top3_probs"][rows, 0])}
                      for var in inp.variants],
+        "diverse_activation": _num(inp.diverse["diverse_activation"][rows]),
     }
 
 
@@ -336,7 +360,8 @@ def _meta(inp: _Inputs, layers: list[dict], n_digits: int) -> dict:
         "activations": sorted({a.spec for a in inp.model.activation_fns}),
         "cols": sprites.COLS,
         "vis_label": label(inp.vis_config),
-        "variant_labels": [label(c) for c in VARIANTS],
+        "diverse_label": label(DIVERSE),
+        "variant_labels": [label(c) for c in inp.variant_configs],
         "digits": {"count": n_digits, "per_sheet": DIGITS_PER_SHEET,
                    "sheets": [f"sprites/digits-{s}.png"
                               for s in range(-(-n_digits // DIGITS_PER_SHEET))]},

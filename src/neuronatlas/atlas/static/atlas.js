@@ -129,12 +129,13 @@ const ATLAS = (() => {
     for (let i = 0; i < m.size; i++) {
       const t = document.createElement("button");
       t.type = "button";
-      t.className = `tile ${doc.status[i]}`;
+      t.className = `tile ${doc.status[i]}${doc.unmoved[i] ? " unmoved" : ""}`;
       t.dataset.i = i;
       t.style.backgroundPosition =
         `-${(i % state.meta.cols) * tw}px -${Math.floor(i / state.meta.cols) * th}px`;
       t.title = `${l}:${i} · ratio ${fmt(doc.ratio[i])} (${fmt(doc.activation[i])})` +
-        ` · class ${cname(doc.preferred[i])}${doc.status[i] === "alive" ? "" : " · " + doc.status[i]}`;
+        ` · class ${cname(doc.preferred[i])}${doc.status[i] === "alive" ? "" : " · " + doc.status[i]}` +
+        (doc.unmoved[i] ? " · no method moves it off 0" : "");
       t.innerHTML = `<span class="idx">${i}</span>`;
       frag.appendChild(t);
     }
@@ -242,6 +243,7 @@ const ATLAS = (() => {
         </div>
       </div>
       ${heroHTML(l, i, doc, m)}
+      ${diverseHTML(l, i, doc, m)}
       ${variantsHTML(l, i, doc, m)}
       ${examplesHTML(l, i, doc, m)}
       ${histogramHTML(i, doc)}
@@ -269,8 +271,21 @@ const ATLAS = (() => {
           <dd><b>${cname(doc.preferred[i])}</b> <span class="muted">(${Math.round(100 * doc.purity[i])}% of top ${state.meta.k})</span></dd>
         </dl>
       </div>
-      <p class="caption">${esc(state.meta.vis_label)}; ratio = activation / next-highest
+      <p class="caption">${doc.unmoved[i] ? "<b>No method moves this neuron off 0</b>: " +
+        "there is no picture of it, only of the regularisers, so none is shown. " : ""}${esc(state.meta.vis_label)}; ratio = activation / next-highest
         activation in the layer${m.output ? " (SoftMax)" : ""}</p>`;
+  }
+
+  function diverseHTML(l, i, doc, m) {
+    if (doc.unmoved[i]) return "";
+    const figs = m.sprites.diverse.map((url, j) => `
+      <figure>
+        <div class="sprite" style="${spriteCSS(url, i, m.size, SMALL_TILE)}"></div>
+        <figcaption>${fmt(doc.diverse_activation[i][j])}</figcaption>
+      </figure>`).join("");
+    return `<h3>${m.sprites.diverse.length} diverse pictures <span class="muted">` +
+      `(${esc(state.meta.diverse_label)}: pushed apart; their activations)</span></h3>` +
+      `<div class="row">${figs}</div>`;
   }
 
   function variantsHTML(l, i, doc, m) {
@@ -281,7 +296,8 @@ const ATLAS = (() => {
           <br><span class="muted">&rarr; ${cname(v.top1[i])} ${pct(v.top1_prob[i])}</span>
           <br><small>${esc(state.meta.variant_labels[j])}</small></figcaption>
       </figure>`).join("");
-    return `<h3>Regularisation variants</h3><div class="row">${figs}</div>`;
+    return `<h3>The paper's method <span class="muted">(first) and its regularisation ` +
+      `variants</span></h3><div class="row">${figs}</div>`;
   }
 
   function examplesHTML(l, i, doc, m) {
