@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+import neuronatlas as na
+
 pytest.importorskip("starlette")
 
 
@@ -58,13 +60,28 @@ def test_moving_the_tv_slider_streams_a_new_image(server, page):
     page.goto(server + "live.html#3:1")
     page.wait_for_function("document.getElementById('vis-image').dataset.runs === '1'")
     before = page.eval_on_selector("#vis-image", "c => c.toDataURL()")
-    assert json.loads(page.get_attribute("#vis-image", "data-config"))["tv"] == 0.064
+    sent = json.loads(page.get_attribute("#vis-image", "data-config"))
+    readable = {k: v for k, v in na.VisConfig.preset("readable").to_dict().items() if k != "init"}
+    assert sent["preset"] == "readable"  # the page starts on the readable preset
+    assert {k: v for k, v in readable.items() if k in sent} == {
+        k: v for k, v in sent.items() if k in readable}
+    assert page.input_value("#preset") == "readable"
     page.focus("#s-tv")
-    for _ in range(3):
-        page.keyboard.press("ArrowRight")  # 0.064 -> 0.512
+    for _ in range(2):
+        page.keyboard.press("ArrowRight")  # 0.3 -> 1
     page.wait_for_function("(JSON.parse(document.getElementById('vis-image').dataset.config"
-                           " || '{}').tv === 0.512)")
+                           " || '{}').tv === 1)")
+    assert page.input_value("#preset") == "custom"
     assert page.eval_on_selector("#vis-image", "c => c.toDataURL()") != before
+    # choosing the paper's preset sends the paper's settings
+    page.select_option("#preset", "paper")
+    page.wait_for_function("(JSON.parse(document.getElementById('vis-image').dataset.config"
+                           " || '{}').optimizer === 'ascent')")
+    sent = json.loads(page.get_attribute("#vis-image", "data-config"))
+    paper = na.VisConfig().to_dict()
+    assert sent["preset"] == "paper"
+    assert {k: v for k, v in sent.items() if k in paper and k != "init"} == {
+        k: v for k, v in paper.items() if k in sent and k != "init"}
     assert page.text_content("#vis-final").startswith("activation")
     assert page.get_attribute("#vis-atlas", "href") == "index.html#3:1"
 

@@ -60,15 +60,19 @@ def pixels(b64: str) -> np.ndarray:
     return np.frombuffer(base64.b64decode(b64), np.uint8)
 
 
-def test_visualize_streams_every_step_and_ends_as_the_library_does(tiny_run, model, atlas):
+@pytest.mark.parametrize("preset", [None, "paper", "accentuate"])
+def test_visualize_streams_every_step_and_ends_as_the_library_does(tiny_run, model, atlas,
+                                                                   preset):
+    config = CONFIG if preset is None else {**CONFIG, "preset": preset}
     with client(tiny_run, model, atlas) as c:
-        r = c.post("/api/visualize", json={"layer": 3, "neuron": 1, "config": CONFIG})
+        r = c.post("/api/visualize", json={"layer": 3, "neuron": 1, "config": config})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
     evs = events(r.text)
     steps = [d for kind, d in evs if kind == "step"]
     (kind, done), = evs[len(steps):]
     seen = []
-    expected = na.visualize(model, [(3, 1)], na.VisConfig(**CONFIG),
+    # no preset named: the readable one, as the atlas's tiles
+    expected = na.visualize(model, [(3, 1)], na.VisConfig.preset(preset or "readable", **CONFIG),
                             callback=lambda step, acts: seen.append(float(acts[0])))
     assert kind == "done" and done["stopped"] is None and done["steps_run"] == 30
     assert [d["step"] for d in steps] == list(range(30))
@@ -114,6 +118,10 @@ def test_model_and_pages(tiny_run, model, atlas):
     with client(tiny_run, model, atlas) as c:
         info = c.get("/api/model").json()
         assert info["sizes"] == [784, 48, 24, 16, 10] and info["limits"]["max_steps"] == 1000
+        assert info["default_preset"] == "readable"
+        assert info["defaults"] == na.VisConfig.preset("readable").to_dict()
+        assert set(info["presets"]) == {"paper", "readable", "accentuate"}  # one picture each
+        assert info["presets"]["paper"] == na.VisConfig().to_dict()
         assert "<title>atlas" in c.get("/").text
         for name in ("live.html", "live.js", "live.css"):
             assert c.get(f"/{name}").status_code == 200
@@ -129,6 +137,13 @@ POST_ERRORS = [
     ({"layer": 3, "neuron": 1, "config": {"init": "/etc/passwd"}}, 422, "init must be one of"),
     ({"layer": 3, "neuron": 1, "config": {"init": "mnist:x"}}, 422, "test-set index"),
     ({"layer": 3, "neuron": 1, "config": {"bogus": 1}}, 422, "unknown VisConfig field"),
+    ({"layer": 3, "neuron": 1, "config": {"preset": "pretty"}}, 422, "unknown preset 'pretty'"),
+    ({"layer": 3, "neuron": 1, "config": {"preset": 3}}, 422, "preset must be a name"),
+    ({"layer": 3, "neuron": 1, "config": {"param": "wavelet"}}, 422, "param must be one of"),
+    ({"layer": 3, "neuron": 1, "config": {"tv_beta": 3}}, 422, "tv_beta must be"),
+    ({"layer": 3, "neuron": 1, "config": {"preset": "diverse"}}, 422,
+     "diversity = 4 is above the server's cap of 1"),
+    ({"layer": 3, "neuron": 1, "config": {"l2": 1e6}}, 422, "l2 = 1000000.0 is above"),
     ({"layer": 3, "neuron": 1, "stuff": 1}, 422, "unknown visualize field"),
     ({"layer": 3, "neuron": 1, "config": {"init": "image"}, "image": [0.5] * 10}, 422,
      "784 pixel values"),

@@ -19,6 +19,8 @@ visitor cannot starve the others and the event loop keeps serving pages meanwhil
 
 from __future__ import annotations
 
+import dataclasses
+
 import asyncio
 import base64
 import ipaddress
@@ -42,6 +44,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..config import VisConfig
+from ..vis.presets import DESCRIPTIONS, PRESETS
 from ..errors import ConfigError, NeuronatlasError
 from ..nn.mlp import MLP
 from ..vis.objectives import check_neuron
@@ -66,6 +69,7 @@ class ServerLimits:
     queue_seconds: float = 10.0  # how long a request waits for a free slot before a 503
     time_limit: float = 20.0  # seconds of optimisation per request, then it is stopped
     max_frames: int = 100  # images streamed per optimisation (every k-th step)
+    max_diversity: int = 1  # pictures per request: the page streams one
 
 
 class Problem(Exception):
@@ -143,21 +147,37 @@ def parse_image(value, n: int = 784) -> np.ndarray:
     return np.asarray(value, dtype=np.float32)
 
 
+DEFAULT_PRESET = "readable"  # what a request that names no preset gets, as the atlas's tiles
+#: the presets the live page offers (one picture per request: not ``diverse``)
+LIVE_PRESETS = {name: VisConfig.preset(name).to_dict() for name in PRESETS
+                if VisConfig.preset(name).diversity == 1}
+
+
 def parse_config(fields, limits: ServerLimits) -> VisConfig:
-    """A VisConfig from JSON (VisConfig's own checks) within the server's caps."""
+    """A VisConfig from JSON: ``preset`` (default: readable) with any VisConfig field on
+    top (VisConfig's own checks), within the server's caps."""
     if not isinstance(fields, dict):
         raise Problem(422, "config must be a JSON object of VisConfig fields")
     init = fields.get("init", "zero")
     if not isinstance(init, str) or not (init in START_IMAGES or init.startswith("mnist:")):
         raise Problem(422, f"init must be one of {list(START_IMAGES)} or 'mnist:<test index>'"
                            f", got {init!r}")
+    fields = dict(fields)
+    preset = fields.pop("preset", DEFAULT_PRESET)
+    if not isinstance(preset, str):
+        raise Problem(422, f"preset must be a name, got {preset!r}")
     try:  # init "image": visualize starts from the job's image (init_image)
-        config = VisConfig.from_dict(fields)
+        known = {f.name for f in dataclasses.fields(VisConfig)}
+        if set(fields) - known:
+            raise ConfigError(f"unknown VisConfig field(s) {sorted(set(fields) - known)}")
+        config = VisConfig.preset(preset, **fields)
     except (ConfigError, TypeError) as exc:
         raise Problem(422, f"config: {exc}") from None
     caps = [("steps", config.steps, limits.max_steps), ("seed", config.seed, limits.max_seed),
-            ("lr", config.lr, limits.max_lr)]
-    caps += [(name, getattr(config, name), limits.max_weight) for name in ("tv", "l1", "penalty")]
+            ("lr", config.lr, limits.max_lr), ("diversity", config.diversity,
+                                                limits.max_diversity)]
+    caps += [(name, getattr(config, name), limits.max_weight)
+             for name in ("tv", "l1", "penalty", "l2", "tie", "diversity_weight")]
     for name, value, cap in caps:
         if value > cap:
             raise Problem(422, f"config: {name} = {value!r} is above the server's cap of {cap}")
@@ -205,7 +225,10 @@ class LiveServer:
             "class_names": list(self.model.class_names),
             "activations": sorted({a.spec for a in self.model.activation_fns}),
             "dataset": self.dataset or meta.get("dataset"),
-            "limits": asdict(self.limits), "defaults": VisConfig().to_dict(),
+            "limits": asdict(self.limits),
+            "defaults": VisConfig.preset(DEFAULT_PRESET).to_dict(),
+            "default_preset": DEFAULT_PRESET, "presets": LIVE_PRESETS,
+            "preset_descriptions": {k: DESCRIPTIONS[k] for k in LIVE_PRESETS},
         })
 
     async def query(self, request: Request) -> JSONResponse:

@@ -48,20 +48,54 @@ function decodeImage(b64) {
 }
 
 // ---- the visualiser --------------------------------------------------------------------
+const SWITCHES = ["clip", "reg_through_clip", "jitter", "revive", "normalize"];
+
 function buildSliders() {
   for (const box of document.querySelectorAll(".slider")) {
     const name = box.dataset.name;
     const values = box.dataset.values.split(" ").map(Number);
-    const start = values.indexOf(state.model.defaults[name]);
     box.innerHTML = `<label for="s-${name}">${box.dataset.label || name}</label>` +
       `<input type="range" id="s-${name}" min="0" max="${values.length - 1}" step="1" ` +
-      `value="${start < 0 ? 0 : start}"><output id="o-${name}"></output>`;
+      `value="0"><output id="o-${name}"></output>`;
     const input = box.querySelector("input");
-    const show = () => { $(`o-${name}`).textContent = values[input.value]; };
-    input.addEventListener("input", () => { show(); schedule(); });
+    input.show = () => { $(`o-${name}`).textContent = values[input.value]; };
+    input.addEventListener("input", () => { input.show(); markCustom(); schedule(); });
     input.values = values;
-    show();
   }
+}
+
+// The presets (from /api/model): choosing one sets every control to its values.
+function buildPresets() {
+  const names = Object.keys(state.model.presets);
+  for (const name of names) $("preset").add(new Option(name, name));
+  $("preset").add(new Option("custom", "custom"));
+  $("preset").value = state.model.default_preset;
+  applyPreset(state.model.default_preset);
+  $("preset").addEventListener("change", () => {
+    if ($("preset").value !== "custom") { applyPreset($("preset").value); schedule(); }
+  });
+}
+
+function applyPreset(name) {
+  const config = state.model.presets[name];
+  for (const box of document.querySelectorAll(".slider")) {
+    const input = $(`s-${box.dataset.name}`), want = config[box.dataset.name];
+    // the nearest value the slider offers
+    let best = 0;
+    input.values.forEach((v, i) => {
+      if (Math.abs(v - want) < Math.abs(input.values[best] - want)) best = i;
+    });
+    input.value = String(best);
+    input.show();
+  }
+  for (const sel of document.querySelectorAll("select.field")) sel.value = config[sel.dataset.name];
+  for (const name of SWITCHES) $(name).checked = config[name];
+  $("preset-info").textContent = state.model.preset_descriptions[name] || "";
+}
+
+function markCustom() {
+  $("preset").value = "custom";
+  $("preset-info").textContent = "your own settings";
 }
 
 function sliderValue(name) {
@@ -95,8 +129,14 @@ function target() {
 
 function visRequest() {
   const config = {};
-  for (const name of ["tv", "l1", "penalty", "lr", "steps", "seed"]) config[name] = sliderValue(name);
-  for (const name of ["clip", "reg_through_clip", "jitter", "revive"]) config[name] = $(name).checked;
+  for (const box of document.querySelectorAll(".slider")) {
+    config[box.dataset.name] = sliderValue(box.dataset.name);
+  }
+  for (const sel of document.querySelectorAll("select.field")) config[sel.dataset.name] = sel.value;
+  for (const name of SWITCHES) config[name] = $(name).checked;
+  // the fields the page has no control for come from the preset
+  const preset = $("preset").value;
+  config.preset = preset === "custom" ? state.model.default_preset : preset;
   const init = $("init").value;
   config.init = init === "mnist" ? `mnist:${Number($("mnist-index").value) || 0}` : init;
   const body = { ...target(), config };
@@ -231,8 +271,11 @@ function wireControls() {
     schedule();
   });
   $("mnist-index").addEventListener("input", schedule);
-  for (const name of ["clip", "reg_through_clip", "jitter", "revive"]) {
-    $(name).addEventListener("change", schedule);
+  for (const name of SWITCHES) {
+    $(name).addEventListener("change", () => { markCustom(); schedule(); });
+  }
+  for (const sel of document.querySelectorAll("select.field")) {
+    sel.addEventListener("change", () => { markCustom(); schedule(); });
   }
   window.addEventListener("hashchange", () => {
     const m = location.hash.match(/^#(\d+):(\d+)$/);
@@ -505,6 +548,7 @@ async function main() {
   $("upload").addEventListener("change", (e) => { if (e.target.files[0]) upload(e.target.files[0]); });
   buildNeuronPicker();
   buildSliders();
+  buildPresets();
   wireControls();
   setupPad();
   buildProbabilities();
