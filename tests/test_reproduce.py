@@ -69,6 +69,13 @@ def test_reproduce_with_a_given_model(tiny_run, tmp_path):
     assert t2 < t1
     report = (tmp_path / "run/report.md").read_text()
     assert "model not trained here" in report
+    # beyond the paper: the readability benchmark's table and the methods figure
+    assert "## Beyond the paper: readable visualisations" in report
+    assert "| readable | 3 |" in report and "| paper | 3 |" in report
+    assert "![the same neurons under each method](figures/methods.png)" in report
+    assert (tmp_path / "run/figures/methods.png").stat().st_size > 10_000
+    doc = json.loads((tmp_path / "run/readability/readability.json").read_text())
+    assert set(doc["benchmark"]["methods"]) >= {"paper", "readable", "diverse"}
 
 
 @pytest.mark.slow
