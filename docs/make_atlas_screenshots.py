@@ -12,7 +12,7 @@ from playwright.sync_api import sync_playwright
 run = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/paper")
 chromium = sys.argv[2] if len(sys.argv) > 2 else "/usr/bin/chromium"
 index = (run / "atlas" / "index.html").resolve().as_uri()
-shots = [("docs/atlas_overview.png", "#5", 900), ("docs/atlas_panel.png", "#7:1", 1200)]
+shots = [("docs/atlas_overview.png", "#5", 900), ("docs/atlas_panel.png", "#7:1", 1500)]
 
 with sync_playwright() as pw:
     browser = pw.chromium.launch(executable_path=chromium, headless=True,

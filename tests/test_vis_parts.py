@@ -97,7 +97,7 @@ def test_l2_tie_and_diversity_gradients():
     assert_grad_close(R.tie_grad(u, start),
                       numeric_grad(lambda: float(R.tie_value(u, start).sum()), u))
     for k in (2, 3):
-        num = numeric_grad(lambda: float(R.diversity_value(u, k).sum()), u, eps=1e-6)
+        num = numeric_grad(lambda k=k: float(R.diversity_value(u, k).sum()), u, eps=1e-6)
         assert_grad_close(R.diversity_grad(u, k), num, rtol=1e-6, atol=1e-9)
     same = np.repeat(u[:1], 3, axis=0)
     np.testing.assert_allclose(R.diversity_value(same, 3), 1.0)

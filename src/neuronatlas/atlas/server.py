@@ -19,10 +19,9 @@ visitor cannot starve the others and the event loop keeps serving pages meanwhil
 
 from __future__ import annotations
 
-import dataclasses
-
 import asyncio
 import base64
+import dataclasses
 import ipaddress
 import json
 import math
@@ -44,10 +43,10 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..config import VisConfig
-from ..vis.presets import DESCRIPTIONS, PRESETS
 from ..errors import ConfigError, NeuronatlasError
 from ..nn.mlp import MLP
 from ..vis.objectives import check_neuron
+from ..vis.presets import DESCRIPTIONS, PRESETS
 from ..vis.query import query
 from ..vis.visualize import visualize
 

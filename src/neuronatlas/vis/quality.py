@@ -127,7 +127,7 @@ def two_choice_pairs(acts: np.ndarray, rng: np.random.Generator, pairs: int = 10
     ``middle`` quantile band. Neurons whose bands overlap (constant, e.g. silent) get -1."""
     n_img, n = acts.shape
     order = np.argsort(acts, axis=0, kind="stable")
-    n_top = max(int(round(top * n_img)), 1)
+    n_top = max(round(top * n_img), 1)
     lo, hi = int(middle[0] * n_img), int(middle[1] * n_img)
     strong = np.full((n, pairs), -1)
     mid = np.full((n, pairs), -1)

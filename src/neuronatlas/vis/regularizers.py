@@ -107,7 +107,7 @@ def diversity_value(u: np.ndarray, k: int) -> np.ndarray:
 def diversity_grad(u: np.ndarray, k: int) -> np.ndarray:
     """Gradient of the sum over rows of :func:`diversity_value` (each pair counted from
     both of its rows): for row i, 2/(K-1) sum_j (n_j - s_ij n_i) / |v_i|, centred."""
-    v, norm, n = _unit_rows(u, k)
+    _, norm, n = _unit_rows(u, k)
     sims = n @ n.transpose(0, 2, 1)
     others = n.sum(axis=1, keepdims=True) - n  # sum over j != i of n_j
     s_other = sims.sum(axis=-1, keepdims=True) - 1  # sum over j != i of s_ij

@@ -52,7 +52,7 @@ class Resample:
     corners, :meth:`backward` its adjoint, a scatter-add."""
 
     def __init__(self, scales: np.ndarray, angles: np.ndarray, shape, dtype=np.float64):
-        h, w, c = shape
+        h, w = shape[:2]
         rows = len(scales)
         qy, qx = np.meshgrid(np.arange(h) - (h - 1) / 2, np.arange(w) - (w - 1) / 2,
                              indexing="ij")

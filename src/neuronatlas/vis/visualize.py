@@ -12,9 +12,9 @@ from ..errors import ConfigError, VisualizationDivergedError
 from ..nn.mlp import MLP
 from .images import load_image
 from .objectives import Objective, check_neuron, log_prob, neuron, others, parse_target
-from .query import target_stats
 from .params import mean_magnitude
 from .parts import RowDraws
+from .query import target_stats
 from .render import SnapshotCallback, StepCallback, render
 from .transforms import SHIFTS
 
