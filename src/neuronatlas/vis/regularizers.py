@@ -52,6 +52,8 @@ def tv_grad(u: np.ndarray, shape=MNIST_SHAPE, beta: float = 1.0) -> np.ndarray:
     dv, dh = _diffs(u, shape)
     if beta == 1.0:
         sv, sh = np.sign(dv), np.sign(dh)
+    elif beta == 2.0:  # beta |d| sgn(d) = 2 d
+        sv, sh = 2 * dv, 2 * dh
     else:
         sv = beta * np.abs(dv) ** (beta - 1) * np.sign(dv)
         sh = beta * np.abs(dh) ** (beta - 1) * np.sign(dh)
