@@ -51,7 +51,8 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     judges = load_judges(data, log=print)
     out = benchmark(model, data, methods, judges, per_layer=a.per_layer, seeds=a.seeds,
-                    pairs=a.pairs, log=lambda m: print(m, flush=True))
+                    pairs=a.pairs, accentuate=na.VisConfig.preset("accentuate"),
+                    log=lambda m: print(m, flush=True))
     out["machine"] = {"python": platform.python_version(), "numpy": np.__version__,
                       "processor": platform.processor() or platform.machine(),
                       "total_seconds": time.perf_counter() - t0}

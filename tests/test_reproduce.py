@@ -76,6 +76,9 @@ def test_reproduce_with_a_given_model(tiny_run, tmp_path):
     assert (tmp_path / "run/figures/methods.png").stat().st_size > 10_000
     doc = json.loads((tmp_path / "run/readability/readability.json").read_text())
     assert set(doc["benchmark"]["methods"]) >= {"paper", "readable", "diverse"}
+    acc = doc["benchmark"]["accentuate"]["layers"]  # feature accentuation, reported apart
+    assert set(acc) == {"1", "2", "3"} and "Feature accentuation (reported apart" in report
+    assert all(r["fraction"] >= r["start_fraction"] for r in acc.values())
 
 
 @pytest.mark.slow

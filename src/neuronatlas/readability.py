@@ -141,10 +141,51 @@ def measure(model: MLP, data: Dataset, stats: DataStats, config: VisConfig,
     return out
 
 
+def measure_accentuation(model: MLP, data: Dataset, stats: DataStats, config: VisConfig,
+                         targets: list[tuple[int, int]]) -> dict:
+    """Feature accentuation, reported apart (it starts from a real image): each hidden
+    neuron starts from its median-activating test image; per layer, the start's and the
+    result's activation as a share of the neuron's dataset maximum, how many reach their
+    training maximum, and how near the result stays to its start (Pearson correlation,
+    mean absolute pixel change) and to its class (the network's top-1 kept)."""
+    hidden = [t for t in targets if t[0] < model.n_layers]
+    starts = np.empty((len(hidden), data.test_x.shape[1]), np.float32)
+    for j, (l, i) in enumerate(hidden):
+        acts = stats.test_acts[l][:, i]
+        starts[j] = data.test_x[np.argsort(acts, kind="stable")[len(acts) // 2]]
+    t0 = time.perf_counter()
+    res = visualize(model, hidden, config.replace(init="image"), init_image=starts)
+    seconds = time.perf_counter() - t0
+    before = model.activations(starts)
+    kept = model.predict(res.images) == model.predict(starts)
+    tl = np.array([t[0] for t in hidden])
+    ti = np.array([t[1] for t in hidden])
+    layers = {}
+    for l in sorted(set(tl.tolist())):
+        rows = np.flatnonzero(tl == l)
+        idx = ti[rows]
+        peak = stats.all_max[l][idx]
+        live = peak > 0
+        start_act = before[l][rows, idx]
+        corr = [float(np.corrcoef(a, b)[0, 1]) if np.ptp(a) and np.ptp(b) else 1.0
+                for a, b in zip(starts[rows], res.images[rows])]
+        layers[str(l)] = {
+            "start_fraction": float(np.median(start_act[live] / peak[live])),
+            "fraction": float(np.median(res.activation[rows][live] / peak[live])),
+            "at_train_max": float(np.mean(res.activation[rows] >= stats.train_max[l][idx])),
+            "correlation": float(np.median(corr)),
+            "pixel_change": float(np.mean(np.abs(res.images[rows] - starts[rows]))),
+            "class_kept": float(np.mean(kept[rows])),
+        }
+    return {"config": config.to_dict(), "seconds": seconds, "layers": layers}
+
+
 def benchmark(model: MLP, data: Dataset, methods: dict[str, VisConfig], judges, *,
               per_layer: int | None = None, seeds: int = 5, stability_per_layer: int = 16,
-              pairs: int = 100, log: Log | None = None) -> dict:
-    """:func:`measure` for every method, on the same targets, with the data's references."""
+              pairs: int = 100, accentuate: VisConfig | None = None,
+              log: Log | None = None) -> dict:
+    """:func:`measure` for every method, on the same targets, with the data's references;
+    with ``accentuate`` also :func:`measure_accentuation` (reported apart)."""
     log = log or (lambda _m: None)
     stats = data_stats(model, data)
     targets = pick_targets(model.sizes, per_layer)
@@ -157,6 +198,9 @@ def benchmark(model: MLP, data: Dataset, methods: dict[str, VisConfig], judges, 
         out["methods"][name] = measure(model, data, stats, config, targets, judges,
                                        seeds=seeds, stability_per_layer=stability_per_layer,
                                        pairs=pairs)
+    if accentuate is not None:
+        log("accentuate: from each neuron's median test image")
+        out["accentuate"] = measure_accentuation(model, data, stats, accentuate, targets)
     return out
 
 
@@ -193,4 +237,15 @@ def markdown(out: dict) -> str:
         tr = ", ".join(f"{k} {v['hits']}/10 at {v['probability']:.2f}"
                        for k, v in m.get("transfer", {}).items())
         lines.append(f"| {name} | {m['seconds']:.1f} | {tr} |")
+    acc = out.get("accentuate")
+    if acc:
+        lines += ["", f"Feature accentuation (reported apart: it starts from a real image, each "
+                  f"neuron's median-activating test image; {acc['seconds']:.1f} s):", "",
+                  "| layer | start (median of max) | accentuated | at train max | "
+                  "correlation with start | mean pixel change | class kept |",
+                  "|---|---|---|---|---|---|---|"]
+        for l, r in acc["layers"].items():
+            lines.append(f"| {l} | {_pct(r['start_fraction'])} | {_pct(r['fraction'])} "
+                         f"| {_pct(r['at_train_max'])} | {r['correlation']:.2f} "
+                         f"| {r['pixel_change']:.3f} | {_pct(r['class_kept'])} |")
     return "\n".join(lines) + "\n"

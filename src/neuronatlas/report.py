@@ -316,7 +316,7 @@ def _readability(ctx: Context, progress) -> dict:
         judges = load_judges(ctx.data, log=ctx.log)
         out = benchmark(ctx.model, ctx.data, methods, judges,
                         per_layer=READABILITY_PER_LAYER, seeds=READABILITY_SEEDS,
-                        log=ctx.log)
+                        accentuate=VisConfig.preset("accentuate"), log=ctx.log)
         stats = data_stats(ctx.model, ctx.data)
         chosen = pick_targets(ctx.model.sizes, METHOD_FIGURE_PER_LAYER, seed=1)
         chosen = [t for t in chosen if t[0] < ctx.model.n_layers] + [
@@ -332,6 +332,7 @@ def _readability(ctx: Context, progress) -> dict:
         return {"benchmark": out}
 
     settings = {"methods": {k: v.to_dict() for k, v in methods.items()},
+                "accentuate": VisConfig.preset("accentuate").to_dict(),
                 "per_layer": READABILITY_PER_LAYER, "seeds": READABILITY_SEEDS,
                 "figure_per_layer": METHOD_FIGURE_PER_LAYER}
     doc = ctx.stages.run("readability", folder / "readability.json", settings, compute,

@@ -38,8 +38,11 @@ PRESETS: dict[str, dict] = {
     # K = 4 pictures per neuron, pushed apart (lucent's diversity), for the atlas's strip
     "diverse": {**READABLE, "diversity": 4, "diversity_weight": 0.3},
     # feature accentuation (Hamblin et al. 2024): start from a real image (give --init) and
-    # stay near it, so the picture shows what in *that* image drives the neuron
-    "accentuate": {**READABLE, "tie": 1.0, "jitter_px": 0, "l2": 0.0},
+    # stay near it, so the picture shows what in *that* image drives the neuron. Tie 3:
+    # from each neuron's median test image, the result correlates 0.95 with its start and
+    # reaches 88-163% of the neuron's dataset maximum by layer; tie 1 reached more but
+    # covered the background in grey (correlation 0.8), tie 10 stayed at 43-63%
+    "accentuate": {**READABLE, "tie": 3.0, "jitter_px": 0, "l2": 0.0},
 }
 
 #: One line per preset, for --help and the docs.
