@@ -36,7 +36,7 @@ THREE = [(80, 60), (120, 40), (170, 40), (200, 70), (190, 110), (150, 135), (195
 
 with sync_playwright() as pw:
     browser = pw.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
-    page = browser.new_page(viewport={"width": 1240, "height": 900})
+    page = browser.new_page(viewport={"width": 1240, "height": 1300})
     page.goto(url + "live.html#7:1")
     page.wait_for_function("document.getElementById('vis-image').dataset.runs === '1'",
                            timeout=60_000)
