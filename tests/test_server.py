@@ -190,7 +190,100 @@ def test_body_size_is_counted_not_taken_from_content_length(tiny_run, model, atl
 def test_json_must_be_declared(tiny_run, model, atlas):
     with client(tiny_run, model, atlas) as c:  # a cross-site "simple" request can't do this
         r = c.post("/api/query", content=b"{}", headers={"content-type": "text/plain"})
-    assert r.status_code == 415 and "application/json" in r.json()["error"]
+        assert r.status_code == 415 and "application/json" in r.json()["error"]
+        # media types are case-insensitive: this is JSON (and then a 422 for its contents)
+        r = c.post("/api/query", content=b"{}", headers={"content-type": "Application/JSON"})
+        assert r.status_code == 422 and "image must be" in r.json()["error"]
+
+
+@pytest.fixture
+def live_server(tiny_run, model, atlas):
+    """The app under uvicorn with serve()'s settings and short deadlines, on a free port."""
+    import socket
+    import time
+
+    import uvicorn
+
+    from neuronatlas.atlas.server import server_config
+
+    limits = ServerLimits(header_seconds=1.0, body_seconds=1.0, max_connections=20)
+    app = create_app(tiny_run, model, atlas_dir=atlas, limits=limits)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(server_config(app, limits))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    yield sock.getsockname()
+    server.should_exit = True
+    thread.join(10)
+
+
+def _send(addr, data: bytes):
+    import socket
+
+    s = socket.create_connection(addr, timeout=5)
+    s.sendall(data)
+    return s
+
+
+def _closed_by_server(s) -> bool:
+    """Whether the server closes the connection (within the socket's 5 s timeout)."""
+    import socket
+
+    try:
+        return s.recv(1024) == b""
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
+def test_silent_and_trickling_connections_are_closed_and_others_still_served(live_server):
+    import time
+
+    silent = [_send(live_server, b"") for _ in range(30)]  # more than max_connections
+    trickle = _send(live_server, b"GET /api/model HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    t0 = time.monotonic()
+    for _ in range(4):  # a header line every 0.4 s does not keep it open past 1 s
+        time.sleep(0.4)
+        try:
+            trickle.sendall(b"X-Slow: 1\r\n")
+        except OSError:
+            break
+    for s in [trickle, *silent]:
+        assert _closed_by_server(s)
+        s.close()
+    assert time.monotonic() - t0 < 6
+    # a normal request gets through once they are gone
+    ok = _send(live_server, b"GET /api/model HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                            b"Connection: close\r\n\r\n")
+    reply = b"".join(iter(lambda: ok.recv(65536), b""))
+    assert reply.startswith(b"HTTP/1.1 200")
+
+
+def test_a_body_sent_a_byte_at_a_time_is_a_408(live_server):
+    import time
+
+    head = (b"POST /api/query HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
+            b"\r\nContent-Length: 100\r\nConnection: close\r\n\r\n")
+    s = _send(live_server, head + b"{")
+    t0 = time.monotonic()
+    reply = b""
+    for _ in range(20):  # one byte every 0.2 s: the body would take 20 s
+        time.sleep(0.2)
+        try:
+            s.sendall(b" ")
+        except OSError:
+            break
+    s.settimeout(5)
+    try:
+        reply = b"".join(iter(lambda: s.recv(65536), b""))
+    except ConnectionResetError:
+        pass
+    assert reply.startswith(b"HTTP/1.1 408"), reply[:200]
+    assert b"did not arrive within 1 s" in reply and time.monotonic() - t0 < 5
 
 
 @pytest.mark.parametrize("path,status", [

@@ -69,6 +69,9 @@ class ServerLimits:
     time_limit: float = 20.0  # seconds of optimisation per request, then it is stopped
     max_frames: int = 100  # images streamed per optimisation (every k-th step)
     max_diversity: int = 1  # pictures per request: the page streams one
+    header_seconds: float = 10.0  # a connection must send a whole request head within this
+    body_seconds: float = 10.0  # and its body within this (a 64 KiB body takes milliseconds)
+    max_connections: int = 200  # open at once; beyond, uvicorn answers 503
 
 
 class Problem(Exception):
@@ -80,9 +83,11 @@ class Problem(Exception):
 
 
 # --- request parsing ---------------------------------------------------------------------
-async def read_json(request: Request, max_bytes: int):
-    """The JSON body, read with a byte counter (Content-Length is not trusted)."""
-    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+async def read_json(request: Request, max_bytes: int, seconds: float = 10.0):
+    """The JSON body, read with a byte counter (Content-Length is not trusted) within
+    ``seconds`` (a body sent a byte at a time is a 408, not a worker held forever)."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/json":  # media types are case-insensitive (RFC 9110)
         raise Problem(415, "send the body as JSON with Content-Type: application/json")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
@@ -90,13 +95,16 @@ async def read_json(request: Request, max_bytes: int):
                            f"{max_bytes} bytes")
     chunks, size = [], 0
     try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > max_bytes:
-                raise Problem(413, f"request body is over the limit of {max_bytes} bytes")
-            chunks.append(chunk)
+        async with asyncio.timeout(seconds):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise Problem(413, f"request body is over the limit of {max_bytes} bytes")
+                chunks.append(chunk)
     except ClientDisconnect:  # one line in the access log, not a traceback per disconnect
         raise Problem(400, "the client went away while sending its request") from None
+    except TimeoutError:
+        raise Problem(408, f"the request body did not arrive within {seconds:g} s") from None
     try:
         body = json.loads(b"".join(chunks))
     except (ValueError, UnicodeDecodeError) as exc:
@@ -231,7 +239,8 @@ class LiveServer:
         })
 
     async def query(self, request: Request) -> JSONResponse:
-        body = await read_json(request, self.limits.max_body_bytes)
+        body = await read_json(request, self.limits.max_body_bytes,
+                               self.limits.body_seconds)
         check_keys(body, {"image"}, "query")
         image = parse_image(body.get("image"), self.model.sizes[0])
         res = await run_in_threadpool(query, self.model, image)
@@ -244,7 +253,8 @@ class LiveServer:
         }))
 
     async def visualize(self, request: Request) -> StreamingResponse:
-        body = await read_json(request, self.limits.max_body_bytes)
+        body = await read_json(request, self.limits.max_body_bytes,
+                               self.limits.body_seconds)
         check_keys(body, {"layer", "neuron", "config", "image"}, "visualize")
         job = await self._job(body)
         await self._acquire_slot()
@@ -439,6 +449,51 @@ def create_app(run_dir, model: MLP, *, atlas_dir, limits: ServerLimits = ServerL
     return app
 
 
+def header_deadline(seconds: float):
+    """uvicorn's HTTP/1.1 protocol with a deadline for every request head: a connection
+    that opens and sends nothing, or trickles its request line and headers, is closed
+    after ``seconds`` (uvicorn times out only idle keep-alive connections, so 200 silent
+    ones held every slot of ``max_connections``). A request being served is not cut."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeaderDeadline(H11Protocol):
+        _deadline = None
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self._arm()
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._deadline = self.loop.call_later(seconds, self._expire)
+
+        def _disarm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _expire(self) -> None:
+            self._deadline = None
+            if self.cycle is None or self.cycle.response_complete:  # no request in hand
+                self.timeout_keep_alive_handler()
+
+        def handle_events(self) -> None:
+            super().handle_events()
+            if self.cycle is not None and not self.cycle.response_complete:
+                self._disarm()  # the head is in: the app's body deadline takes over
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._arm()  # the next request's head, on a kept-alive connection
+
+        def connection_lost(self, exc) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+    return HeaderDeadline
+
+
 def is_loopback(host: str) -> bool:
     """Whether ``host`` is this machine only: localhost, 127.0.0.0/8 or ::1."""
     if host == "localhost":
@@ -480,7 +535,13 @@ def serve(run_dir, model: MLP, *, atlas_dir, host: str = "127.0.0.1", port: int 
     shown = f"[{host}]" if family == socket.AF_INET6 else host
     log(f"serving {run_dir} at http://{shown}:{port}/ (live visualiser: "
         f"http://{shown}:{port}/live.html); Ctrl-C stops")
-    config = uvicorn.Config(app, log_level="warning", limit_concurrency=200,
-                            timeout_graceful_shutdown=3)
     with threadpool_limits(1, user_api="blas"):
-        uvicorn.Server(config).run(sockets=[sock])
+        uvicorn.Server(server_config(app, limits)).run(sockets=[sock])
+
+
+def server_config(app, limits: ServerLimits):
+    """uvicorn's settings for ``app``: the connection cap and the request-head deadline."""
+    import uvicorn
+
+    return uvicorn.Config(app, log_level="warning", limit_concurrency=limits.max_connections,
+                          timeout_graceful_shutdown=3, http=header_deadline(limits.header_seconds))
