@@ -230,13 +230,12 @@ def _send(addr, data: bytes):
 
 def _closed_by_server(s) -> bool:
     """Whether the server closes the connection (within the socket's 5 s timeout)."""
-    import socket
 
     try:
         return s.recv(1024) == b""
     except ConnectionResetError:
         return True
-    except socket.timeout:
+    except TimeoutError:
         return False
 
 
