@@ -27,6 +27,7 @@ class Evaluation:
     n: int
 
     def to_dict(self) -> dict:
+        """Every field, JSON-ready."""
         return dict(self.__dict__)
 
 

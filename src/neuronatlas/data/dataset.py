@@ -89,6 +89,7 @@ class Dataset:
         return out
 
     def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """The images and labels of ``"train"`` or ``"test"``."""
         if name not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', got {name!r}")
         return (self.train_x, self.train_y) if name == "train" else (self.test_x, self.test_y)

@@ -159,6 +159,8 @@ class MLP:
                           class_names=class_names)
 
     def save(self, path: str | Path, metadata: dict[str, str] | None = None) -> None:
+        """Write the model as safetensors (docs/format.md), atomically; ``metadata`` adds
+        string entries to the header."""
         from .io import save_model
 
         save_model(self, path, metadata)
@@ -168,9 +170,11 @@ class MLP:
                    self.input_shape, self.class_names)
 
     def copy(self) -> MLP:
+        """A deep copy: the same numbers in new arrays."""
         return self._like([w.copy() for w in self.weights], [b.copy() for b in self.biases])
 
     def astype(self, dtype) -> MLP:
+        """The same model with its weights and biases in ``dtype`` (e.g. float64)."""
         return self._like([w.astype(dtype) for w in self.weights],
                           [b.astype(dtype) for b in self.biases])
 
@@ -254,6 +258,7 @@ class MLP:
         return np.concatenate(parts) if parts else np.empty((0, self.sizes[-1]), self.dtype)
 
     def predict(self, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+        """The most probable class of each row of ``x``, (N,)."""
         return self.predict_proba(x, batch_size).argmax(axis=1)
 
     # --- backward ----------------------------------------------------------------------

@@ -66,6 +66,7 @@ class AdversarialResult:
                           f" {reached}; L2 {self.l2:.3f}, L∞ {self.linf:.3f}")
 
     def to_dict(self) -> dict:
+        """JSON-ready numbers (the images are left out)."""
         return {
             "target": self.target,
             "original_top": {"class": self.original_top[0], "probability": self.original_top[1]},
