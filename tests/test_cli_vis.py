@@ -154,6 +154,7 @@ def test_adversarial_cli(quick_run):
     proc = run_cli("adversarial", "--index", "3", "--target", "5", "--run", quick_run)
     assert proc.returncode == 0, proc.stderr
     rec = json.loads((quick_run / "adversarial/mnist3_to5.json").read_text())
+    assert rec["mean_abs"] < 0.08 and "mean |change| per pixel" in proc.stdout
     assert rec["new_top"]["class"] == 5 and rec["target_probability"] > 0.99
     assert (quick_run / "adversarial/mnist3_to5_pair.png").is_file()
     assert np.load(quick_run / "adversarial/mnist3_to5.npy").shape == (784,)

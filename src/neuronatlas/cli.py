@@ -451,23 +451,33 @@ def _cls(net, c: int) -> str:
 @click.option("--index", type=click.IntRange(min=0), required=True,
               help="Test-set image of the model's dataset to start from.")
 @click.option("--target", "target_class", type=int, required=True, help="Output class to push.")
-@click.option("--steps", type=int, default=500, help="Most steps to take.")
-@click.option("--lr", type=float, default=0.5, help="Ascent step size.")
-@click.option("--objective", type=click.Choice(["logprob", "activation"]), default="logprob",
-              help="logprob: log SoftMax (does not stall); activation: the paper's probability.")
-@click.option("--project/--clip-derivative", default=True,
-              help="Projected gradient ascent, or the paper's clip derivative (Appendix 3).")
+@click.option("--method", type=click.Choice(["small", "fast", "figure2", "paper"]),
+              default="small", show_default=True,
+              help="small: normalised steps of 0.005 on the log-probability, projected (the "
+                   "smallest change); fast: steps of 0.5 (1-2 steps, a visible change); "
+                   "figure2: Figure 2's settings; paper: the paper's probability objective "
+                   "and clip derivative (mostly stalls from a real digit).")
+@click.option("--steps", type=int, default=None, help="Most steps to take [the method's].")
+@click.option("--lr", type=float, default=None, help="Ascent step size [the method's].")
+@click.option("--objective", type=click.Choice(["logprob", "activation"]), default=None,
+              help="logprob: log SoftMax (does not stall); activation: the paper's "
+                   "probability [the method's].")
+@click.option("--project/--clip-derivative", default=None,
+              help="Projected gradient ascent, or the paper's clip derivative (Appendix 3) "
+                   "[the method's].")
 @click.option("--confidence", type=float, default=0.99, help="Stop once p(target) exceeds this.")
 @model_options
 @data_options
-def adversarial(index, target_class, steps, lr, objective, project, confidence, run_dir,
+def adversarial(index, target_class, method, steps, lr, objective, project, confidence, run_dir,
                 model, activation, dataset, data_dir):
     """Push test image INDEX towards output class TARGET (the paper's Figure 2)."""
     from .vis.adversarial import adversarial as run_adv
+    from .vis.adversarial import adversarial_config
     from .vis.store import save_adversarial
     from .vis.visualize import resolve_init_image
 
-    config = VisConfig(steps=steps, lr=lr, tv=0.0, l1=0.0, objective=objective, project=project)
+    changes = {"steps": steps, "lr": lr, "objective": objective, "project": project}
+    config = adversarial_config(method, **{k: v for k, v in changes.items() if v is not None})
     run, net, _ = _open_model(run_dir, model, activation)
     ds = _dataset(net, dataset, data_dir)
     image = resolve_init_image(f"mnist:{index}", ds, net.input_shape)
@@ -479,8 +489,8 @@ def adversarial(index, target_class, steps, lr, objective, project, confidence, 
                else f"p = {res.target_prob:.4f} after {res.steps} steps (not reached)")
     out.print(f"mnist:{index} {res.original_top[0]} ({100 * res.original_top[1]:.2f}%) -> "
               f"{res.new_top[0]} ({100 * res.new_top[1]:.2f}%); target {target_class}: {reached}")
-    out.print(f"L2 distance {res.l2:.3f}, Linf {res.linf:.3f}; "
-              f"written {', '.join(map(str, paths))}")
+    out.print(f"L2 distance {res.l2:.3f}, Linf {res.linf:.3f}, mean |change| per pixel "
+              f"{res.mean_abs:.3f}; written {', '.join(map(str, paths))}")
 
 
 # --- analyze ---------------------------------------------------------------------------

@@ -6,8 +6,10 @@ class, mostly stalls: the target starts near 1e-8, so its gradient
 p_t (1 - p_t) dz_t/dx vanishes, and most MNIST pixels sit exactly at 0 or 1 where
 the clip derivative is 0. The default objective is therefore the log-probability
 (gradient e_t - y through the logits, which does not vanish), with projected
-gradient ascent instead of the clip derivative so that pixels at 0 or 1 can move;
-``objective="activation"`` and ``project=False`` give the paper's method. On the
+gradient ascent instead of the clip derivative so that pixels at 0 or 1 can move, in
+small normalised steps (the log-probability's gradient is huge far from the target:
+fixed steps overshoot into changes a person sees); ``adversarial_config("paper")``
+gives the paper's method. On the
 fully trained paper model the log-probability with the paper's clip derivative
 already reaches 0.99; the probability objective does not move at all.
 """
@@ -48,6 +50,7 @@ class AdversarialResult:
     l2: float
     linf: float
     history: np.ndarray  # p_target before each step
+    mean_abs: float = 0.0  # mean |change| per pixel: what a person sees
     input_shape: tuple[int, int, int] = (28, 28, 1)
     class_names: tuple[str, ...] | None = None
 
@@ -63,7 +66,8 @@ class AdversarialResult:
                           [f"original<br>{top(*self.original_top)}",
                            f"adversarial<br>{top(*self.new_top)}"],
                           f"AdversarialResult: target {class_label(self.class_names, self.target)}"
-                          f" {reached}; L2 {self.l2:.3f}, L∞ {self.linf:.3f}")
+                          f" {reached}; L2 {self.l2:.3f}, L∞ {self.linf:.3f}, "
+                          f"mean |Δ| {self.mean_abs:.3f}")
 
     def to_dict(self) -> dict:
         """JSON-ready numbers (the images are left out)."""
@@ -73,7 +77,7 @@ class AdversarialResult:
             "new_top": {"class": self.new_top[0], "probability": self.new_top[1]},
             "target_probability": self.target_prob,
             "steps": self.steps, "steps_to_confidence": self.steps_to_confidence,
-            "l2": self.l2, "linf": self.linf,
+            "l2": self.l2, "linf": self.linf, "mean_abs": self.mean_abs,
         }
 
 
@@ -86,13 +90,15 @@ def adversarial(
     confidence: float = 0.99,
 ) -> AdversarialResult:
     """Push ``image`` (flat, the model's input size) towards output class ``target``
-    until its probability exceeds ``confidence`` or ``config.steps`` run out. Example::
+    until its probability exceeds ``confidence`` or ``config.steps`` run out; by default
+    with the smallest change found (``ADVERSARIAL["small"]`` in :mod:`.presets`: normalised
+    steps on the log-probability). Example::
 
         res = na.adversarial(model, data.test_x[0], target=3)
-        res.new_top, res.l2
+        res.new_top, res.l2, res.mean_abs
+        na.adversarial(model, data.test_x[0], 3, adversarial_config("paper"))
     """
-    config = config or VisConfig(objective="logprob", project=True, tv=0.0, l1=0.0, lr=0.5,
-                                 steps=500)
+    config = config or adversarial_config("small")
     L = model.n_layers
     if not 0 <= target < model.sizes[L]:
         raise ConfigError(f"target class {target} does not exist (0..{model.sizes[L] - 1})")
@@ -126,5 +132,17 @@ def adversarial(
         target_prob=float(probs[target]), steps=len(history) - (1 if first_hit else 0),
         steps_to_confidence=first_hit[0] if first_hit else None,
         l2=float(np.linalg.norm(diff)), linf=float(np.abs(diff).max()),
-        history=np.array(history), input_shape=model.input_shape, class_names=model.class_names,
+        history=np.array(history), mean_abs=float(np.abs(diff).mean()),
+        input_shape=model.input_shape, class_names=model.class_names,
     )
+
+
+def adversarial_config(method: str = "small", **changes) -> VisConfig:
+    """The VisConfig of an adversarial method (``small``, ``fast``, ``figure2``, ``paper``;
+    see :data:`.presets.ADVERSARIAL`) with any field changed."""
+    from .presets import ADVERSARIAL
+
+    if method not in ADVERSARIAL:
+        raise ConfigError(f"unknown adversarial method {method!r}; methods are "
+                          f"{', '.join(ADVERSARIAL)}")
+    return VisConfig(**{**ADVERSARIAL[method], **changes})
