@@ -144,7 +144,8 @@ def test_input_gradient_matches_torch_autograd_on_the_paper_net(torch, target):
 @pytest.mark.parametrize("through", [False, True])
 @pytest.mark.parametrize("clip", [False, True])
 def test_fused_update_equals_the_reference_formulas(through, clip):
-    from neuronatlas.vis.update import AscentUpdate, _SignScratch, tv_grad_into
+    from neuronatlas.vis.regularizers import SignScratch, tv_grad_into
+    from neuronatlas.vis.update import AscentUpdate
 
     rng = np.random.default_rng(7)
     x = rng.uniform(-0.3, 1.3, (130, 784))
@@ -160,7 +161,7 @@ def test_fused_update_equals_the_reference_formulas(through, clip):
     expected = x + cfg.lr * (g - reg)
     out = np.empty_like(x)
     tv_grad_into(base, out, np.empty((130, 27, 28)), np.empty((130, 28, 27)),
-                 _SignScratch((130, 27, 28)), _SignScratch((130, 28, 27)))
+                 SignScratch((130, 27, 28)), SignScratch((130, 28, 27)))
     np.testing.assert_array_equal(out, R.tv_grad(base))
     AscentUpdate(130, cfg, np.float64)(x, grad, u)
     np.testing.assert_allclose(x, expected, rtol=1e-12, atol=1e-15)

@@ -291,3 +291,11 @@ def test_readable_runs_on_other_activations_and_colour_inputs():
                     VisConfig.preset("readable", steps=30))
     assert res.images.shape == (11, 144) and np.isfinite(res.activation).all()
     assert na.VisConfig.preset("readable").objective == "auto"
+
+
+def test_an_unknown_objective_term_is_an_error_not_a_log_probability(small):
+    from neuronatlas.vis.objectives import Objective, Term
+
+    bogus = Objective((Term("entropy", 4, 1),))
+    with pytest.raises(ConfigError, match="unknown objective term 'entropy'"):
+        visualize(small, [bogus], VisConfig(steps=1))

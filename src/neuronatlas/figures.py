@@ -16,10 +16,11 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from .shapes import MNIST_SHAPE
+
 GREEN, RED, GREY = "#1a8a2e", "#c0161b", "#8a8a8a"
 LIGHT_GREEN, LIGHT_RED = "#9fd8a9", "#f2a3a5"
 TILE = 1.05  # inches per tile (a 28x28 image in the paper's figures)
-MNIST_SHAPE = (28, 28, 1)
 
 
 def _image(ax: Axes, image: np.ndarray, label: str, shape=MNIST_SHAPE) -> None:

@@ -37,7 +37,7 @@ from .fileio import (
     atomic_write_text,
     ensure_dir,
 )
-from .nn.mlp import MLP
+from .nn.mlp import MLP, PAPER_SIZES
 from .runs import analysed_k, check_owner, locks_run, run_dataset
 from .stages import Log, Progress, Stages, file_sha256
 from .train import CHECKPOINT, Reporter, train
@@ -491,8 +491,8 @@ def _report_markdown(ctx: Context, how: str, ev_acc: float, metrics: list[dict],
     data = ctx.data
     acts = "/".join(sorted({a.spec for a in m.activation_fns})) or "no hidden layer"
     # the paper's numbers are for a ReLU network on MNIST; other settings are not compared
-    paper_setting = data.name == "mnist" and m.all_relu and m.sizes[0] == 784 and (
-        m.sizes[-1] == 10)
+    paper_setting = data.name == "mnist" and m.all_relu and m.sizes[0] == PAPER_SIZES[0] and (
+        m.sizes[-1] == PAPER_SIZES[-1])
     title = ("# Reproduction of Auer, *Visualising the Hidden Neurons of a Non-convolutional "
              "DNN Trained on the MNIST Database*" if paper_setting else
              f"# Auer's experiments on a {'-'.join(map(str, m.sizes))} {acts} network "

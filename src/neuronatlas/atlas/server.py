@@ -45,6 +45,7 @@ from starlette.staticfiles import StaticFiles
 from ..config import VisConfig
 from ..errors import ConfigError, NeuronatlasError
 from ..nn.mlp import MLP
+from ..shapes import MNIST_PIXELS
 from ..vis.objectives import check_neuron
 from ..vis.presets import DESCRIPTIONS, PRESETS
 from ..vis.query import query
@@ -139,7 +140,7 @@ def parse_neuron(body: dict, sizes: tuple[int, ...]) -> tuple[int, int]:
     return target
 
 
-def parse_image(value, n: int = 784) -> np.ndarray:
+def parse_image(value, n: int = MNIST_PIXELS) -> np.ndarray:
     """``n`` finite pixels in [0, 1] (a drawn or uploaded image, row-major, channel-last)."""
     if not isinstance(value, list) or len(value) != n:
         got = f"{len(value)} values" if isinstance(value, list) else type(value).__name__

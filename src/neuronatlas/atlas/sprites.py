@@ -8,8 +8,8 @@ import io
 
 import numpy as np
 
-SIDE = 28  # an MNIST tile is 28x28 pixels
-MNIST_SHAPE = (SIDE, SIDE, 1)
+from ..shapes import MNIST_SHAPE
+
 COLS = 32  # tiles per sprite row: a sheet of MNIST tiles is 896 pixels wide
 
 

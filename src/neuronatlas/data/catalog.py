@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
+from ..shapes import MNIST_SHAPE
 from .dataset import Dataset
 from .fetch import IdxDataset, fetch_idx
 from .idx import IdxSpec
@@ -112,7 +113,7 @@ def load_idx_dataset(
     return Dataset(
         train_x=images(0), train_y=arrays[NAMES[1]].astype(np.int64),
         test_x=images(2), test_y=arrays[NAMES[3]].astype(np.int64),
-        sources=origin, cache_dir=cache, name=name, shape=(28, 28, 1),
+        sources=origin, cache_dir=cache, name=name, shape=MNIST_SHAPE,
         class_names=spec.class_names, sha256=identity.hexdigest(), spec=name,
     )
 

@@ -52,7 +52,14 @@ def softmax_backward(dLdY: np.ndarray, y: np.ndarray) -> np.ndarray:
     dY_k/dz_t = y_t (1 - y_t) for k = t and -y_k y_t otherwise, so
     dLdZ = J^T dLdY = y * (dLdY - <dLdY, y>).
     """
-    return y * (dLdY - (dLdY * y).sum(axis=-1, keepdims=True))
+    return softmax_backward_into(np.array(dLdY, dtype=np.result_type(dLdY, y)), y)
+
+
+def softmax_backward_into(g: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """:func:`softmax_backward` in place: ``g`` (dLdY) becomes dLdZ (the renderer's form)."""
+    g -= (g * y).sum(axis=-1, keepdims=True)
+    g *= y
+    return g
 
 
 def log_softmax(z: np.ndarray) -> np.ndarray:

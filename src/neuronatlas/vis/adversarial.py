@@ -23,6 +23,7 @@ import numpy as np
 from ..config import VisConfig
 from ..errors import ConfigError
 from ..nn.mlp import MLP
+from ..shapes import MNIST_SHAPE
 from .query import top_k
 from .render import render
 from .visualize import objective_for
@@ -51,7 +52,7 @@ class AdversarialResult:
     linf: float
     history: np.ndarray  # p_target before each step
     mean_abs: float = 0.0  # mean |change| per pixel: what a person sees
-    input_shape: tuple[int, int, int] = (28, 28, 1)
+    input_shape: tuple[int, int, int] = MNIST_SHAPE
     class_names: tuple[str, ...] | None = None
 
     def _repr_html_(self) -> str:

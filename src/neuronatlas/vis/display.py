@@ -12,6 +12,7 @@ import html
 
 import numpy as np
 
+from ..shapes import MNIST_SHAPE
 from .images import png_bytes
 
 
@@ -28,7 +29,7 @@ def stretch(img: np.ndarray) -> tuple[np.ndarray, float, float]:
     return (np.zeros_like(img) if hi <= lo else (img - lo) / (hi - lo)), lo, hi
 
 
-def grid(images, shape=(28, 28, 1), *, titles=None, cols: int = 8, size: float = 1.2,
+def grid(images, shape=MNIST_SHAPE, *, titles=None, cols: int = 8, size: float = 1.2,
          stretch_each: bool = True):
     """A matplotlib Figure of ``images`` (N, H*W*C) in a grid, each contrast-stretched to
     its own range (``stretch_each=False``: shown on [0, 1]) with ``titles`` under them.

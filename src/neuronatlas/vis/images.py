@@ -10,9 +10,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..fileio import atomic_write_bytes
-
-SIDE = 28
-MNIST_SHAPE = (SIDE, SIDE, 1)
+from ..shapes import MNIST_SHAPE
 
 
 class ImageError(ConfigError):

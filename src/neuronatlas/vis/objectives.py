@@ -22,10 +22,12 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError
 
+TERM_KINDS = ("neuron", "others", "logprob")
+
 
 @dataclass(frozen=True)
 class Term:
-    kind: str  # "neuron" | "others" | "logprob"
+    kind: str  # one of TERM_KINDS
     layer: int  # -1 for log_prob until bound to a model's output layer
     index: int  # the neuron, or the one excluded by "others"
     weight: float = 1.0
@@ -72,6 +74,9 @@ class Objective:
         L = len(sizes) - 1
         terms = []
         for t in self.terms:
+            if t.kind not in TERM_KINDS:
+                raise ConfigError(f"unknown objective term {t.kind!r}; terms are "
+                                  f"{', '.join(TERM_KINDS)}")
             layer = L if t.kind == "logprob" else t.layer
             check_neuron(layer, t.index, sizes)
             terms.append(Term(t.kind, layer, t.index, t.weight, t.pre, t.revive))

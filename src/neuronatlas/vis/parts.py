@@ -29,7 +29,7 @@ from ..config import VisConfig
 from . import regularizers as R
 from .optimizers import make_optimizer
 from .params import make_param
-from .transforms import Resample, translate, translate_backward
+from .transforms import Resample, clip_inside, translate, translate_backward
 
 
 @dataclass
@@ -146,7 +146,7 @@ def render_parts(renderer, config: VisConfig, x0: np.ndarray, draws: RowDraws,
             break
         g = renderer.backward()
         g = tf.backward(g, step) if tf.on else g.copy()
-        inside = ((x > 0) & (x < 1)) if clip_grad else None
+        inside = clip_inside(x) if clip_grad else None
         if clip_grad:  # the clip derivative (Appendix item 3)
             g *= inside
         if config.normalize:  # unit RMS per row: the regularisers' weights mean the same

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..nn.mlp import MLP
+from ..shapes import MNIST_SHAPE
 from .objectives import check_neuron
 
 
@@ -79,7 +80,7 @@ class QueryResult:
     ratio: float | None
     top3: list[tuple[int, float]]
     image: np.ndarray | None = None  # the image queried (flat)
-    input_shape: tuple[int, int, int] = (28, 28, 1)
+    input_shape: tuple[int, int, int] = MNIST_SHAPE
     class_names: tuple[str, ...] | None = None
     floors: dict[int, float] | None = None  # f(0) of each hidden layer: "active" is above it
 

@@ -16,9 +16,11 @@ from collections.abc import Callable
 import numpy as np
 
 from ..config import VisConfig
+from ..errors import ConfigError
+from ..nn import functional as F
 from ..nn.blas import GemmPlan
 from ..nn.mlp import MLP
-from .objectives import Objective
+from .objectives import TERM_KINDS, Objective
 from .parts import RowDraws, render_parts
 from .transforms import SHIFTS, translate, translate_backward
 from .update import AscentUpdate
@@ -39,8 +41,11 @@ class _Seeds:
                 (pre if t.pre or t.revive else post).append((row, t.index, t.weight))
             elif t.kind == "others":
                 oth.append((row, t.index, t.weight / max(size - 1, 1)))
-            else:
+            elif t.kind == "logprob":
                 logp.append((row, t.index, t.weight))
+            else:
+                raise ConfigError(f"unknown objective term {t.kind!r}; terms are "
+                                  f"{', '.join(TERM_KINDS)}")
         as_arrays = lambda xs: tuple(np.array(v) for v in zip(*xs)) if xs else None  # noqa: E731
         self.post, self.pre = as_arrays(post), as_arrays(pre)
         self.others, self.logprob = as_arrays(oth), as_arrays(logp)
@@ -183,8 +188,7 @@ class Renderer:
             elif l < L:
                 g *= self.deriv[l]
             else:  # SoftMax Jacobian (Appendix item 1): dz = y * (g - <g, y>)
-                g -= (g * a).sum(axis=1, keepdims=True)
-                g *= a
+                F.softmax_backward_into(g, a)
             if seeds is not None:
                 seeds.add_pre(g, a, self.z[l], self.act[l])
             self.bwd[l]()  # g_{l-1} = g_l @ W_l: (m,out)@(out,in) -> (m,in)

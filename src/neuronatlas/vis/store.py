@@ -20,6 +20,7 @@ import numpy as np
 from ..config import VisConfig
 from ..fileio import atomic_write_json, ensure_dir
 from ..runs import locks_run
+from ..shapes import MNIST_SHAPE
 from .adversarial import AdversarialResult
 from .display import stretch
 from .images import save_npy, save_png
@@ -71,7 +72,7 @@ def _strip(images: np.ndarray, shape) -> np.ndarray:
 
 
 def save_adversarial(run_dir: str | Path, index: int, res: AdversarialResult,
-                     shape=(28, 28, 1)) -> list[Path]:
+                     shape=MNIST_SHAPE) -> list[Path]:
     folder = ensure_dir(Path(run_dir) / "adversarial")
     stem = folder / f"mnist{index}_to{res.target}"
     h, w, c = shape

@@ -12,12 +12,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from .regularizers import MNIST_SHAPE, image_view
+from ..shapes import MNIST_SHAPE
+from .regularizers import image_view
+
+
+def clip_inside(x: np.ndarray, out: np.ndarray | None = None,
+                scratch: np.ndarray | None = None) -> np.ndarray:
+    """Where the clip's derivative is 1: 0 < x < 1 (Appendix item 3), as booleans; ``out``
+    and ``scratch`` (bool, x's shape) let the renderer reuse its buffers."""
+    out = np.greater(x, 0, out=out)
+    out &= np.less(x, 1, out=scratch)
+    return out
 
 
 def clip_derivative(x: np.ndarray) -> np.ndarray:
     """f'(x) = 1 for 0 < x < 1, else 0 (Appendix item 3), as x's dtype."""
-    return ((x > 0) & (x < 1)).astype(x.dtype)
+    return clip_inside(x).astype(x.dtype)
 
 
 #: The eight 1-pixel translations "along either or both axes" (rows, columns).

@@ -1,9 +1,9 @@
-"""The ascent update of :class:`~neuronatlas.config.VisConfig`, fused and in place.
+"""The paper's ascent update of :class:`~neuronatlas.config.VisConfig`, fused and in place.
 
-Same maths as :mod:`.regularizers` and :mod:`.transforms` (tests hold them
-together), arranged for speed with thousands of rows: blocks of rows small enough
-that the ~15 passes over them stay in cache, no temporaries, the TV gradient built
-from one branch-free sign array per direction. (Two threads over the blocks were
+The maths lives in :mod:`.regularizers` (TV, in its fast in-place form) and
+:mod:`.transforms` (the clip derivative); here it is arranged for speed with thousands of
+rows: blocks of rows small enough that the ~15 passes over them stay in cache, no
+temporaries. (Two threads over the blocks were
 measured slower: OpenBLAS's idle threads spin on the cores for a while after each
 GEMM.)
 """
@@ -13,44 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import VisConfig
-from .regularizers import MNIST_SHAPE, image_view
-
-
-class _SignScratch:
-    """Buffers for a branch-free sgn: np.sign branches on every element and is slow
-    (several times) on arrays whose signs are mixed, as neighbour differences are."""
-
-    def __init__(self, shape):
-        self.pos = np.empty(shape, bool)
-        self.neg = np.empty(shape, bool)
-        self.out = np.empty(shape, np.int8)
-
-    def __call__(self, d: np.ndarray) -> np.ndarray:
-        """sgn(d) as int8 in {-1, 0, 1} (0 for d == 0), exactly like np.sign."""
-        np.greater(d, 0, out=self.pos)
-        np.less(d, 0, out=self.neg)
-        return np.subtract(self.pos.view(np.int8), self.neg.view(np.int8), out=self.out)
-
-
-def tv_grad_into(u: np.ndarray, out: np.ndarray, diff_v: np.ndarray, diff_h: np.ndarray,
-                 sign_v: _SignScratch, sign_h: _SignScratch, shape=MNIST_SHAPE) -> None:
-    """``out = dTV/du`` (Appendix 4-5, zero padding), equal to :func:`.regularizers.tv_grad`;
-    ``diff_v`` (R, H-1, W[, C]) and ``diff_h`` (R, H, W-1[, C]) are scratch."""
-    img, g = image_view(u, shape), image_view(out, shape)
-    # interior neighbour differences, one sign array per direction: sgn(u[a+1] - u[a])
-    sv = sign_v(np.subtract(img[:, 1:, :], img[:, :-1, :], out=diff_v))
-    sh = sign_h(np.subtract(img[:, :, 1:], img[:, :, :-1], out=diff_h))
-    # each pixel: sgn(u - up) - sgn(down - u) + sgn(u - left) - sgn(right - u)
-    np.negative(sv, out=g[:, :-1, :])
-    g[:, -1, :] = 0
-    g[:, 1:, :] += sv
-    g[:, :, :-1] -= sh
-    g[:, :, 1:] += sh
-    # the zero border: the first/last row and column also differ from 0
-    g[:, 0, :] += np.sign(img[:, 0, :])
-    g[:, -1, :] += np.sign(img[:, -1, :])
-    g[:, :, 0] += np.sign(img[:, :, 0])
-    g[:, :, -1] += np.sign(img[:, :, -1])
+from ..shapes import MNIST_SHAPE
+from .regularizers import SignScratch, tv_grad_into
+from .transforms import clip_inside
 
 
 class _Scratch:
@@ -63,9 +28,9 @@ class _Scratch:
         self.reg = np.empty((rows, n), dtype)
         self.diff_v = np.empty((rows, h - 1, w, *chan), dtype)
         self.diff_h = np.empty((rows, h, w - 1, *chan), dtype)
-        self.sign_v = _SignScratch((rows, h - 1, w, *chan))
-        self.sign_h = _SignScratch((rows, h, w - 1, *chan))
-        self.sign_x = _SignScratch((rows, n))
+        self.sign_v = SignScratch((rows, h - 1, w, *chan))
+        self.sign_h = SignScratch((rows, h, w - 1, *chan))
+        self.sign_x = SignScratch((rows, n))
         self.inside = np.empty((rows, n), bool)
         self.upper = np.empty((rows, n), bool)
 
@@ -74,8 +39,8 @@ class _Scratch:
             return self
         v = object.__new__(_Scratch)
         for name, buf in vars(self).items():
-            if isinstance(buf, _SignScratch):
-                sub = object.__new__(_SignScratch)
+            if isinstance(buf, SignScratch):
+                sub = object.__new__(SignScratch)
                 sub.pos, sub.neg, sub.out = buf.pos[:n], buf.neg[:n], buf.out[:n]
                 setattr(v, name, sub)
             else:
@@ -101,10 +66,7 @@ class AscentUpdate:
     def _block(self, b: _Scratch, x, grad, u) -> None:
         c = self.config
         if c.clip and not c.project:  # the clip derivative (Appendix 3): 1 on (0, 1), else 0
-            np.greater(x, 0, out=b.inside)
-            np.less(x, 1, out=b.upper)
-            b.inside &= b.upper
-            grad *= b.inside
+            grad *= clip_inside(x, b.inside, b.upper)
         if c.tv or c.l1:
             # regularisers of x, bypassing the clip derivative unless reg_through_clip
             base = u if c.reg_through_clip else x

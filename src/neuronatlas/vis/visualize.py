@@ -10,6 +10,7 @@ import numpy as np
 from ..config import VisConfig
 from ..errors import ConfigError, VisualizationDivergedError
 from ..nn.mlp import MLP
+from ..shapes import MNIST_PIXELS, MNIST_SHAPE
 from .images import load_image
 from .objectives import Objective, check_neuron, log_prob, neuron, others, parse_target
 from .params import mean_magnitude
@@ -47,7 +48,7 @@ def target_rng(config: VisConfig, target: tuple[int, int]) -> np.random.Generato
 
 
 def start_images(config: VisConfig, targets, image: np.ndarray | None, dtype,
-                 n_inputs: int = 784) -> np.ndarray:
+                 n_inputs: int = MNIST_PIXELS) -> np.ndarray:
     """(T, n_inputs) starting images: 0.01 everywhere, uniform random, or ``image``: one
     image for every target, or one per target (T, ...). A given image is always used;
     it cannot be combined with ``init="random"``; ``init="image"`` requires one."""
@@ -99,7 +100,7 @@ def resolve_init_image(init: str, data=None, shape=None) -> np.ndarray:
             raise ConfigError(f"init {init!r}: the test set has {len(test_x)} images "
                               f"(0..{len(test_x) - 1})")
         return test_x[index]
-    return load_image(init, shape or (28, 28, 1))
+    return load_image(init, shape or MNIST_SHAPE)
 
 
 @dataclass
@@ -120,7 +121,7 @@ class VisResult:
     ratio: np.ndarray  # (T,) activation / next_activation
     top3_classes: np.ndarray  # (T, 3) output classes, most probable first
     top3_probs: np.ndarray  # (T, 3)
-    input_shape: tuple[int, int, int] = (28, 28, 1)  # how a row of ``images`` is an image
+    input_shape: tuple[int, int, int] = MNIST_SHAPE  # how a row of ``images`` is an image
     class_names: tuple[str, ...] | None = None
     diverse_images: np.ndarray | None = None  # (T, K, n_inputs) when config.diversity > 1
     diverse_activation: np.ndarray | None = None  # (T, K)
