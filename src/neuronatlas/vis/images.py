@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ def load_image(path: str | Path, shape=MNIST_SHAPE) -> np.ndarray:
     if path.suffix.lower() == ".npy":
         try:
             arr = np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
             raise ImageError(f"{path} is not a readable .npy file: {exc or 'empty'}") from None
         if not isinstance(arr, np.ndarray):  # an .npz archive under a .npy name
             arr.close()

@@ -1,0 +1,237 @@
+"""Fuzzing (issue 13): every parser a user's bytes reach, fed by Hypothesis. The contract:
+a well-formed input is read, anything else is one of the package's own errors (one line
+from the CLI, a 4xx from the server), never another exception, a hang or a huge
+allocation. docs/reliability.md has the table of what is tried."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import neuronatlas as na
+from neuronatlas.data.idx import IdxSpec, parse_idx, verify
+from neuronatlas.errors import NeuronatlasError
+from neuronatlas.vis.images import load_image
+
+FAST = settings(max_examples=150, deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+# --- IDX files --------------------------------------------------------------------------
+def _idx(dims: list[int], payload: bytes, dtype_code: int = 0x08) -> bytes:
+    return bytes([0, 0, dtype_code, len(dims)]) + b"".join(struct.pack(">I", d) for d in dims) \
+        + payload
+
+
+@FAST
+@given(st.binary(max_size=200))
+def test_idx_parser_on_arbitrary_bytes(raw):
+    try:
+        parse_idx(raw)
+    except NeuronatlasError:
+        pass
+
+
+@FAST
+@given(st.lists(st.integers(0, 2**32 - 1), min_size=0, max_size=4), st.binary(max_size=64),
+       st.sampled_from([0x08, 0x09, 0x0B, 0x0C, 0x0D, 0x0E, 0x00, 0xFF]))
+def test_idx_parser_on_headers_that_lie(dims, payload, code):
+    """Dimensions up to 2^32 each: refused before anything of that size is allocated."""
+    raw = _idx(dims, payload, code)
+    try:
+        arr = parse_idx(raw)
+    except NeuronatlasError:
+        return
+    assert arr.size * arr.itemsize <= len(raw)
+
+
+SPEC = IdxSpec("t10k-labels-idx1-ubyte", "0" * 64, 0x00000801, (10000,))
+
+
+@FAST
+@given(st.binary(max_size=64))
+def test_idx_verify_against_a_spec(raw):
+    try:
+        verify(raw, SPEC)
+    except NeuronatlasError:
+        pass
+
+
+@FAST
+@given(st.binary(max_size=2000))
+def test_gzip_streams_are_bounded_by_the_expected_size(raw):
+    """Any bytes after a gzip magic, and real gzip streams of any content: never inflated
+    beyond the size the file can be."""
+    import gzip
+
+    for blob in (b"\x1f\x8b" + raw, gzip.compress(raw * 20)):
+        try:
+            verify(blob, SPEC)
+        except NeuronatlasError:
+            pass
+
+
+# --- model files (safetensors) ------------------------------------------------------------
+def _safetensors(header: dict | bytes, data: bytes = b"") -> bytes:
+    blob = header if isinstance(header, bytes) else json.dumps(header).encode()
+    return struct.pack("<Q", len(blob)) + blob + data
+
+
+_names = st.sampled_from(["0.weight", "0.bias", "2.weight", "2.bias", "2000000000.bias",
+                          "x", "", "0.weight.extra", "__metadata__"])
+_tensor = st.fixed_dictionaries({
+    "dtype": st.sampled_from(["F32", "F64", "F16", "BF16", "I64", "U8", "F8", 3, None]),
+    "shape": st.lists(st.integers(-2, 2**31), max_size=3),
+    "data_offsets": st.lists(st.integers(-5, 2**40), min_size=0, max_size=3),
+})
+
+
+@FAST
+@given(st.dictionaries(_names, _tensor, max_size=5), st.binary(max_size=128))
+def test_model_loader_on_malformed_safetensors(tmp_path, header, data):
+    path = tmp_path / "m.safetensors"
+    path.write_bytes(_safetensors(header, data))
+    try:
+        na.MLP.load(path, activation="relu")
+    except NeuronatlasError as exc:
+        assert len(str(exc)) < 2000  # a line a person can read, never the whole header
+
+
+@FAST
+@given(st.binary(max_size=300))
+def test_model_loader_on_arbitrary_bytes(tmp_path, raw):
+    path = tmp_path / "m.safetensors"
+    path.write_bytes(raw)
+    try:
+        na.MLP.load(path, activation="relu")
+    except NeuronatlasError:
+        pass
+
+
+def test_a_header_length_beyond_the_file_is_refused_without_reading_it(tmp_path):
+    path = tmp_path / "m.safetensors"
+    path.write_bytes(struct.pack("<Q", 2**62) + b"{}")
+    with pytest.raises(NeuronatlasError):
+        na.MLP.load(path, activation="relu")
+
+
+# --- images -----------------------------------------------------------------------------
+@FAST
+@given(st.binary(max_size=400), st.sampled_from([".png", ".npy", ".jpg"]))
+def test_image_loader_on_arbitrary_bytes(tmp_path, raw, suffix):
+    path = tmp_path / f"img{suffix}"
+    path.write_bytes(raw)
+    try:
+        img = load_image(path)
+    except NeuronatlasError:
+        return
+    assert img.shape == (784,) and np.isfinite(img).all()
+
+
+@FAST
+@given(st.lists(st.integers(0, 40), min_size=1, max_size=4),
+       st.sampled_from(["<f4", "<f8", "|u1", "<i8", "|b1", "<c8"]),
+       st.sampled_from([0.0, 0.5, 1.0, 2.0, -1.0, float("nan"), float("inf")]))
+def test_npy_image_loader_on_any_array(tmp_path, shape, dtype, fill):
+    path = tmp_path / "img.npy"
+    with np.errstate(invalid="ignore"):
+        arr = np.full(shape, fill).astype(dtype)
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    path.write_bytes(buf.getvalue())
+    try:
+        img = load_image(path)
+    except NeuronatlasError:
+        return
+    assert img.shape == (784,) and 0 <= img.min() and img.max() <= 1
+
+
+# --- configs from JSON (the server's and every saved config's path) ------------------------
+_values = st.one_of(st.none(), st.booleans(), st.integers(-10, 10**12),
+                    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12),
+                    st.lists(st.integers(), max_size=2))
+
+
+@FAST
+@given(st.dictionaries(st.sampled_from([f.name for f in na.VisConfig.__dataclass_fields__.values()]
+                                       + ["bogus"]), _values, max_size=6))
+def test_vis_config_from_any_json_is_a_config_or_a_config_error(fields):
+    try:
+        config = na.VisConfig.from_dict(fields)
+    except na.ConfigError as exc:
+        assert len(str(exc)) < 500
+        return
+    assert config.steps >= 1 and np.isfinite(config.lr)
+
+
+@FAST
+@given(st.sampled_from(["paper", "readable", "diverse", "accentuate", "x", ""]),
+       st.dictionaries(st.sampled_from(["steps", "tv", "tv_beta", "diversity", "jitter_px",
+                                        "param", "zoom"]), _values, max_size=3))
+def test_presets_with_any_changes(name, changes):
+    try:
+        na.VisConfig.preset(name, **changes)
+    except na.ConfigError:
+        pass
+
+
+# --- the server ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def server_client(tmp_path_factory):
+    import warnings
+
+    pytest.importorskip("starlette")
+    with warnings.catch_warnings():  # Starlette 1.x prefers httpx2 for its test client
+        warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
+        from starlette.testclient import TestClient
+
+    from neuronatlas.atlas.server import create_app
+
+    run = tmp_path_factory.mktemp("fuzz-run")
+    atlas = tmp_path_factory.mktemp("fuzz-atlas")
+    (atlas / "index.html").write_text("<!doctype html><title>atlas</title>")
+    model = na.MLP.init((784, 12, 10), rng=np.random.default_rng(0))
+    app = create_app(run, model, atlas_dir=atlas,
+                     test_images=np.zeros((5, 784), np.float32))
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        yield client
+
+
+_json = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-5, 5),
+                               st.floats(allow_nan=False), st.text(max_size=8)),
+                     lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                             st.dictionaries(st.text(max_size=8), inner,
+                                                             max_size=4)),
+                     max_leaves=12)
+
+
+@settings(max_examples=120, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.sampled_from(["/api/visualize", "/api/query"]),
+       st.one_of(_json, st.fixed_dictionaries(
+           {"layer": st.integers(-1, 3), "neuron": st.integers(-1, 12),
+            "config": st.dictionaries(st.sampled_from(["steps", "lr", "tv", "preset", "param",
+                                                       "init", "diversity", "bogus"]),
+                                      _json, max_size=3)})))
+def test_server_answers_any_json_with_a_result_or_a_json_4xx(server_client, path, body):
+    if isinstance(body, dict) and path == "/api/visualize" and "config" in body:
+        body["config"]["steps"] = 2  # keep the optimisations that are accepted short
+    r = server_client.post(path, content=json.dumps(body).encode(),
+                           headers={"content-type": "application/json"})
+    assert r.status_code in (200, 400, 408, 413, 415, 422), (r.status_code, r.text[:200])
+    if r.status_code != 200:
+        assert "error" in r.json()
+
+
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=300))
+def test_server_answers_any_bytes_with_a_json_4xx(server_client, raw):
+    r = server_client.post("/api/query", content=raw, headers={"content-type": "application/json"})
+    assert r.status_code in (200, 400, 413, 422) and ("error" in r.json() or r.status_code == 200)
