@@ -235,3 +235,42 @@ def test_server_answers_any_json_with_a_result_or_a_json_4xx(server_client, path
 def test_server_answers_any_bytes_with_a_json_4xx(server_client, raw):
     r = server_client.post("/api/query", content=raw, headers={"content-type": "application/json"})
     assert r.status_code in (200, 400, 413, 422) and ("error" in r.json() or r.status_code == 200)
+
+
+# --- every flag of the CLI's visualize (in process: main() is the entry point) ------------
+_flag_values = st.one_of(st.sampled_from(["nan", "inf", "-inf", "-1", "0", "1", "1e308", "1e-9",
+                                          "3", "17", "abc", "", "0.5", "mnist:x", "random"]),
+                         st.text(max_size=6))
+_VIS_FLAGS = [f.name.replace("_", "-") for f in na.VisConfig.__dataclass_fields__.values()
+              if f.type != "bool" and f.name not in ("steps", "init")] + ["preset"]
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("fuzz-cli") / "run"
+    run.mkdir()
+    model = na.MLP.init((784, 8, 10), rng=np.random.default_rng(0))
+    model.save(run / "model.safetensors")
+    return run
+
+
+@settings(max_examples=120, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(_VIS_FLAGS), _flag_values), min_size=1, max_size=3),
+       st.sampled_from(["1:3", "2:9", "0:0", "3:1", "x", "1:-1", "1:99999999999"]))
+def test_visualize_flags_are_a_result_or_one_error_line(cli_run, capsys, flags, target):
+    from neuronatlas.cli import main
+
+    argv = ["visualize", target, "--run", str(cli_run), "--steps", "2", "--scale", "1"]
+    for flag, value in flags:
+        argv += [f"--{flag}", value]
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code in (0, 2), (argv, err)
+    assert "Traceback" not in err
+    if code == 2:
+        assert [line for line in err.splitlines() if line.startswith("error: ")], err

@@ -1,0 +1,111 @@
+"""Faults injected (issue 13): ``train`` and ``analyze`` killed with SIGKILL at several
+points; nothing is left half-written and the rerun ends with the same bytes as a run that
+was never interrupted. docs/reliability.md has the table."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+TRAIN = ["--sizes", "784,256,128,10", "--epochs", "3", "--fine-tune-epochs", "1", "--dataset",
+         "mnist"]
+FRACTIONS = [0.35, 0.6, 0.85]  # of an uninterrupted run's time: early, middle, late
+
+
+def _start(*args) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "neuronatlas", *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _finish(*args) -> float:
+    t = time.perf_counter()
+    proc = _start(*args)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    return time.perf_counter() - t
+
+
+def _kill_after(proc: subprocess.Popen, seconds: float) -> None:
+    time.sleep(seconds)
+    assert proc.poll() is None, "the run ended before the fault: the test would prove nothing"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def _digest(folder: Path, names) -> dict[str, str]:
+    return {n: hashlib.sha256((folder / n).read_bytes()).hexdigest() for n in names
+            if (folder / n).is_file()}
+
+
+def _no_temporaries(folder: Path) -> None:
+    """Nothing half-written under a final name: every JSON record parses, every array file
+    and the model load (a killed writer's temporary file is never under a final name)."""
+    import json
+
+    import numpy as np
+
+    import neuronatlas as na
+
+    for path in folder.rglob("*"):
+        if not path.is_file() or ".tmp" in path.name:
+            continue
+        if path.suffix == ".json":
+            json.loads(path.read_text())
+        elif path.suffix == ".jsonl":
+            for line in path.read_text().splitlines():
+                json.loads(line)
+        elif path.suffix == ".npz":
+            with np.load(path) as z:
+                for name in z.files:
+                    z[name]
+        elif path.name == "model.safetensors":
+            na.MLP.load(path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fraction", FRACTIONS)
+def test_train_killed_anywhere_resumes_to_the_same_bytes(tmp_path, mnist, fraction):
+    clean = tmp_path / "clean"
+    seconds = _finish("train", "--run", clean, *TRAIN)
+    run = tmp_path / "killed"
+    _kill_after(_start("train", "--run", run, *TRAIN), fraction * seconds)
+    _no_temporaries(run)
+    if (run / "checkpoints").is_dir() and any((run / "checkpoints").iterdir()) \
+            and not (run / "model.safetensors").is_file():
+        _finish("train", "--run", run, *TRAIN, "--resume")
+    elif not (run / "model.safetensors").is_file():
+        _finish("train", "--run", run, *TRAIN, "--overwrite")
+    names = ["model.safetensors"]
+    assert _digest(run, names) == _digest(clean, names)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, mnist):
+    run = tmp_path_factory.mktemp("faults") / "trained"
+    _finish("train", "--run", run, *TRAIN)
+    return run / "model.safetensors"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fraction", FRACTIONS)
+def test_analyze_killed_anywhere_reruns_to_the_same_bytes(tmp_path, trained, fraction):
+    import shutil
+
+    clean, run = tmp_path / "clean", tmp_path / "killed"
+    for folder in (clean, run):
+        folder.mkdir()
+        shutil.copy(trained, folder / "model.safetensors")
+    seconds = _finish("analyze", "--run", clean, "--k", "8")
+    _kill_after(_start("analyze", "--run", run, "--k", "8"), fraction * seconds)
+    _no_temporaries(run)
+    _finish("analyze", "--run", run, "--k", "8")
+    names = sorted(p.name for p in (clean / "analysis").iterdir()
+                   if p.suffix in (".npz", ".md"))
+    assert names and _digest(run / "analysis", names) == _digest(clean / "analysis", names)
