@@ -2,6 +2,7 @@
 the page and the query endpoint are probed; stops by itself and prints a table.
 
     python benchmarks/serve_load.py --run runs/paper            # 50 requests, 100 steps
+    python benchmarks/serve_load.py --run runs/paper --soak 10000   # memory stays flat?
 
 The server runs in its own process with its default limits (ServerLimits): at most 2
 optimisations at once, 10 s in the queue before a 503, 20 s per optimisation.
@@ -60,7 +61,8 @@ async def visualise(client, sizes, i: int, steps: int) -> dict:
     return {"status": 200, "first": first, "total": time.perf_counter() - t0, "end": ending}
 
 
-async def fetch(url: str, method: str, path: str, body: bytes = b"") -> float:
+async def fetch(url: str, method: str, path: str, body: bytes = b"", ok=b"HTTP/1.1 200"
+                ) -> float:
     """Seconds for one request on a fresh TCP_NODELAY connection, sent in one write as a
     browser does (httpx's separate header and body writes meet Nagle's algorithm and
     delayed ACKs on a reused connection: +40 ms that are the client's, not the server's)."""
@@ -73,8 +75,10 @@ async def fetch(url: str, method: str, path: str, body: bytes = b"") -> float:
     writer.write(head.encode() + body)
     response = await reader.read()
     writer.close()
-    if not response.startswith(b"HTTP/1.1 200"):
+    if ok is not None and not response.startswith(ok):
         raise RuntimeError(f"{method} {path}: {response[:200]!r}")
+    if not response.startswith(b"HTTP/1.1 "):
+        raise RuntimeError(f"{method} {path}: no HTTP answer: {response[:200]!r}")
     return time.perf_counter() - t0
 
 
@@ -143,11 +147,56 @@ def report(results, idle, busy, wall, n, steps, sizes, load_avg) -> None:
         print(f"| {name} | {value} |")
 
 
+def rss_mib(pid: int) -> float:
+    """The server process's resident memory."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def soak(url: str, n: int, pid: int) -> None:
+    """``n`` requests, one after another on fresh connections, of every kind the server
+    answers: the page, queries, the model, refused bodies (422, 415, 404), and short
+    visualisations; the server's resident memory after each tenth."""
+    rng = np.random.default_rng(0)
+    kinds = {"page": ("GET", "/", b""), "model": ("GET", "/api/model", b""),
+             "missing": ("GET", "/nothing.js", b""),
+             "bad json": ("POST", "/api/query", b"{not json"),
+             "bad image": ("POST", "/api/query", b'{"image": [2]}'),
+             "visualize": ("POST", "/api/visualize",
+                           json.dumps({"layer": 7, "neuron": 1,
+                                       "config": {"steps": 5}}).encode())}
+    counts = {k: 0 for k in [*kinds, "query"]}
+    memory = [(0, rss_mib(pid))]
+    t0 = time.perf_counter()
+    for i in range(n):
+        kind = ["query", "query", "query", *kinds][i % (3 + len(kinds))]
+        if kind == "query":
+            body = json.dumps({"image": rng.random(784).round(3).tolist()}).encode()
+            method, path = "POST", "/api/query"
+        else:
+            method, path, body = kinds[kind]
+        await fetch(url, method, path, body, ok=None)
+        counts[kind] += 1
+        if (i + 1) % (n // 10) == 0:
+            memory.append((i + 1, rss_mib(pid)))
+    wall = time.perf_counter() - t0
+    print(f"{n} requests in {wall:.1f} s ({n / wall:.0f}/s): "
+          + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    print("| requests done | server RSS (MiB) |")
+    print("|---|---|")
+    for done, mib in memory:
+        print(f"| {done} | {mib:.1f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", type=Path, default=Path("runs/paper"))
     ap.add_argument("--requests", type=int, default=50)
     ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--soak", type=int, default=0,
+                    help="instead: this many requests of every kind, memory after each tenth")
     ap.add_argument("--serve-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve_only:
@@ -157,7 +206,10 @@ def main() -> None:
     try:
         line = proc.stdout.readline()
         url = line.split(" at ", 1)[1].split(" ", 1)[0]
-        asyncio.run(load(url, args.requests, args.steps))
+        if args.soak:
+            asyncio.run(soak(url, args.soak, proc.pid))
+        else:
+            asyncio.run(load(url, args.requests, args.steps))
     finally:
         proc.terminate()
         proc.wait(timeout=30)
