@@ -273,6 +273,43 @@ def train(
     """
     reporter = reporter or _Silent()
     run = Path(run_dir) if run_dir is not None else None
+    model, state, config, rng = _start(data, config, run, model, resume=resume,
+                                       overwrite=overwrite)
+    x, y = data.train_x, data.train_y
+    steps_per_epoch = len(x) // config.batch_size  # the last partial batch is dropped
+    step = SGDStep(model, config.batch_size, config.lr_at(state.epoch), config.grad_scale)
+    metrics: list[dict] = []
+    last_epoch = config.total_epochs if stop_after is None else min(stop_after,
+                                                                    config.total_epochs)
+    reporter.start(config.total_epochs * steps_per_epoch,
+                   state.epoch * steps_per_epoch + state.step_in_epoch)
+    interrupted = False
+    try:
+        with _deferred_sigint() as sigint:
+            stop = lambda: sigint["hit"] or (should_stop is not None  # noqa: E731
+                                             and should_stop(state))
+            while state.epoch < last_epoch and not interrupted:
+                interrupted = _epoch(step, x, y, state, config, rng, reporter, stop, run)
+                if not interrupted:
+                    metrics.append(_end_epoch(model, data, state, config, rng, reporter, run))
+            if interrupted and run is not None:
+                save_checkpoint(run / CHECKPOINT, model, state, config)
+    finally:
+        reporter.close()
+    completed = state.epoch == config.total_epochs
+    if completed and run is not None:
+        _save_model(model, data, config, metrics, run)
+    return TrainResult(model, state, metrics, completed)
+
+
+REPORT_EVERY = 50  # steps between progress updates (and the EMA kept in the state)
+
+
+def _start(data: Dataset, config: TrainConfig | None, run: Path | None, model: MLP | None,
+           *, resume: bool, overwrite: bool):
+    """The model, state, config and generator to train with: from the run's checkpoint
+    (``resume``) or fresh. Everything is checked and allocated before an old run folder
+    is replaced (a size that cannot be allocated must not cost it)."""
     if resume:
         if run is None:
             raise CheckpointError("resume needs a run folder")
@@ -288,18 +325,9 @@ def train(
             )
     else:
         config = config or TrainConfig()
-        if model is not None and model.sizes != config.sizes:
-            raise ConfigError(f"model sizes {model.sizes} differ from config {config.sizes}")
-        acts = ",".join(a.spec for a in model.activation_fns) if model is not None else None
-        if acts is not None and TrainConfig(sizes=config.sizes, activation=acts).activation \
-                != config.activation:
-            raise ConfigError(f"the model's activations ({acts}) differ from the config's "
-                              f"({config.activation})")
-    x, y = data.train_x, data.train_y
-    n, B = len(x), config.batch_size
-    check_config_fits_data(config, x, y)
+        _check_given_model(model, config)
+    check_config_fits_data(config, data.train_x, data.train_y)
     check_memory(config)
-    steps_per_epoch = n // B  # the last partial batch is dropped, as DataLoader(drop_last)
     rng = np.random.default_rng(config.seed)
     if resume:
         rng.bit_generator.state = state.rng_state
@@ -314,78 +342,89 @@ def train(
     # only now, with everything checked and allocated, may an old run be replaced
     if run is not None:
         prepare_run_dir(run, resume=resume, overwrite=overwrite)
-    if resume:
-        _drop_metrics_after(run / "metrics.jsonl", state.epoch)
-    if run is not None:
+        if resume:
+            _drop_metrics_after(run / "metrics.jsonl", state.epoch)
         atomic_write_json(run / "config.json", {"train": config.to_dict(),
                                                 "dataset": data.identity})
+    return model, state, config, rng
 
-    step = SGDStep(model, B, config.lr_at(state.epoch), config.grad_scale)
-    metrics: list[dict] = []
-    decay = config.ema_decay
-    last_epoch = config.total_epochs if stop_after is None else min(stop_after,
-                                                                    config.total_epochs)
-    reporter.start(config.total_epochs * steps_per_epoch,
-                   state.epoch * steps_per_epoch + state.step_in_epoch)
+
+def _check_given_model(model: MLP | None, config: TrainConfig) -> None:
+    """A model passed in must have the config's sizes and activations."""
+    if model is None:
+        return
+    if model.sizes != config.sizes:
+        raise ConfigError(f"model sizes {model.sizes} differ from config {config.sizes}")
+    acts = ",".join(a.spec for a in model.activation_fns)
+    if TrainConfig(sizes=config.sizes, activation=acts).activation != config.activation:
+        raise ConfigError(f"the model's activations ({acts}) differ from the config's "
+                          f"({config.activation})")
+
+
+def _epoch(step: SGDStep, x: np.ndarray, y: np.ndarray, state: TrainState,
+           config: TrainConfig, rng: np.random.Generator, reporter: Reporter, stop,
+           run: Path | None) -> bool:
+    """The rest of the current epoch (from ``state.step_in_epoch``), in the epoch's own
+    shuffle; returns True when ``stop()`` interrupted it."""
+    B, decay = config.batch_size, config.ema_decay
+    lr = config.lr_at(state.epoch)
+    step.set_lr(lr)
+    rng.bit_generator.state = state.rng_state  # the epoch's shuffle, also when resuming
+    perm = rng.permutation(len(x))
+    t0 = time.perf_counter()
+    ema, keep, pending = state.ema_raw, 1.0 - decay, 0
     interrupted = False
-    try:
-        with _deferred_sigint() as sigint:
-            while state.epoch < last_epoch and not interrupted:
-                lr = config.lr_at(state.epoch)
-                step.set_lr(lr)
-                rng.bit_generator.state = state.rng_state
-                perm = rng.permutation(n)
-                t0 = time.perf_counter()
-                ema, keep, pending = state.ema_raw, 1.0 - decay, 0
-                for s in range(state.step_in_epoch, steps_per_epoch):
-                    loss = step(x[perm[s * B : (s + 1) * B]], y[perm[s * B : (s + 1) * B]])
-                    if not math.isfinite(loss):
-                        raise TrainingDivergedError(
-                            f"loss became {loss} at epoch {state.epoch + 1}, step {s + 1} "
-                            f"(lr {lr}); the last good checkpoint is kept"
-                            + (f" in {run / CHECKPOINT}" if run else "")
-                            + "; try a smaller learning rate"
-                        )
-                    ema = decay * ema + keep * loss
-                    state.global_step += 1
-                    state.step_in_epoch = s + 1
-                    pending += 1
-                    if pending == 50:
-                        state.ema_raw, pending = ema, 0
-                        reporter.advance(50, state.ema_loss(decay), lr)
-                    if sigint["hit"] or (should_stop is not None and should_stop(state)):
-                        interrupted = True
-                        break
-                state.ema_raw = ema
-                reporter.advance(pending, state.ema_loss(decay), lr)
-                state.epoch_seconds += time.perf_counter() - t0
-                if interrupted:
-                    break
-                record = {
-                    "epoch": state.epoch + 1,
-                    "lr": lr,
-                    "ema_loss": state.ema_loss(decay),
-                    "test_accuracy": accuracy(model, data.test_x, data.test_y),
-                    "seconds": round(state.epoch_seconds, 3),
-                }
-                state.epoch += 1
-                state.step_in_epoch = 0
-                state.epoch_seconds = 0.0
-                state.rng_state = rng.bit_generator.state
-                metrics.append(record)
-                reporter.epoch_end(record)
-                if run is not None:  # checkpoint first: a record never outruns it
-                    save_checkpoint(run / CHECKPOINT, model, state, config)
-                    append_jsonl(run / "metrics.jsonl", record)
-            if interrupted and run is not None:
-                save_checkpoint(run / CHECKPOINT, model, state, config)
-    finally:
-        reporter.close()
-    completed = state.epoch == config.total_epochs
-    if completed and run is not None:
-        test_acc = metrics[-1]["test_accuracy"] if metrics else accuracy(
-            model, data.test_x, data.test_y)
-        model.metadata.update(config=json.dumps(config.to_dict()),
-                              test_accuracy=f"{test_acc:.4f}")
-        model.save(run / "model.safetensors")
-    return TrainResult(model, state, metrics, completed)
+    for s in range(state.step_in_epoch, len(x) // B):
+        loss = step(x[perm[s * B : (s + 1) * B]], y[perm[s * B : (s + 1) * B]])
+        if not math.isfinite(loss):
+            raise TrainingDivergedError(
+                f"loss became {loss} at epoch {state.epoch + 1}, step {s + 1} "
+                f"(lr {lr}); the last good checkpoint is kept"
+                + (f" in {run / CHECKPOINT}" if run else "")
+                + "; try a smaller learning rate"
+            )
+        ema = decay * ema + keep * loss  # the paper's moving average of the loss
+        state.global_step += 1
+        state.step_in_epoch = s + 1
+        pending += 1
+        if pending == REPORT_EVERY:
+            state.ema_raw, pending = ema, 0
+            reporter.advance(REPORT_EVERY, state.ema_loss(decay), lr)
+        if stop():
+            interrupted = True
+            break
+    state.ema_raw = ema
+    reporter.advance(pending, state.ema_loss(decay), lr)
+    state.epoch_seconds += time.perf_counter() - t0
+    return interrupted
+
+
+def _end_epoch(model: MLP, data: Dataset, state: TrainState, config: TrainConfig,
+               rng: np.random.Generator, reporter: Reporter, run: Path | None) -> dict:
+    """The epoch's record (test accuracy measured now), the state moved to the next epoch,
+    and in a run folder its checkpoint, then its line of metrics.jsonl."""
+    record = {
+        "epoch": state.epoch + 1,
+        "lr": config.lr_at(state.epoch),
+        "ema_loss": state.ema_loss(config.ema_decay),
+        "test_accuracy": accuracy(model, data.test_x, data.test_y),
+        "seconds": round(state.epoch_seconds, 3),
+    }
+    state.epoch += 1
+    state.step_in_epoch = 0
+    state.epoch_seconds = 0.0
+    state.rng_state = rng.bit_generator.state
+    reporter.epoch_end(record)
+    if run is not None:  # checkpoint first: a record never outruns it
+        save_checkpoint(run / CHECKPOINT, model, state, config)
+        append_jsonl(run / "metrics.jsonl", record)
+    return record
+
+
+def _save_model(model: MLP, data: Dataset, config: TrainConfig, metrics: list[dict],
+                run: Path) -> None:
+    """The trained model, recording its config and test accuracy."""
+    test_acc = metrics[-1]["test_accuracy"] if metrics else accuracy(
+        model, data.test_x, data.test_y)
+    model.metadata.update(config=json.dumps(config.to_dict()), test_accuracy=f"{test_acc:.4f}")
+    model.save(run / "model.safetensors")
