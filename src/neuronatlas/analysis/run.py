@@ -45,96 +45,134 @@ def analyze(run_dir: str | Path, model: MLP, data: Dataset, *, k: int = 16,
             progress: Callable[[str, int, int], None] | None = None,
             log: Log = lambda m: None) -> AnalysisResult:
     """Activations over all images, dead neurons, dataset examples, visualisations of
-    every neuron, clusters, and the per-layer claims (see each module)."""
+    every neuron, clusters, and the per-layer claims (see each module), each a stage
+    that a rerun skips when its record matches."""
     check_k(k, len(data.train_x) + len(data.test_x))
     if len(model.sizes) < 3:
         raise ConfigError("the model has no hidden layer: there is nothing to analyse")
-    folder = ensure_dir(Path(run_dir) / "analysis")
-    stages = Stages(model_sha256(model), log, data.identity["sha256"])
+    a = _Analysis(ensure_dir(Path(run_dir) / "analysis"), model, data, k, progress,
+                  Stages(model_sha256(model), log, data.identity["sha256"]))
+    store = a.activations()
+    dead = a.dead(store)
+    examples = a.examples(store)
+    vis = a.visualizations()
+    groups = a.clusters(store, vis, examples)
+    layers = a.layers(vis, dead, examples, groups)
+    return AnalysisResult(a.folder, dead, examples, groups, layers, a.stages.seconds,
+                          a.stages.reused)
 
-    def stage_progress(name):
-        return (lambda done, total: progress(name, done, total)) if progress else None
 
-    t = time.perf_counter()
-    store = open_store(folder / "activations", model, data)
-    if store is None:
-        store = build_store(folder / "activations", model, data,
-                            progress=stage_progress("activations"))
-    else:
-        stages.reused.append("activations")
-    stages.seconds["activations"] = time.perf_counter() - t
+# the visualisations the claims are measured on: the paper's method, plus revive (a neuron
+# the near-zero start leaves inactive would otherwise keep a blank image and skew them)
+VIS_CONFIG = VisConfig(revive=True)
 
-    dead = stages.run(
-        "dead", folder / "dead.json", {"restarts": RESTARTS},
-        lambda: dead_neurons(model, store).to_dict(),
-        message="dead neurons: checking every hidden neuron on the data, then by optimisation")
 
-    ex_path = folder / "examples.npz"
+@dataclass
+class _Analysis:
+    """The stages of one analysis, in order; each method is one stage."""
 
-    def compute_examples():
-        floors = {l: model.activation(l).floor for l in store.hidden_layers}
-        per_layer = dataset_examples(store, data, k, progress=stage_progress("examples"),
-                                     floors=floors)
-        return {"k": k, "n_train": store.n_train, "images": store.n_images,
-                "layers": save_examples(ex_path, per_layer)}
+    folder: Path
+    model: MLP
+    data: Dataset
+    k: int
+    progress: Callable[[str, int, int], None] | None
+    stages: Stages
 
-    examples = stages.run("examples", folder / "examples.json", {"k": k}, compute_examples,
-                          arrays=ex_path,
-                          message=f"dataset examples: top-{k} images and averages of every neuron")
+    def _progress(self, name: str):
+        return (lambda done, total: self.progress(name, done, total)) if self.progress else None
 
-    # the defaults, plus revive: a neuron the near-zero start leaves inactive would
-    # otherwise keep a blank image and skew every statistic below
-    vis_config = VisConfig(revive=True)
-    vis_path = folder / "visualizations.npz"
+    def activations(self):
+        """Every neuron's activation on every image (a memory-mapped store)."""
+        t = time.perf_counter()
+        store = open_store(self.folder / "activations", self.model, self.data)
+        if store is None:
+            store = build_store(self.folder / "activations", self.model, self.data,
+                                progress=self._progress("activations"))
+        else:
+            self.stages.reused.append("activations")
+        self.stages.seconds["activations"] = time.perf_counter() - t
+        return store
 
-    def compute_visualizations():
-        targets = [(l, i) for l in range(1, len(model.sizes)) for i in range(model.sizes[l])]
-        cb = stage_progress("visualise")
-        res = visualize(model, targets, vis_config,
-                        callback=(lambda step, _a: cb(step + 1, vis_config.steps)) if cb else None)
-        atomic_write_npz(vis_path, targets=np.array(res.targets), images=res.images,
-                  activation=res.activation, next_index=res.next_index,
-                  next_activation=res.next_activation, ratio=res.ratio,
-                  top3_classes=res.top3_classes, top3_probs=res.top3_probs)
-        return {}
+    def dead(self, store) -> dict:
+        return self.stages.run(
+            "dead", self.folder / "dead.json", {"restarts": RESTARTS},
+            lambda: dead_neurons(self.model, store).to_dict(),
+            message="dead neurons: checking every hidden neuron on the data, then by "
+                    "optimisation")
 
-    stages.run("visualizations", folder / "visualizations.json", vis_config.to_dict(),
-               compute_visualizations, arrays=vis_path,
-               message="visualising every neuron (the default VisConfig, with revive)")
-    with np.load(vis_path) as z:
-        vis = {name: z[name] for name in z.files}
+    def examples(self, store) -> dict:
+        path = self.folder / "examples.npz"
 
-    def compute_clusters():
-        groups = clusters(store)
-        acts = model.activations(vis["images"])
-        rising = {}
-        for l in store.hidden_layers:
-            rows = np.flatnonzero(vis["targets"][:, 0] == l)
-            lists = co_risers(acts[l][rows], vis["targets"][rows, 1])
-            rising[str(l)] = {"count": [len(x) for x in lists], "top": [x[:10] for x in lists]}
-        preferred = examples["layers"]
-        return {"layers": {str(l): g for l, g in groups.items()},
-                "preferred_classes": {str(l): [[preferred[str(l)]["preferred_class"][i]
-                                                for i in g] for g in gs]
-                                      for l, gs in groups.items()},
-                "co_risers": rising}
+        def compute():
+            floors = {l: self.model.activation(l).floor for l in store.hidden_layers}
+            per_layer = dataset_examples(store, self.data, self.k,
+                                         progress=self._progress("examples"), floors=floors)
+            return {"k": self.k, "n_train": store.n_train, "images": store.n_images,
+                    "layers": save_examples(path, per_layer)}
 
-    cl = stages.run("clusters", folder / "clusters.json",
-                    {"threshold": THRESHOLD, "method": METHOD, "rise": RISE, "k": k,
-                     "visualizations": vis_config.to_dict()}, compute_clusters,
-                    message="clusters: correlations over the dataset, co-risers under "
-                            "optimisation")
+        return self.stages.run("examples", self.folder / "examples.json", {"k": self.k},
+                               compute, arrays=path,
+                               message=f"dataset examples: top-{self.k} images and averages "
+                                       "of every neuron")
 
-    def compute_layers():
-        doc = _layer_claims(model, data, vis, dead, examples, cl, ex_path)
-        atomic_write_text(folder / "layers.md", C.markdown(doc["table"], doc["claims"]))
-        return doc
+    def visualizations(self) -> dict[str, np.ndarray]:
+        path, model = self.folder / "visualizations.npz", self.model
 
-    layers = stages.run("layers", folder / "layers.json",
-                        {"k": k, "gradient_images": GRADIENT_IMAGES, "claims": C.VERSION,
-                         "visualizations": vis_config.to_dict()}, compute_layers,
-                        message="layer statistics and the paper's claims")
-    return AnalysisResult(folder, dead, examples, cl, layers, stages.seconds, stages.reused)
+        def compute():
+            targets = [(l, i) for l in range(1, len(model.sizes)) for i in range(model.sizes[l])]
+            cb = self._progress("visualise")
+            res = visualize(model, targets, VIS_CONFIG,
+                            callback=(lambda step, _a: cb(step + 1, VIS_CONFIG.steps))
+                            if cb else None)
+            atomic_write_npz(path, targets=np.array(res.targets), images=res.images,
+                             activation=res.activation, next_index=res.next_index,
+                             next_activation=res.next_activation, ratio=res.ratio,
+                             top3_classes=res.top3_classes, top3_probs=res.top3_probs)
+            return {}
+
+        self.stages.run("visualizations", self.folder / "visualizations.json",
+                        VIS_CONFIG.to_dict(), compute, arrays=path,
+                        message="visualising every neuron (the default VisConfig, with revive)")
+        with np.load(path) as z:
+            return {name: z[name] for name in z.files}
+
+    def clusters(self, store, vis: dict[str, np.ndarray], examples: dict) -> dict:
+        model = self.model
+
+        def compute():
+            groups = clusters(store)
+            acts = model.activations(vis["images"])
+            rising = {}
+            for l in store.hidden_layers:
+                rows = np.flatnonzero(vis["targets"][:, 0] == l)
+                lists = co_risers(acts[l][rows], vis["targets"][rows, 1])
+                rising[str(l)] = {"count": [len(x) for x in lists],
+                                  "top": [x[:10] for x in lists]}
+            preferred = examples["layers"]
+            return {"layers": {str(l): g for l, g in groups.items()},
+                    "preferred_classes": {str(l): [[preferred[str(l)]["preferred_class"][i]
+                                                    for i in g] for g in gs]
+                                          for l, gs in groups.items()},
+                    "co_risers": rising}
+
+        return self.stages.run(
+            "clusters", self.folder / "clusters.json",
+            {"threshold": THRESHOLD, "method": METHOD, "rise": RISE, "k": self.k,
+             "visualizations": VIS_CONFIG.to_dict()}, compute,
+            message="clusters: correlations over the dataset, co-risers under optimisation")
+
+    def layers(self, vis, dead: dict, examples: dict, groups: dict) -> dict:
+        def compute():
+            doc = _layer_claims(self.model, self.data, vis, dead, examples, groups,
+                                self.folder / "examples.npz")
+            atomic_write_text(self.folder / "layers.md", C.markdown(doc["table"],
+                                                                    doc["claims"]))
+            return doc
+
+        return self.stages.run("layers", self.folder / "layers.json",
+                               {"k": self.k, "gradient_images": GRADIENT_IMAGES,
+                                "claims": C.VERSION, "visualizations": VIS_CONFIG.to_dict()},
+                               compute, message="layer statistics and the paper's claims")
 
 
 GRADIENT_IMAGES = 4  # top dataset images per neuron for its input-gradient map
