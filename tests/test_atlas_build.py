@@ -12,7 +12,8 @@ from PIL import Image
 
 from neuronatlas.atlas import SIZE_BUDGET, build_atlas
 from neuronatlas.atlas import build as atlas_build
-from neuronatlas.atlas.sprites import COLS, SIDE, contrast
+from neuronatlas.atlas.sprites import COLS, contrast
+from neuronatlas.shapes import MNIST_SIDE as SIDE
 
 from .conftest import TINY_SIZES
 from .test_cli import assert_user_error, run_cli
