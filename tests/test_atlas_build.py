@@ -274,3 +274,22 @@ def test_a_full_disk_while_writing_pages_is_one_line_and_keeps_the_atlas(atlas_r
         build_atlas(atlas_run, data=mnist)
     assert tree_bytes(atlas_run / "atlas") == before
     assert not list(atlas_run.glob(".atlas.*"))
+
+
+def test_an_atlas_of_another_version_or_model_is_rebuilt_never_served_stale(atlas_run, mnist,
+                                                                           monkeypatch):
+    import neuronatlas as na
+
+    model = na.MLP.load(atlas_run / "model.safetensors")
+    site = atlas_run / "atlas"
+    assert atlas_build.atlas_is_current(site, model, mnist)
+    assert not atlas_build.ensure_atlas(atlas_run, model, mnist)  # current: left alone
+    other = model.copy()
+    other.biases[0][0] += 1
+    assert not atlas_build.atlas_is_current(site, other, mnist)
+    manifest = site / "manifest.json"
+    doc = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**doc, "version": 1}))  # built by an older neuronatlas
+    assert not atlas_build.atlas_is_current(site, model, mnist)
+    assert atlas_build.ensure_atlas(atlas_run, model, mnist)
+    assert json.loads(manifest.read_text())["version"] == atlas_build.ATLAS_VERSION

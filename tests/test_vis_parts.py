@@ -299,3 +299,16 @@ def test_an_unknown_objective_term_is_an_error_not_a_log_probability(small):
     bogus = Objective((Term("entropy", 4, 1),))
     with pytest.raises(ConfigError, match="unknown objective term 'entropy'"):
         visualize(small, [bogus], VisConfig(steps=1))
+
+
+def test_select_targets_is_the_clis_policy_in_the_library():
+    from neuronatlas.vis.objectives import select_targets
+
+    sizes = (784, 3, 2, 10)
+    assert select_targets(sizes, ["2:1"], layers=[1]) == [(2, 1), (1, 0), (1, 1), (1, 2)]
+    assert len(select_targets(sizes, every=True)) == 15
+    assert select_targets(sizes, ["1:0", "1:0"]) == [(1, 0)]
+    for bad, match in [((), "name targets"), (["4:0"], "layer 4 does not exist"),
+                       (["1:3"], "neuron 3 does not exist")]:
+        with pytest.raises(ConfigError, match=match):
+            select_targets(sizes, bad)

@@ -341,23 +341,6 @@ def _vis_config(flags: dict) -> VisConfig:
                             **{k: v for k, v in changes.items() if v is not None})
 
 
-def _parse_targets(texts, layers, all_, sizes):
-    from .errors import ConfigError
-    from .vis.objectives import check_neuron, parse_target
-
-    targets = [parse_target(t) for t in texts]
-    for layer in layers:
-        check_neuron(layer, 0, sizes)
-        targets += [(layer, i) for i in range(sizes[layer])]
-    if all_:
-        targets += [(l, i) for l in range(1, len(sizes)) for i in range(sizes[l])]
-    if not targets:
-        raise ConfigError("name targets (e.g. 7:1 8:3), --layer L, or --all")
-    for layer, index in targets:
-        check_neuron(layer, index, sizes)
-    return list(dict.fromkeys(targets))
-
-
 @cli.command()
 @click.argument("targets", nargs=-1)
 @click.option("--layer", "layers", type=int, multiple=True, help="Every neuron of this layer.")
@@ -370,13 +353,14 @@ def _parse_targets(texts, layers, all_, sizes):
 def visualize(targets, layers, all_, run_dir, model, activation, dataset, data_dir, scale,
               **flags):
     """Activation maximisation of neurons given as LAYER:NEURON (e.g. 7:1 8:3)."""
+    from .vis.objectives import select_targets
     from .vis.store import save_vis
     from .vis.visualize import resolve_init_image
     from .vis.visualize import visualize as run_vis
 
     config = _vis_config(flags)
     run, net, _ = _open_model(run_dir, model, activation)
-    pairs = _parse_targets(targets, layers, all_, net.sizes)
+    pairs = select_targets(net.sizes, targets, layers=layers, every=all_)
     image = None if config.init in ("zero", "random") else resolve_init_image(
         config.init, lambda: _dataset(net, dataset, data_dir), net.input_shape)
     ensure_dir(run)
@@ -626,7 +610,7 @@ def serve(run_dir, model, activation, dataset, data_dir, host, port, rebuild):
 
     if any(importlib.util.find_spec(m) is None for m in ("starlette", "uvicorn")):
         raise NeuronatlasError('serve needs the optional extra: pip install "neuronatlas[serve]"')
-    from .atlas.build import atlas_manifest, atlas_model_sha256, build_atlas
+    from .atlas.build import atlas_is_current, atlas_model_sha256, ensure_atlas
     from .atlas.server import is_loopback
     from .atlas.server import serve as run_server
     from .errors import DataError
@@ -640,15 +624,11 @@ def serve(run_dir, model, activation, dataset, data_dir, host, port, rebuild):
             raise
         ds = None
         console.print(f"[yellow]warning:[/] starts from test images are off: {exc}")
-    built_for = atlas_manifest(atlas_dir)
-    stale = (built_for.get("model_sha256") != model_sha256(net) or
-             (ds is not None and (built_for.get("dataset") or {}).get("sha256")
-              != ds.identity["sha256"]))
-    if rebuild or stale:
+    if rebuild or not atlas_is_current(atlas_dir, net, ds):
         console.print(f"building the atlas of this model and dataset in {atlas_dir} first")
         claim(ensure_dir(run), net)
         with stage_bars() as (report, log):
-            build_atlas(run, net, ds, progress=report, log=log)
+            ensure_atlas(run, net, ds, rebuild=True, progress=report, log=log)
     if host is not None and not is_loopback(host):
         console.print(f"[bold yellow]warning:[/] listening on {host}: anyone who can reach this "
                       "machine can use the server (there is no authentication)")

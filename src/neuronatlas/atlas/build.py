@@ -47,6 +47,9 @@ from . import sprites
 from .variants import DIVERSE, TILES, VARIANTS, label, variant
 
 SIZE_BUDGET = 50 * 2**20  # bytes: the paper's network must stay well under this
+# what the site shows and how: an atlas built by another version is rebuilt, never served
+# stale (2: readable tiles, the diverse strip, the paper's picture as a variant)
+ATLAS_VERSION = 2
 DIGITS_PER_SHEET = sprites.COLS * sprites.COLS  # dataset images per digits sheet
 STATIC = Path(__file__).with_name("static")
 PAGE_FILES = ("index.html", "atlas.js", "atlas.css")
@@ -195,6 +198,26 @@ def atlas_manifest(atlas_dir: Path) -> dict:
     return doc if isinstance(doc, dict) else {}
 
 
+def atlas_is_current(atlas_dir: Path, model: MLP, data: Dataset | None) -> bool:
+    """Whether ``atlas_dir`` holds an atlas of this version, of ``model`` and (when
+    given) of ``data``."""
+    built = atlas_manifest(atlas_dir)
+    if built.get("version") != ATLAS_VERSION or built.get("model_sha256") != model_sha256(model):
+        return False
+    return data is None or (built.get("dataset") or {}).get("sha256") == data.identity["sha256"]
+
+
+def ensure_atlas(run_dir: str | Path, model: MLP, data: Dataset | None, *,
+                 rebuild: bool = False, progress: Progress | None = None,
+                 log: Log = lambda m: None) -> bool:
+    """Build ``RUN/atlas`` unless it is current (:func:`atlas_is_current`) or when
+    ``rebuild``; returns whether it was built."""
+    if not rebuild and atlas_is_current(Path(run_dir) / "atlas", model, data):
+        return False
+    build_atlas(run_dir, model, data, progress=progress, log=log)
+    return True
+
+
 def atlas_model_sha256(atlas_dir: Path) -> str | None:
     """The hash of the model an existing atlas was built for (None: no usable atlas)."""
     return atlas_manifest(atlas_dir).get("model_sha256")
@@ -203,7 +226,7 @@ def atlas_model_sha256(atlas_dir: Path) -> str | None:
 def _write_manifest(folder: Path, sha: str, dataset: dict[str, str]) -> None:
     files = {p.relative_to(folder).as_posix(): p.stat().st_size
              for p in sorted(folder.rglob("*")) if p.is_file()}
-    doc = {"model_sha256": sha, "dataset": dataset, "files": files,
+    doc = {"version": ATLAS_VERSION, "model_sha256": sha, "dataset": dataset, "files": files,
            "total_bytes": sum(files.values()), "budget_bytes": SIZE_BUDGET}
     (folder / "manifest.json").write_text(json.dumps(doc, indent=1) + "\n")
 

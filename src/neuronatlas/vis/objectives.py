@@ -125,3 +125,23 @@ def parse_target(text: str) -> tuple[int, int]:
     if len(parts) != 2 or not all(p.strip().isascii() and p.strip().isdigit() for p in parts):
         raise ConfigError(f"target {text!r} is not LAYER:NEURON, e.g. 7:1")
     return int(parts[0]), int(parts[1])
+
+
+def select_targets(sizes: tuple[int, ...], names=(), *, layers=(), every: bool = False
+                   ) -> list[tuple[int, int]]:
+    """The neurons a user names: ``names`` as "LAYER:NEURON", every neuron of ``layers``,
+    or ``every`` neuron of the network; checked, in order, without repeats. Example::
+
+        select_targets(model.sizes, ["7:1", "8:3"], layers=[5])
+    """
+    targets = [parse_target(t) for t in names]
+    for layer in layers:
+        check_neuron(layer, 0, sizes)
+        targets += [(layer, i) for i in range(sizes[layer])]
+    if every:
+        targets += [(l, i) for l in range(1, len(sizes)) for i in range(sizes[l])]
+    if not targets:
+        raise ConfigError("name targets (e.g. 7:1 8:3), --layer L, or --all")
+    for layer, index in targets:
+        check_neuron(layer, index, sizes)
+    return list(dict.fromkeys(targets))
