@@ -260,10 +260,6 @@ def fig7(**arrays) -> Figure:
     return fig_selected(**arrays, number=7)
 
 
-FIGURES = {"fig1": fig1, "fig2": fig2, "fig3": fig3, "fig4": fig4, "fig5": fig5,
-           "fig6": fig6, "fig7": fig7}
-
-
 def figure_bytes(fig: Figure, fmt: str) -> bytes:
     """PNG or PDF bytes that depend only on the figure (no dates, no version stamps), so
     the same data gives the same file."""
