@@ -7,8 +7,9 @@ dataset examples, clusters, layer claims), the data of each of Figures 1-7
 (``figures/figN.png`` and ``.pdf``; each figure's whole definition is one record in
 :mod:`.paper_figures`), the atlas, the readability benchmark, and ``report.md`` +
 ``report.html`` (written by :mod:`.report_text`): every figure beside the paper's caption
-and a table of the paper's numbers against this run's. Each stage is skipped when its record matches the model and settings, so a
-rerun only redoes what changed and rewrites no file when nothing did. The seconds a
+and a table of the paper's numbers against this run's. Each stage is skipped when its
+record matches the model and settings, so a rerun only redoes what changed and rewrites
+no file when nothing did. The seconds a
 stage took when it was computed are kept in ``reproduce.json`` and shown in the report.
 """
 
