@@ -395,8 +395,12 @@ def test_a_client_that_goes_away_mid_body_is_a_4xx_not_a_traceback():
             yield b'{"image": ['
             raise ClientDisconnect()
 
-    # the coroutine never waits on I/O here: driven by hand, with no event loop (the
-    # browser tests' playwright holds one in this thread)
-    with pytest.raises(Problem, match="went away") as err:
-        read_json(Gone(), 1000).send(None)
+    # in an event loop of its own thread (the browser tests' playwright may hold one in
+    # this thread); read_json's body deadline needs a running loop
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(asyncio.run, read_json(Gone(), 1000))
+        with pytest.raises(Problem, match="went away") as err:
+            future.result(timeout=10)
     assert err.value.status == 400
