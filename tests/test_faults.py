@@ -109,3 +109,31 @@ def test_analyze_killed_anywhere_reruns_to_the_same_bytes(tmp_path, trained, fra
     names = sorted(p.name for p in (clean / "analysis").iterdir()
                    if p.suffix in (".npz", ".md"))
     assert names and _digest(run / "analysis", names) == _digest(clean / "analysis", names)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fraction", [0.6])  # (35% and 85% pass too: 27 s each, not in CI)
+def test_atlas_killed_anywhere_keeps_the_previous_atlas_and_rebuilds_the_same(tmp_path, trained,
+                                                                             fraction):
+    """A rebuild killed midway leaves the previous atlas whole; the next build ends with
+    the same bytes as one that was never interrupted."""
+    import shutil
+
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(trained, run / "model.safetensors")
+    _finish("atlas", "--run", run)
+    before = {p.relative_to(run / "atlas"): p.read_bytes()
+              for p in (run / "atlas").rglob("*") if p.is_file()}
+    shutil.rmtree(run / "atlas-cache")  # the rebuild renders again: a long window to kill in
+    seconds = _finish("atlas", "--run", run)
+    shutil.rmtree(run / "atlas-cache")
+    _kill_after(_start("atlas", "--run", run), fraction * seconds)
+    now = {p.relative_to(run / "atlas"): p.read_bytes()
+           for p in (run / "atlas").rglob("*") if p.is_file()}
+    assert now == before  # whole, as it was
+    _no_temporaries(run)
+    _finish("atlas", "--run", run)
+    after = {p.relative_to(run / "atlas"): p.read_bytes()
+             for p in (run / "atlas").rglob("*") if p.is_file()}
+    assert after == before
