@@ -274,3 +274,36 @@ def test_visualize_flags_are_a_result_or_one_error_line(cli_run, capsys, flags, 
     assert "Traceback" not in err
     if code == 2:
         assert [line for line in err.splitlines() if line.startswith("error: ")], err
+
+
+def _main_exit(argv) -> int:
+    from neuronatlas.cli import main
+
+    try:
+        main(argv)
+    except SystemExit as exc:
+        return exc.code
+    return 0
+
+
+_CASES = {
+    "query": lambda v: ["query", v[0], "--target", v[1], "--json"],
+    "adversarial": lambda v: ["adversarial", "--index", v[0], "--target", v[1], "--steps", "3",
+                              "--lr", v[2], "--confidence", v[3], "--method", v[4]],
+    "evaluate": lambda v: ["evaluate", "--split", v[0]],
+}
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.sampled_from(sorted(_CASES)),
+       st.lists(st.one_of(_flag_values, st.sampled_from(["mnist:3", "mnist:99999", "7:1",
+                                                         "1:2", "small", "paper", "test"])),
+                min_size=5, max_size=5))
+def test_other_verbs_flags_are_a_result_or_one_error_line(cli_run, mnist, capsys, verb, values):
+    code = _main_exit([*_CASES[verb](values), "--run", str(cli_run), "--dataset", "mnist"])
+    err = capsys.readouterr().err
+    assert code in (0, 2), (verb, values, err)
+    assert "Traceback" not in err
+    if code == 2:
+        assert [line for line in err.splitlines() if line.startswith("error: ")], err
