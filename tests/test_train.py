@@ -14,8 +14,8 @@ from neuronatlas import (
     TrainingDivergedError,
     train,
 )
+from neuronatlas.checkpoint import CHECKPOINT, load_checkpoint
 from neuronatlas.nn.fused import SGDStep
-from neuronatlas.train import CHECKPOINT, load_checkpoint
 
 from .helpers import synthetic_mnist
 

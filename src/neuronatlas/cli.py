@@ -25,6 +25,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from .checkpoint import CHECKPOINT
 from .config import TrainConfig, VisConfig
 from .data import NAMED, SPECS, load_dataset
 from .errors import NeuronatlasError
@@ -34,7 +35,6 @@ from .fileio import ensure_dir
 from .nn.activations import KINDS
 from .nn.mlp import model_sha256
 from .runs import PAPER_RUN, RUNS, claim, default_run, run_dataset, run_model
-from .train import CHECKPOINT
 from .train import train as train_model
 
 console = Console(stderr=True)

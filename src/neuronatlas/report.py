@@ -25,6 +25,7 @@ import numpy as np
 from . import experiments as E
 from .analysis.activations import model_sha256
 from .analysis.run import AnalysisResult, analyze
+from .checkpoint import CHECKPOINT
 from .config import TrainConfig, VisConfig
 from .data import Dataset, check_fits, load_dataset
 from .errors import RunFolderError
@@ -41,7 +42,7 @@ from .paper_figures import FIGURES
 from .report_text import report_html, report_markdown
 from .runs import analysed_k, check_owner, locks_run, run_dataset
 from .stages import Log, Progress, Stages, file_sha256
-from .train import CHECKPOINT, Reporter, train
+from .train import Reporter, train
 from .vis.visualize import visualize
 
 FIGURE_STYLE = 1  # bump when figures.py draws differently: every figure is redrawn

@@ -18,56 +18,30 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
+from .checkpoint import CHECKPOINT, TrainState, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import Dataset
 from .errors import (
     CheckpointError,
     ConfigError,
-    ModelFileError,
     RunFolderError,
     TrainingDivergedError,
 )
 from .fileio import (
     append_jsonl,
-    atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
     ensure_dir,
 )
 from .nn.fused import SGDStep
-from .nn.io import model_from_tensors, model_to_bytes, read_safetensors
 from .nn.mlp import MLP
 from .runs import locks_run
-
-CHECKPOINT = "checkpoints/latest.safetensors"
-
-
-@dataclass
-class TrainState:
-    """Where training stands; everything besides the weights that resume needs."""
-
-    epoch: int = 0  # epochs fully done
-    step_in_epoch: int = 0  # batches done in the current epoch
-    global_step: int = 0
-    ema_raw: float = 0.0  # zero-initialised EMA accumulator of the batch loss
-    rng_state: dict = field(default_factory=dict)  # generator state at the epoch's start
-    epoch_seconds: float = 0.0  # time spent so far in the current epoch
-
-    def ema_loss(self, decay: float) -> float:
-        """The EMA of the loss, bias-corrected: raw / (1 - decay^t), a weighted mean of
-        the recent batch losses (at the paper's 46,875 steps the correction is < 1%)."""
-        if self.global_step == 0:
-            return float("nan")
-        return self.ema_raw / (1.0 - decay**self.global_step)
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
 
 
 @dataclass
@@ -103,54 +77,6 @@ class _Silent:
 
 def accuracy(model: MLP, x: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(model.predict(x) == y))
-
-
-# --- checkpoints ------------------------------------------------------------------------
-def save_checkpoint(path: Path, model: MLP, state: TrainState, config: TrainConfig) -> None:
-    meta = {"checkpoint": json.dumps({"state": state.to_dict(), "config": config.to_dict()})}
-    atomic_write_bytes(path, model_to_bytes(model, {"config": json.dumps(config.to_dict()),
-                                                    **meta}))
-
-
-def load_checkpoint(path: Path) -> tuple[MLP, TrainState, TrainConfig]:
-    if not path.is_file():
-        raise CheckpointError(f"no checkpoint to resume from: {path} does not exist")
-    try:
-        tensors, meta, _ = read_safetensors(path)
-        info = json.loads(meta["checkpoint"])
-        model = model_from_tensors(tensors, meta, source=str(path))
-        state = _checked_state(info["state"])
-        config = TrainConfig.from_dict(info["config"])
-    except ModelFileError as exc:
-        raise CheckpointError(f"checkpoint unusable: {exc}") from None
-    except (KeyError, TypeError, ValueError, RecursionError) as exc:
-        raise CheckpointError(f"checkpoint {path} has no readable training state "
-                              f"({str(exc)[:120]})") from None
-    if state.epoch > config.total_epochs or model.sizes != config.sizes:
-        raise CheckpointError(f"checkpoint {path} does not fit its own config (epoch "
-                              f"{state.epoch} of {config.total_epochs}, sizes {model.sizes})")
-    model.metadata.pop("checkpoint", None)
-    return model, state, config
-
-
-def _checked_state(d) -> TrainState:
-    """A TrainState from JSON, every field checked (a damaged file says which)."""
-    if not isinstance(d, dict) or set(d) != set(TrainState().to_dict()):
-        raise ValueError("the training state's fields are not those of this version")
-    for name in ("epoch", "step_in_epoch", "global_step"):
-        v = d[name]
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise ValueError(f"{name} must be an integer >= 0, got {str(v)[:40]}")
-    for name in ("ema_raw", "epoch_seconds"):
-        v = d[name]
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise ValueError(f"{name} must be a finite number, got {str(v)[:40]}")
-    rng = np.random.default_rng()
-    try:
-        rng.bit_generator.state = d["rng_state"]
-    except (TypeError, ValueError, KeyError) as exc:
-        raise ValueError(f"rng_state is not a generator state ({exc})") from None
-    return TrainState(**d)
 
 
 @contextmanager
