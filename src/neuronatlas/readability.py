@@ -110,8 +110,8 @@ def measure(model: MLP, data: Dataset, stats: DataStats, config: VisConfig,
             row["two_choice"] = float(np.nanmean(tc))
             row["natural"] = float(np.nanmean(nat))
         if l == 1 and l < L:
-            z = res.images[rows] @ model.weights[0][idx].T.astype(np.float64)
-            z = np.diagonal(z) + model.biases[0][idx]
+            z = np.einsum("ij,ij->i", res.images[rows].astype(np.float64),
+                          model.weights[0][idx].astype(np.float64)) + model.biases[0][idx]
             opt = layer1_optimum(model)
             frac = (z - opt.z_min[idx]) / np.maximum(opt.z_max[idx] - opt.z_min[idx], 1e-12)
             row["layer1_gap"] = float(np.median(1 - frac))

@@ -99,7 +99,7 @@ class Regularizers:
 class Transforms:
     """The per-step transforms of every row: integer jitter, then scale and rotation."""
 
-    def __init__(self, config: VisConfig, draws: RowDraws, shape, dtype):
+    def __init__(self, draws: RowDraws, shape, dtype):
         self.draws, self.shape, self.dtype = draws, shape, dtype
         self.on = draws.shifts is not None or draws.scales is not None or \
             draws.angles is not None
@@ -134,7 +134,7 @@ def render_parts(renderer, config: VisConfig, x0: np.ndarray, draws: RowDraws,
                        random_phase=draws.phases)
     opt = make_optimizer(config.optimizer, param.p, config.lr)
     regs = Regularizers(config, shape, x0, groups)
-    tf = Transforms(config, draws, shape, dtype)
+    tf = Transforms(draws, shape, dtype)
     clip_grad = config.clip and not config.project
     for step in range(config.steps):
         x = param.image()
