@@ -1,4 +1,4 @@
-"""The readability benchmark (issue 12): every visualisation method, measured per layer.
+"""The readability benchmark (docs/vis_quality.md): every visualisation method, measured per layer.
 
     python benchmarks/vis_quality.py                      # the paper's run, all neurons
     python benchmarks/vis_quality.py --per-layer 64 --methods paper,readable

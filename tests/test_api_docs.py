@@ -4,8 +4,10 @@ with every public name documented."""
 from __future__ import annotations
 
 import inspect
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import neuronatlas as na
 
@@ -40,3 +42,33 @@ def test_the_api_reference_builds(tmp_path):
     for name in na.__all__:
         assert f'id="{name}"' in page, name
     assert "preset" in (tmp_path / "neuronatlas" / "config.html").read_text()
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _text_files():
+    for pattern in ("src/**/*.py", "docs/**/*.md", "docs/**/*.py", "benchmarks/**/*.py",
+                    "README.md"):
+        yield from ROOT.glob(pattern)
+
+
+def test_nothing_points_outside_the_repository():
+    """Docs and docstrings stand alone: no file names a document the repository does not
+    hold (the code cited "DESIGN.md section N" and issue numbers)."""
+    outside = re.compile(r"DESIGN\.md|\b[Ii]ssue \d+")
+    found = [f"{p.relative_to(ROOT)}:{i}" for p in _text_files()
+             for i, line in enumerate(p.read_text().splitlines(), 1) if outside.search(line)]
+    assert not found, found
+
+
+def test_every_relative_link_in_the_docs_resolves():
+    link = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+    broken = []
+    for page in [ROOT / "README.md", *ROOT.glob("docs/**/*.md")]:
+        for target in link.findall(page.read_text()):
+            if "://" in target or target.startswith("mailto:"):
+                continue
+            if not (page.parent / target).exists():
+                broken.append(f"{page.relative_to(ROOT)} -> {target}")
+    assert not broken, broken

@@ -16,7 +16,7 @@ import numpy as np
 from .config import TrainConfig
 from .errors import CheckpointError, ModelFileError
 from .fileio import atomic_write_bytes
-from .nn.io import model_from_tensors, model_to_bytes, read_safetensors
+from .nn.io import model_to_bytes, parts_from_tensors, read_safetensors
 from .nn.mlp import MLP
 
 CHECKPOINT = "checkpoints/latest.safetensors"  # in a run folder
@@ -57,7 +57,7 @@ def load_checkpoint(path: Path) -> tuple[MLP, TrainState, TrainConfig]:
     try:
         tensors, meta, _ = read_safetensors(path)
         info = json.loads(meta["checkpoint"])
-        model = model_from_tensors(tensors, meta, source=str(path))
+        model = MLP.from_parts(parts_from_tensors(tensors, meta, source=str(path)), str(path))
         state = _checked_state(info["state"])
         config = TrainConfig.from_dict(info["config"])
     except ModelFileError as exc:

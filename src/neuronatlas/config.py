@@ -174,7 +174,7 @@ class VisConfig(_JSONConfig):
     objective: str = "activation"  # ReLU / SoftMax output; "pre": z; "logprob": log SoftMax;
     # "auto": z for hidden neurons, the SoftMax probability for outputs
     seed: int = 0  # random starts and jitter, drawn per target from (seed, layer, index)
-    # --- beyond the paper (issue 12); these defaults leave the paper's method untouched ---
+    # --- beyond the paper; these defaults leave the paper's method untouched ---
     param: str = "pixel"  # what is optimised: "pixel" (the paper), "fourier", "maco"
     decay: float = 1.0  # fourier: coefficient scale 1/f^decay (Olah et al. 2017 use 1)
     optimizer: str = "ascent"  # "ascent" (the paper: x += lr * gradient) or "adam"

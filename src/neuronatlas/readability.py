@@ -1,4 +1,4 @@
-"""The readability benchmark of issue 12: every method's pictures, measured per layer
+"""The readability benchmark (docs/vis_quality.md): every method's pictures, measured per layer
 with :mod:`.vis.quality` (``benchmarks/vis_quality.py`` runs it; the report shows it).
 
 Per method and layer: the activation reached against the neuron's dataset maximum, the

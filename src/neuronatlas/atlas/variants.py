@@ -1,6 +1,6 @@
 """Every neuron's pictures under each method the atlas shows, cached per model.
 
-The tiles are the ``readable`` preset's (issue 12), with ``diverse``'s K pictures per
+The tiles are the ``readable`` preset's, with ``diverse``'s K pictures per
 neuron as a strip in the panel. The analysis renders every neuron with the paper's
 VisConfig (its statistics are the paper's); the panel shows that picture as the first
 variant, and the same method under other regularisers beside it (the paper's Figures 3

@@ -24,14 +24,17 @@ import math
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 from safetensors.numpy import save
 
 from ..errors import ConfigError, ModelFileError
 from ..fileio import atomic_write_bytes
-from .activations import parse_activations
-from .mlp import MLP
+from .activations import Activation, parse_activations
+
+if TYPE_CHECKING:  # the format needs only a model's attributes; the model imports this module
+    from .mlp import MLP
 
 FORMAT = "neuronatlas.mlp/1"
 _KEY = re.compile(r"^(0|[1-9][0-9]{0,5})\.(weight|bias)$")  # canonical ASCII indices only
@@ -92,8 +95,8 @@ def model_to_bytes(model: MLP, metadata: dict[str, str] | None = None) -> bytes:
     return _canonical_header(save(tensors, metadata=model_metadata(model, metadata)))
 
 
-def save_model(model: MLP, path: str | os.PathLike, metadata: dict[str, str] | None = None):
-    """Write the model atomically as float32 safetensors with the contract's metadata."""
+def write_model(model: MLP, path: str | os.PathLike, metadata: dict[str, str] | None = None):
+    """Write a model atomically as float32 safetensors with the contract's metadata."""
     atomic_write_bytes(Path(path), model_to_bytes(model, metadata))
 
 
@@ -224,11 +227,46 @@ def _recorded_activations(meta: dict[str, str], n_hidden: int, source: str):
     return None
 
 
-def model_from_tensors(tensors: dict[str, np.ndarray], metadata: dict[str, str],
+class ModelParts(NamedTuple):
+    """A model file's contents, checked: the arguments of :class:`~neuronatlas.nn.mlp.MLP`
+    in its order (``MLP(*parts)``), so that this module needs nothing of the model."""
+
+    weights: list[np.ndarray]
+    biases: list[np.ndarray]
+    metadata: dict[str, str]  # the entries that are not the format's own
+    activation_fns: tuple[Activation, ...]
+    has_bias: tuple[bool, ...]
+    input_shape: tuple[int, ...] | None
+    class_names: list[str] | None
+    notes: list[str]
+
+
+def parts_from_tensors(tensors: dict[str, np.ndarray], metadata: dict[str, str],
                        source: str = "model", *, activation=None, input_shape=None,
-                       class_names=None) -> MLP:
-    """Check names, shapes, dtypes, finiteness and metadata; build the MLP. ``activation``
-    (one name, or one per hidden layer) is required when the file records none."""
+                       class_names=None) -> ModelParts:
+    """Check names, shapes, dtypes, finiteness and metadata. ``activation`` (one name, or
+    one per hidden layer) is required when the file records none."""
+    _check_format(metadata, source)
+    if "format" not in metadata:  # saved by PyTorch: Linears may sit at any indices
+        tensors = sequential_names(tensors, source)
+    n_layers = _layer_count(tensors, source)
+    bias = _bias_layout(tensors, metadata, n_layers, source)
+    sizes = _sizes(tensors, metadata, n_layers, source)
+    weights, biases = _arrays(tensors, sizes, bias, source)
+    acts = _activations(metadata, n_layers - 1, activation, source)
+    shape = _meta_list(metadata, "input_shape", source) if "input_shape" in metadata else None
+    if shape is not None and input_shape is not None and tuple(input_shape) != shape:
+        raise ModelFileError(f"{source} records input shape {'x'.join(map(str, shape))}, but "
+                             f"{'x'.join(map(str, input_shape))} was given; leave it out")
+    names = class_names
+    if names is None and "class_names" in metadata:
+        names = _meta_json_list(metadata, "class_names", source)
+    own = {k: v for k, v in metadata.items() if k not in _OWN_KEYS}
+    return ModelParts(weights, biases, own, acts, bias,
+                      input_shape if input_shape is not None else shape, names, [])
+
+
+def _check_format(metadata: dict[str, str], source: str) -> None:
     if metadata.get("format", FORMAT) != FORMAT:
         raise ModelFileError(f"{source}: format {_short(metadata['format'], 40)!r}, expected "
                              f"{FORMAT!r}")
@@ -236,19 +274,31 @@ def model_from_tensors(tensors: dict[str, np.ndarray], metadata: dict[str, str],
         raise ModelFileError(f"{source}: output_activation is "
                              f"{_short(metadata['output_activation'], 40)!r}, only 'softmax' "
                              "works")
-    if "format" not in metadata:  # saved by PyTorch: Linears may sit at any indices
-        tensors = sequential_names(tensors, source)
-    n_layers = _layer_count(tensors, source)
-    bias = tuple(f"{2 * i}.bias" in tensors for i in range(n_layers))
-    if "bias" in metadata:
-        recorded = tuple(v.strip() == "1" for v in metadata["bias"].split(","))
-        if len(recorded) != n_layers:
-            raise ModelFileError(f"{source}: metadata bias names {len(recorded)} layers, the "
-                                 f"tensors have {n_layers}")
-        missing = [f"{2 * i}.bias" for i in range(n_layers) if recorded[i] and not bias[i]]
-        if missing:
-            raise ModelFileError(f"{source}: missing tensor(s) {missing}")
-        bias = recorded
+
+
+def _bias_layout(tensors: dict, metadata: dict[str, str], n_layers: int,
+                 source: str) -> tuple[bool, ...]:
+    """Which Linears have a bias: as recorded, else as the tensors say."""
+    present = tuple(f"{2 * i}.bias" in tensors for i in range(n_layers))
+    if "bias" not in metadata:
+        return present
+    recorded = tuple(v.strip() == "1" for v in metadata["bias"].split(","))
+    if len(recorded) != n_layers:
+        raise ModelFileError(f"{source}: metadata bias names {len(recorded)} layers, the "
+                             f"tensors have {n_layers}")
+    missing = [f"{2 * i}.bias" for i in range(n_layers) if recorded[i] and not present[i]]
+    if missing:
+        raise ModelFileError(f"{source}: missing tensor(s) {missing}")
+    extra = [f"{2 * i}.bias" for i in range(n_layers) if present[i] and not recorded[i]]
+    if extra:
+        raise ModelFileError(f"{source}: tensor {extra[0]!r} is present but the metadata says "
+                             "its layer has no bias")
+    return recorded
+
+
+def _sizes(tensors: dict, metadata: dict[str, str], n_layers: int,
+           source: str) -> tuple[int, ...]:
+    """The layer sizes, input first: as recorded, else read off the weights' shapes."""
     if "sizes" in metadata:
         try:
             sizes = tuple(int(s) for s in metadata["sizes"].split(","))
@@ -260,23 +310,26 @@ def model_from_tensors(tensors: dict[str, np.ndarray], metadata: dict[str, str],
                 f"{source}: metadata sizes has {len(sizes) - 1} layers, the tensors have "
                 f"{n_layers}")
     else:
-        w0 = tensors["0.weight"]
-        sizes = (w0.shape[1] if w0.ndim == 2 else -1,)
-        sizes += tuple(tensors[f"{2 * i}.weight"].shape[0] if tensors[f"{2 * i}.weight"].ndim
-                       == 2 else -1 for i in range(n_layers))
+        shapes = [tensors[f"{2 * i}.weight"].shape for i in range(n_layers)]
+        sizes = (shapes[0][1] if len(shapes[0]) == 2 else -1,)
+        sizes += tuple(s[0] if len(s) == 2 else -1 for s in shapes)
     if min(sizes) < 1:
         raise ModelFileError(f"{source}: every layer needs at least one neuron, got sizes "
                              f"{','.join(map(str, sizes))}")
+    return sizes
+
+
+def _arrays(tensors: dict, sizes: tuple[int, ...], bias: tuple[bool, ...], source: str
+            ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Each layer's float32 weight and bias (zeros for a bias-free Linear), every shape
+    checked against ``sizes`` and every value finite."""
     weights, biases = [], []
-    for i in range(n_layers):
+    for i in range(len(sizes) - 1):
         for kind, shape in (("weight", (sizes[i + 1], sizes[i])), ("bias", (sizes[i + 1],))):
-            name = f"{2 * i}.{kind}"
             if kind == "bias" and not bias[i]:
-                if name in tensors:
-                    raise ModelFileError(f"{source}: tensor {name!r} is present but the "
-                                         "metadata says its layer has no bias")
                 biases.append(np.zeros(sizes[i + 1], np.float32))
                 continue
+            name = f"{2 * i}.{kind}"
             t = tensors[name]
             if t.shape != shape:
                 raise ModelFileError(
@@ -286,7 +339,13 @@ def model_from_tensors(tensors: dict[str, np.ndarray], metadata: dict[str, str],
             if bad:
                 raise ModelFileError(f"{source}: tensor {name!r} has {bad} NaN or infinite values")
             (weights if kind == "weight" else biases).append(t.astype(np.float32))
-    n_hidden = n_layers - 1
+    return weights, biases
+
+
+def _activations(metadata: dict[str, str], n_hidden: int, activation, source: str
+                 ) -> tuple[Activation, ...]:
+    """The hidden activations: as recorded, or as given when the file records none; both
+    given and recorded must agree, and none at all is an error (never a guess)."""
     recorded = _recorded_activations(metadata, n_hidden, source)
     try:
         given = None if activation is None else parse_activations(activation, n_hidden)
@@ -303,19 +362,7 @@ def model_from_tensors(tensors: dict[str, np.ndarray], metadata: dict[str, str],
             "them with --activation NAME (API: MLP.load(path, activation=NAME)), one name for "
             "every hidden layer or a comma-separated list with one per layer; they are "
             "never guessed")
-    shape = _meta_list(metadata, "input_shape", source) if "input_shape" in metadata else None
-    if shape is not None and input_shape is not None and tuple(input_shape) != shape:
-        raise ModelFileError(f"{source} records input shape {'x'.join(map(str, shape))}, but "
-                             f"{'x'.join(map(str, input_shape))} was given; leave it out")
-    shape = input_shape if input_shape is not None else shape
-    names = class_names
-    if names is None and "class_names" in metadata:
-        names = _meta_json_list(metadata, "class_names", source)
-    meta = {k: v for k, v in metadata.items() if k not in _OWN_KEYS}
-    try:
-        return MLP(weights, biases, meta, acts or (), bias, shape, names)
-    except ConfigError as exc:
-        raise ModelFileError(f"{source}: {exc}") from None
+    return acts or ()
 
 
 def _meta_list(metadata: dict[str, str], key: str, source: str) -> tuple[int, ...]:
@@ -336,11 +383,11 @@ def _meta_json_list(metadata: dict[str, str], key: str, source: str) -> list[str
     return value
 
 
-def load_model(path: str | os.PathLike, *, activation=None, input_shape=None,
-               class_names=None) -> MLP:
-    """Read and validate a model file (see the module docstring)."""
+def read_model(path: str | os.PathLike, *, activation=None, input_shape=None,
+               class_names=None) -> ModelParts:
+    """Read and check a model file (see the module docstring); ``MLP.load`` builds on it."""
     tensors, metadata, notes = read_safetensors(path)
-    model = model_from_tensors(tensors, metadata, source=str(path), activation=activation,
+    parts = parts_from_tensors(tensors, metadata, source=str(path), activation=activation,
                                input_shape=input_shape, class_names=class_names)
-    model.notes.extend(notes)
-    return model
+    parts.notes.extend(notes)
+    return parts

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ModelFileError
 from . import functional as F
+from . import io as model_file
 from .activations import RELU, Activation, parse_activations
 
 #: The paper's architecture: 784 inputs, seven hidden ReLU layers, 10 SoftMax outputs.
@@ -153,17 +154,23 @@ class MLP:
         """Load and validate a ``model.safetensors`` (docs/format.md). A file that does not
         record its activations (e.g. saved by PyTorch) needs ``activation``: one name for
         every hidden layer or one per layer; it is never guessed."""
-        from .io import load_model
+        parts = model_file.read_model(path, activation=activation, input_shape=input_shape,
+                                      class_names=class_names)
+        return cls.from_parts(parts, str(path))
 
-        return load_model(path, activation=activation, input_shape=input_shape,
-                          class_names=class_names)
+    @classmethod
+    def from_parts(cls, parts: model_file.ModelParts, source: str = "model") -> MLP:
+        """The model a checked file describes; a fact that does not fit the rest (e.g. an
+        input shape that does not hold the inputs) is a :class:`ModelFileError`."""
+        try:
+            return cls(*parts)
+        except ConfigError as exc:
+            raise ModelFileError(f"{source}: {exc}") from None
 
     def save(self, path: str | Path, metadata: dict[str, str] | None = None) -> None:
         """Write the model as safetensors (docs/format.md), atomically; ``metadata`` adds
         string entries to the header."""
-        from .io import save_model
-
-        save_model(self, path, metadata)
+        model_file.write_model(self, path, metadata)
 
     def _like(self, weights, biases) -> MLP:
         return MLP(weights, biases, dict(self.metadata), self.activation_fns, self.has_bias,

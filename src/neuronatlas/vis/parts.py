@@ -1,4 +1,4 @@
-"""The visualiser built from parts (issue 12), like lucent's optvis: a parametrisation
+"""The visualiser built from parts, like lucent's optvis: a parametrisation
 (:mod:`.params`), transforms before the network (:mod:`.transforms`), the objective
 (:mod:`.objectives`, through the batched :class:`~.render.Renderer`), regularisers
 (:mod:`.regularizers`) and an optimiser (:mod:`.optimizers`). One step, for every row::

@@ -92,7 +92,7 @@ def candidate_methods() -> dict:
     adam = {"optimizer": "adam", "lr": 0.05, "objective": "pre", "tv": 0.0, "l1": 0.0}
     return {
         "paper": VisConfig(),
-        "paper+revive": VisConfig(revive=True),  # what the atlas showed before issue 12
+        "paper+revive": VisConfig(revive=True),  # what the atlas showed before the readable presets
         "readable": VisConfig.preset("readable"),
         "diverse": VisConfig.preset("diverse"),
         "adam": VisConfig(**adam),  # no regulariser: what the objective alone draws

@@ -1,4 +1,4 @@
-"""How far to trust a visualisation: the readability measures of issue 12, each a
+"""How far to trust a visualisation: the readability measures (docs/vis_quality.md), each a
 function of images and numbers (``benchmarks/vis_quality.py`` runs them per method and
 layer; the report shows its table).
 

@@ -3,7 +3,7 @@
 Images are rows of ``(R, H*W*C)``: an image of height H, width W and C channels,
 flattened channel-last (row-major H x W x C; MNIST's is 28 x 28 x 1, ``(R, 784)``).
 Each regulariser returns its value per row and its gradient with respect to the image;
-total variation runs over each channel separately. Beyond the paper (issue 12): TV with
+total variation runs over each channel separately. Beyond the paper: TV with
 an exponent beta (Mahendran & Vedaldi, IJCV 2016), L2 decay, the tie of feature
 accentuation, the diversity penalty (lucent's ``objectives.diversity``, on the images
 themselves) and the Gaussian blur applied every few steps (Yosinski et al. 2015).
