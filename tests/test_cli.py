@@ -171,3 +171,21 @@ def test_overwrite_with_sizes_that_cannot_be_allocated_keeps_the_run(tmp_path, m
     assert_user_error(run_cli("train", "--run", run, "--overwrite", "--sizes",
                               "784,99999999999,10"), "GiB")
     assert (run / "model.safetensors").read_bytes() == before  # nothing of it was lost
+
+
+@pytest.mark.parametrize("verb, config", [("train", "TrainConfig"), ("visualize", "VisConfig")])
+def test_every_config_field_is_a_flag_whose_help_is_the_fields_own(verb, config):
+    """The CLI is an adapter: one flag per dataclass field, its help the field's comment in
+    config.py (written once), its check the dataclass's."""
+    import dataclasses
+
+    import neuronatlas as na
+    from neuronatlas.cli import cli
+
+    cls = getattr(na, config)
+    params = {p.name: p for p in cli.commands[verb].params}
+    helps = cls.field_help()
+    for fld in dataclasses.fields(cls):
+        assert fld.name in params, fld.name
+        assert params[fld.name].help.startswith(helps[fld.name]), fld.name
+        assert params[fld.name].default is None  # None: not given, the config decides

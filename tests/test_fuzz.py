@@ -8,10 +8,11 @@ from __future__ import annotations
 import io
 import json
 import struct
+import warnings
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import neuronatlas as na
@@ -304,6 +305,98 @@ def test_other_verbs_flags_are_a_result_or_one_error_line(cli_run, mnist, capsys
     code = _main_exit([*_CASES[verb](values), "--run", str(cli_run), "--dataset", "mnist"])
     err = capsys.readouterr().err
     assert code in (0, 2), (verb, values, err)
+    assert "Traceback" not in err
+    if code == 2:
+        assert [line for line in err.splitlines() if line.startswith("error: ")], err
+
+
+# --- train's and import's flags, on a tiny dataset (each example trains in well under 1 s) --
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    """64 + 32 images of 4x4 pixels in 3 classes, and a PyTorch-style state_dict for them."""
+    folder = tmp_path_factory.mktemp("fuzz-train")
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (96, 4, 4), dtype=np.uint8)
+    y = rng.integers(0, 3, 96)
+    np.savez(folder / "tiny.npz", x_train=x[:64], y_train=y[:64], x_test=x[64:], y_test=y[64:])
+    model = na.MLP.init((16, 8, 3), rng=rng)
+    from safetensors.numpy import save_file
+
+    save_file({"0.weight": model.weights[0], "0.bias": model.biases[0],
+               "2.weight": model.weights[1], "2.bias": model.biases[1]},
+              folder / "sd.safetensors")
+    return folder
+
+
+def _flag_and_value(flags: dict[str, list[str]]):
+    """A flag, then one of its telling values or any value at all."""
+    return st.sampled_from(sorted(flags)).flatmap(
+        lambda f: st.tuples(st.just(f), st.one_of(st.sampled_from(flags[f]), _flag_values)))
+
+
+_TRAIN_FLAGS = {
+    "sizes": ["16,8,3", "16,3", "16,99999999999,3", "16,0,3", "784,10", "16,-2,3", "1,2"],
+    "batch-size": ["1", "32", "64", "1000"],
+    "epochs": ["0", "1", "2"],
+    "lr": ["0.1", "1e308"],
+    "fine-tune-epochs": ["0", "1"],
+    "fine-tune-lr": ["0.01"],
+    "ema-decay": ["0", "0.5", "1", "2"],
+    "seed": ["3", "-4", "99999999999999999999"],
+    "activation": ["relu", "gelu,tanh", "leaky_relu:0.2", "leaky_relu:x", "relu,relu,relu",
+                   "softplus:0"],
+    "stop-after-epoch": ["1", "0"],
+}
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(_flag_and_value(_TRAIN_FLAGS), min_size=1, max_size=4),
+       st.sampled_from([[], ["--overwrite"], ["--overwrite"], ["--resume"],
+                        ["--quick", "--overwrite"]]))
+@example([("lr", "1e308")], ["--overwrite"])  # diverges: one line, no numpy warnings
+@example([("sizes", "16,99999999999,3")], ["--overwrite"])  # refused before anything goes
+def test_train_flags_are_a_model_or_one_error_line(tiny_data, capsys, flags, mode):
+    run = tiny_data / "run"
+    argv = ["train", "--run", str(run), "--dataset", str(tiny_data / "tiny.npz"),
+            "--sizes", "16,8,3", "--epochs", "1", "--fine-tune-epochs", "0", *mode]
+    for flag, value in flags:
+        argv += [f"--{flag}", value]
+    before = (run / "model.safetensors").read_bytes() if (run / "model.safetensors").exists() \
+        else None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code = _main_exit(argv)
+    err = capsys.readouterr().err
+    assert code in (0, 2), (argv, err)
+    assert "Traceback" not in err and not caught, (err, [str(w.message) for w in caught])
+    if code == 2:
+        assert [line for line in err.splitlines() if line.startswith("error: ")], err
+        if before is not None:  # a refused train leaves the saved model as it was
+            assert (run / "model.safetensors").read_bytes() == before, argv
+
+
+_IMPORT_FLAGS = {
+    "activation": ["relu", "gelu", "relu,relu", "nope", ""],
+    "sizes": ["16,8,3", "16,9,3", "16,3", "x"],
+    "input-shape": ["4,4,1", "2,8,1", "4,4,2", "0,4,4", "4x4x1", "a"],
+    "dataset": ["tiny", "mnist-x", "/nonexistent.npz"],
+}
+
+
+@settings(max_examples=50, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(_flag_and_value(_IMPORT_FLAGS), min_size=1, max_size=3),
+       st.sampled_from(["sd.safetensors", "tiny.npz", "missing.onnx", "sd.pt"]))
+def test_import_flags_are_a_run_or_one_error_line(tiny_data, capsys, flags, source):
+    options = {"dataset": str(tiny_data / "tiny.npz")}
+    for flag, value in flags:
+        options[flag] = str(tiny_data / "tiny.npz") if value == "tiny" else value
+    argv = ["import", str(tiny_data / source), "--run", str(tiny_data / "imported"),
+            "--overwrite", *[a for k, v in options.items() for a in (f"--{k}", v)]]
+    code = _main_exit(argv)
+    err = capsys.readouterr().err
+    assert code in (0, 2), (argv, err)
     assert "Traceback" not in err
     if code == 2:
         assert [line for line in err.splitlines() if line.startswith("error: ")], err

@@ -191,6 +191,49 @@ def _parse_sizes(ctx, param, value):
         raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from None
 
 
+def config_options(cls, *, show_default: bool = False):
+    """A flag for every field of the config dataclass ``cls``: its help is the field's
+    comment in config.py, its check the dataclass's own (a :class:`ConfigError` is a user
+    mistake); every flag defaults to None, meaning "not given"."""
+    import dataclasses
+
+    from .config import VIS_OBJECTIVES, VIS_OPTIMIZERS, VIS_PARAMS
+
+    choices = {"objective": VIS_OBJECTIVES, "param": VIS_PARAMS, "optimizer": VIS_OPTIMIZERS}
+    types = {"int": int, "float": float, "str": str}
+    helps = cls.field_help()
+    opts = []
+    for fld in dataclasses.fields(cls):
+        flag, text = fld.name.replace("_", "-"), helps[fld.name]
+        if fld.name == "activation":
+            text += (f"; one of {', '.join(KINDS)} (leaky_relu:0.2, elu:0.5, softplus:2 take "
+                     "a parameter)")
+        if show_default:
+            default = fld.default
+            shown = (("on" if default else "off") if isinstance(default, bool)
+                     else ",".join(map(str, default)) if isinstance(default, tuple)
+                     else default)
+            text += f" [default: {shown}]"
+        if fld.type == "bool":
+            opts.append(click.option(f"--{flag}/--no-{flag}", fld.name, default=None,
+                                     help=text))
+        elif fld.type.startswith("tuple[int"):
+            opts.append(click.option(f"--{flag}", fld.name, callback=_parse_sizes,
+                                     default=None, help=text))
+        else:
+            kind = (click.Choice(choices[fld.name]) if fld.name in choices
+                    else types[fld.type])
+            opts.append(click.option(f"--{flag}", fld.name, type=kind, default=None,
+                                     help=text))
+
+    def decorate(f):
+        for opt in reversed(opts):
+            f = opt(f)
+        return f
+
+    return decorate
+
+
 @cli.command()
 @click.option("--run", "run_dir", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="Run folder [default: runs/paper for the paper's network "
@@ -198,24 +241,7 @@ def _parse_sizes(ctx, param, value):
 @click.option("--dataset", default="mnist", show_default=True, metavar="NAME|PATH",
               help=f"{' or '.join(NAMED)}, or a .npz of x_train, y_train, x_test, y_test.")
 @DATA_DIR_OPTION
-@click.option("--epochs", type=int, default=TrainConfig.epochs, help="Epochs at --lr.")
-@click.option("--lr", type=float, default=TrainConfig.lr, help="Learning rate of the first phase.")
-@click.option("--fine-tune-epochs", type=int, default=TrainConfig.fine_tune_epochs,
-              help="Epochs at --fine-tune-lr after the first phase.")
-@click.option("--fine-tune-lr", type=float, default=TrainConfig.fine_tune_lr,
-              help="Learning rate of the second phase.")
-@click.option("--batch-size", type=int, default=TrainConfig.batch_size, help="SGD batch size.")
-@click.option("--ema-decay", type=float, default=TrainConfig.ema_decay,
-              help="Weight of the loss's exponential moving average.")
-@click.option("--seed", type=int, default=TrainConfig.seed,
-              help="Seed of the initial weights and of every epoch's shuffle.")
-@click.option("--paper-grad-bug/--no-paper-grad-bug", default=TrainConfig.paper_grad_bug,
-              help="Divide the gradient by 10, as the paper did by accident (footnote 2).")
-@click.option("--sizes", callback=_parse_sizes, default=None,
-              help="Layer sizes, comma-separated [default: 784,1250,1000,750,500,250,100,32,10].")
-@click.option("--activation", default=TrainConfig.activation,
-              help="Hidden activation: one of " + ", ".join(KINDS) + " (leaky_relu:0.2, "
-                   "elu:0.5, softplus:2 take a parameter), or one per layer, comma-separated.")
+@config_options(TrainConfig, show_default=True)
 @click.option("--quick", is_flag=True,
               help="2 + 1 epochs (about a minute) instead of the paper's 20 + 5.")
 @click.option("--resume", is_flag=True, help="Continue from the run's checkpoint, bit-exactly.")
@@ -224,13 +250,10 @@ def _parse_sizes(ctx, param, value):
               help="Stop (resumably) once this many epochs are done.")
 def train(run_dir, dataset, data_dir, quick, resume, overwrite, stop_after_epoch, **flags):
     """Train the MLP with the paper's schedule (or the flags); resumable with --resume."""
-    ctx = click.get_current_context()
-    given = {k: v for k, v in flags.items()
-             if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT}
-    fields = {k: v for k, v in flags.items() if v is not None}
+    given = {k: v for k, v in flags.items() if v is not None}
     config = None
     if not (resume and not given and not quick):
-        config = TrainConfig.quick(**given) if quick else TrainConfig(**fields)
+        config = TrainConfig.quick(**given) if quick else TrainConfig(**given)
     if run_dir is None:
         run_dir = _train_run(config or TrainConfig(), dataset)
     if resume and not (run_dir / CHECKPOINT).is_file():
@@ -303,33 +326,15 @@ def _file_part(name: str) -> str:
 
 # --- visualize / query / adversarial ---------------------------------------------------
 def vis_options(f):
-    """``--preset NAME`` and a flag for every VisConfig field (help from the field's own
-    comment); a flag given overrides the preset's value, one not given leaves it."""
-    import dataclasses
-
-    from .config import VIS_OBJECTIVES, VIS_OPTIMIZERS, VIS_PARAMS
+    """``--preset NAME`` and a flag for every VisConfig field; a flag given overrides the
+    preset's value, one not given leaves it."""
     from .vis.presets import DESCRIPTIONS, PRESETS
 
-    choices = {"objective": VIS_OBJECTIVES, "param": VIS_PARAMS, "optimizer": VIS_OPTIMIZERS}
-    types = {"int": int, "float": float, "str": str}
-    helps = VisConfig.field_help()
-    opts = [click.option("--preset", type=click.Choice(list(PRESETS)), default="readable",
-                         show_default=True,
-                         help="The method; any flag below overrides one of its settings. "
-                              + "; ".join(f"{k}: {v}" for k, v in DESCRIPTIONS.items()))]
-    for fld in dataclasses.fields(VisConfig):
-        flag = fld.name.replace("_", "-")
-        if fld.type == "bool":
-            opts.append(click.option(f"--{flag}/--no-{flag}", fld.name, default=None,
-                                     help=helps[fld.name]))
-        else:
-            kind = (click.Choice(choices[fld.name]) if fld.name in choices
-                    else types[fld.type])
-            opts.append(click.option(f"--{flag}", fld.name, type=kind, default=None,
-                                     help=helps[fld.name]))
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
+    f = config_options(VisConfig)(f)
+    return click.option("--preset", type=click.Choice(list(PRESETS)), default="readable",
+                        show_default=True,
+                        help="The method; any flag below overrides one of its settings. "
+                             + "; ".join(f"{k}: {v}" for k, v in DESCRIPTIONS.items()))(f)
 
 
 def _vis_config(flags: dict) -> VisConfig:

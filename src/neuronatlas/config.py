@@ -81,16 +81,17 @@ class TrainConfig(_JSONConfig):
         na.TrainConfig(sizes=(784, 512, 256, 10), activation="gelu", epochs=10)
     """
 
-    sizes: tuple[int, ...] = PAPER_SIZES  # 784-1250-1000-750-500-250-100-32-10, as in the paper
-    batch_size: int = 32  # the paper's batch size
-    epochs: int = 20  # the paper's first phase
-    lr: float = 0.01  # the paper's first learning rate
-    fine_tune_epochs: int = 5  # the paper's second phase
-    fine_tune_lr: float = 0.001  # the paper's second learning rate
-    ema_decay: float = 0.9999  # the paper's weighting of the loss's moving average
-    seed: int = 0  # initial weights and every epoch's shuffle follow from it
-    paper_grad_bug: bool = False  # footnote 2: the paper divided its gradient by 10
-    activation: str = "relu"  # after every hidden layer (or one per layer, comma-separated)
+    sizes: tuple[int, ...] = PAPER_SIZES  # layer sizes, input first (the paper's network)
+    batch_size: int = 32  # SGD batch size, the paper's
+    epochs: int = 20  # epochs at lr: the paper's first phase
+    lr: float = 0.01  # learning rate of the first phase, the paper's
+    fine_tune_epochs: int = 5  # epochs at fine_tune_lr after the first phase, the paper's
+    fine_tune_lr: float = 0.001  # learning rate of the second phase, the paper's
+    ema_decay: float = 0.9999  # weight of the loss's moving average, the paper's
+    seed: int = 0  # the initial weights and every epoch's shuffle follow from it
+    paper_grad_bug: bool = False  # divide the gradient by 10, as the paper did by accident
+    # (its footnote 2)
+    activation: str = "relu"  # the activation after every hidden layer, or one per layer
 
     def __post_init__(self):
         object.__setattr__(self, "sizes", tuple(self.sizes))
@@ -160,8 +161,8 @@ class VisConfig(_JSONConfig):
     paper, but what adversarial starts from real digits need on smaller models.
     """
 
-    steps: int = 100  # Figures 3 and 4 optimise for 100 steps
-    lr: float = 0.05  # ascent step; the paper gives none; with tv 0.064 output digits are smooth
+    steps: int = 100  # optimisation steps; Figures 3 and 4 use 100
+    lr: float = 0.05  # step size; the paper gives none; with tv 0.064 output digits are smooth
     tv: float = 0.064  # total-variation weight; Figure 3 spans 0.004 .. 0.256
     l1: float = 0.0064  # L1 weight; "a small amount ... (e.g., 10% of the TV weight)"
     init: str = "zero"  # "zero" (all 0.01), "random", "mnist:<index>", "image" or a path

@@ -301,7 +301,8 @@ def _epoch(step: SGDStep, x: np.ndarray, y: np.ndarray, state: TrainState,
     ema, keep, pending = state.ema_raw, 1.0 - decay, 0
     interrupted = False
     for s in range(state.step_in_epoch, len(x) // B):
-        loss = step(x[perm[s * B : (s + 1) * B]], y[perm[s * B : (s + 1) * B]])
+        with np.errstate(all="ignore"):  # a diverging step is reported once, just below
+            loss = step(x[perm[s * B : (s + 1) * B]], y[perm[s * B : (s + 1) * B]])
         if not math.isfinite(loss):
             raise TrainingDivergedError(
                 f"loss became {loss} at epoch {state.epoch + 1}, step {s + 1} "
