@@ -65,33 +65,47 @@ def trend(values: list[float]) -> float:
 
 def verdicts(table: list[dict]) -> list[dict]:
     """The paper's statements, each with the numbers that support or contradict it."""
-    col = lambda key: [row[key] for row in table]  # noqa: E731
-    out = []
-    rho_v, rho_g = trend(col("eff_pixels_vis")), trend(col("eff_pixels_grad"))
-    few = len(table) < 3  # a trend over layers needs three of them
-    out.append({
+    out = [claim(table) for claim in CLAIMS]
+    for c in out:
+        c.setdefault("verdict", "supported" if c["supported"] else "contradicted")
+    return out
+
+
+def _col(table: list[dict], key: str) -> list:
+    return [row[key] for row in table]
+
+
+def _receptive_fields(table: list[dict]) -> dict:
+    rho_v, rho_g = trend(_col(table, "eff_pixels_vis")), trend(_col(table, "eff_pixels_grad"))
+    return {
         "claim": "nodes in earlier, larger layers respond to pixels widely distributed over "
                  "the image; later, smaller layers to more concentrated regions",
         "measure": "Spearman rho of layer vs median effective pixels (visualisation, "
                    "input gradient on top images)",
         "value": {"visualisation": rho_v, "gradient": rho_g},
         "supported": bool(rho_v < -0.5 and rho_g < -0.5),
-        "verdict": NA if few else _verdict(rho_v < -0.5 and rho_g < -0.5,
-                                           rho_v > 0.5 and rho_g > 0.5),
-    })
-    rho_p, rho_h = trend(col("top1_prob")), trend(col("output_entropy"))
-    out.append({
+        "verdict": NA if len(table) < 3 else _verdict(rho_v < -0.5 and rho_g < -0.5,
+                                                      rho_v > 0.5 and rho_g > 0.5),
+    }
+
+
+def _output_focus(table: list[dict]) -> dict:
+    rho_p, rho_h = trend(_col(table, "top1_prob")), trend(_col(table, "output_entropy"))
+    return {
         "claim": "visualisations of later layers activate a single output node strongly; "
                  "those of earlier layers a range of outputs",
         "measure": "Spearman rho of layer vs median top-1 probability / output entropy",
         "value": {"top1_prob": rho_p, "entropy": rho_h},
         "supported": bool(rho_p > 0.5 and rho_h < -0.5),
-        "verdict": NA if few else _verdict(rho_p > 0.5 and rho_h < -0.5,
-                                           rho_p < -0.5 and rho_h > 0.5),
-    })
+        "verdict": NA if len(table) < 3 else _verdict(rho_p > 0.5 and rho_h < -0.5,
+                                                      rho_p < -0.5 and rho_h > 0.5),
+    }
+
+
+def _dead_neurons(table: list[dict]) -> dict:
     silent = sum(r["silent"] for r in table) / sum(r["size"] for r in table)
     dead = sum(r["dead"] for r in table) / sum(r["size"] for r in table)
-    out.append({
+    return {
         "claim": "some neurons (a minority) are dead: never active on the data, and their "
                  "activation cannot be raised by optimisation",
         "measure": "fraction of hidden neurons silent on every image of the dataset; fraction "
@@ -101,34 +115,40 @@ def verdicts(table: list[dict]) -> list[dict]:
         # silent on the data, yet revivable: half of the paper's definition holds
         "verdict": _verdict(0 < dead < 0.5, silent == 0) if not (0 < silent < 0.5 and dead == 0)
         else "mixed",
-    })
+    }
+
+
+def _clusters(table: list[dict]) -> dict:
     n_clusters = sum(r["clusters"] for r in table)
-    co = [r["co_risers_median"] for r in table]
-    out.append({
+    return {
         "claim": "nodes of a hidden layer activate together in clusters",
         "measure": "correlation clusters (r >= 0.5 on average) over the dataset; median "
                    "number of co-risers when a neuron is optimised",
-        "value": {"clusters": n_clusters, "co_risers_median_per_layer": co},
+        "value": {"clusters": n_clusters,
+                  "co_risers_median_per_layer": _col(table, "co_risers_median")},
         "supported": bool(n_clusters > 0),
-    })
-    above = [r["ratio_above_1"] for r in table]
+    }
+
+
+def _target_leads(table: list[dict]) -> dict:
     holds = [r["layer"] for r in table if r["ratio_above_1"] > 0.5]
-    out.append({
+    return {
         "claim": "visualisations typically still activate the target node more than any "
                  "other node of its layer",
         "measure": "per layer, fraction of visualisations with ratio > 1 (the claim holds in "
                    "a layer where it is above one half)",
-        "value": above,
+        "value": _col(table, "ratio_above_1"),
         # a verdict over layers must not average away a split: every layer, or none
         "supported": len(holds) == len(table),
         "verdict": _verdict(len(holds) == len(table), not holds),
         "detail": (f"holds in layers {_layers(holds)}; not in layers "
                    f"{_layers([r['layer'] for r in table if r['layer'] not in holds])}"
                    if 0 < len(holds) < len(table) else ""),
-    })
-    for c in out:
-        c.setdefault("verdict", "supported" if c["supported"] else "contradicted")
-    return out
+    }
+
+
+#: the paper's claims about the layers, in the report's order
+CLAIMS = (_receptive_fields, _output_focus, _dead_neurons, _clusters, _target_leads)
 
 
 NA = "n/a (a trend needs three or more hidden layers)"

@@ -185,45 +185,19 @@ def visualize(
     (maco) defaults to the mean spectrum of the model's recorded dataset."""
     config = config or VisConfig()
     config.check_shape(model.input_shape)
-    objectives, pairs = [], []
-    for t in targets:
-        if isinstance(t, str):  # "7:1"
-            t = parse_target(t)
-        obj = t.bind(model.sizes) if isinstance(t, Objective) else objective_for(
-            tuple(int(v) for v in t), config, model.sizes)
-        objectives.append(obj)
-        pairs.append(obj.target)
-    if not objectives:
-        raise ConfigError("no targets to visualise")
+    objectives = _objectives(targets, config, model.sizes)
+    pairs = [obj.target for obj in objectives]
     if init_image is None and config.init not in ("zero", "random", "image"):
         init_image = resolve_init_image(config.init, lambda: _recorded_data(model),
                                         model.input_shape)
     x0 = start_images(config, pairs, init_image, model.dtype, model.sizes[0])
     K = config.diversity
-    with np.errstate(over="ignore", invalid="ignore"):  # non-finite results: checked below
-        if config.is_paper_method:
-            shift_index = None
-            if config.jitter:
-                shift_index = np.stack([_jitter_draws(config, t, model.sizes[0]) for t in pairs])
-            raw = render(model, objectives, config, x0, shift_index, callback, snapshot)
-        else:
-            x0, draws = _part_starts(config, pairs, x0, model.input_shape)
-            if config.param == "maco" and magnitude is None:
-                magnitude = data_magnitude(_recorded_data(model), model.input_shape)
-            raw = render(model, [o for o in objectives for _ in range(K)], config, x0, None,
-                         _per_target(callback, K), _per_target(snapshot, K),
-                         draws=draws, magnitude=magnitude)
+    raw = _optimise(model, objectives, config, x0, callback, snapshot, magnitude)
     images = np.clip(raw, 0, 1) if config.clip or config.project else raw
     rows = [t for t in pairs for _ in range(K)]
     with np.errstate(over="ignore", invalid="ignore"):
         s = target_stats(model, images, rows)
-    bad = ~np.isfinite(images).all(axis=1) | ~np.isfinite(s.activation)
-    if bad.any():
-        first = rows[int(np.argmax(bad))]
-        raise VisualizationDivergedError(
-            f"the optimisation of {int(bad.sum())} of {len(rows)} image(s) (first "
-            f"{first[0]}:{first[1]}) went NaN or infinite; use a smaller learning rate than "
-            f"{config.lr:g}")
+    _check_finite(images, s.activation, rows, config)
     diverse = diverse_act = None
     if K > 1:  # each target's best image leads; all K are kept
         diverse = images.reshape(len(pairs), K, -1)
@@ -234,6 +208,52 @@ def visualize(
     return VisResult(pairs, config, images, s.activation, s.next_index, s.next_activation,
                      s.ratio, s.top3_classes, s.top3_probs, model.input_shape, model.class_names,
                      diverse, diverse_act)
+
+
+def _objectives(targets, config: VisConfig, sizes: tuple[int, ...]) -> list[Objective]:
+    """Each target (``"7:1"``, a ``(layer, neuron)`` pair or an Objective) bound to the
+    model's sizes."""
+    objectives = []
+    for t in targets:
+        if isinstance(t, str):  # "7:1"
+            t = parse_target(t)
+        objectives.append(t.bind(sizes) if isinstance(t, Objective) else objective_for(
+            tuple(int(v) for v in t), config, sizes))
+    if not objectives:
+        raise ConfigError("no targets to visualise")
+    return objectives
+
+
+def _optimise(model: MLP, objectives: list[Objective], config: VisConfig, x0: np.ndarray,
+              callback, snapshot, magnitude) -> np.ndarray:
+    """The optimised images, one row per target (K per target with ``diversity``): the
+    paper's fused renderer when only its parts are in use, else the parts."""
+    pairs = [obj.target for obj in objectives]
+    K = config.diversity
+    with np.errstate(over="ignore", invalid="ignore"):  # non-finite results: checked after
+        if config.is_paper_method:
+            shift_index = None
+            if config.jitter:
+                shift_index = np.stack([_jitter_draws(config, t, model.sizes[0]) for t in pairs])
+            return render(model, objectives, config, x0, shift_index, callback, snapshot)
+        x0, draws = _part_starts(config, pairs, x0, model.input_shape)
+        if config.param == "maco" and magnitude is None:
+            magnitude = data_magnitude(_recorded_data(model), model.input_shape)
+        return render(model, [o for o in objectives for _ in range(K)], config, x0, None,
+                      _per_target(callback, K), _per_target(snapshot, K), draws=draws,
+                      magnitude=magnitude)
+
+
+def _check_finite(images: np.ndarray, activation: np.ndarray, rows: list, config: VisConfig
+                  ) -> None:
+    """A non-finite image or activation is an error, never a number."""
+    bad = ~np.isfinite(images).all(axis=1) | ~np.isfinite(activation)
+    if bad.any():
+        first = rows[int(np.argmax(bad))]
+        raise VisualizationDivergedError(
+            f"the optimisation of {int(bad.sum())} of {len(rows)} image(s) (first "
+            f"{first[0]}:{first[1]}) went NaN or infinite; use a smaller learning rate than "
+            f"{config.lr:g}")
 
 
 def row_rng(config: VisConfig, target: tuple[int, int], k: int) -> np.random.Generator:
