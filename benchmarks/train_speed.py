@@ -53,7 +53,7 @@ def gemms_alone(na, data, steps) -> float:
     called back to back on real activations): the floor for this batch size."""
     import numpy as np
 
-    from neuronatlas.nn.fused import SGDStep
+    from neuronatlas.nn.sgd_step import SGDStep
 
     model = na.MLP.init(na.PAPER_SIZES, rng=np.random.default_rng(0))
     step = SGDStep(model, 32, 1e-30)  # a vanishing (not zero: BLAS skips alpha=0) update

@@ -7,7 +7,7 @@ import pytest
 
 from neuronatlas import MLP, ConfigError, ModelFileError
 from neuronatlas.nn.activations import KINDS, Activation, parse_activations
-from neuronatlas.nn.fused import SGDStep
+from neuronatlas.nn.sgd_step import SGDStep
 from neuronatlas.vis.objectives import neuron
 from neuronatlas.vis.render import Renderer
 

@@ -72,3 +72,12 @@ def test_every_relative_link_in_the_docs_resolves():
             if not (page.parent / target).exists():
                 broken.append(f"{page.relative_to(ROOT)} -> {target}")
     assert not broken, broken
+
+
+def test_the_code_map_names_only_files_that_exist():
+    text = (ROOT / "docs/code.md").read_text()
+    named = set(re.findall(r"`([\w/]+\.py)`", text)) | set(re.findall(r"`(\w+/)`", text))
+    package = ROOT / "src/neuronatlas"
+    missing = [n for n in named if not (package / n).exists()
+               and not (package / "figures" / n).exists()]
+    assert named and not missing, missing

@@ -1,5 +1,5 @@
 """Each paper figure, drawn from small fake inputs, has the panels and labels its caption
-requires (the captions are quoted in neuronatlas.paper)."""
+requires (each caption is quoted in its figure's module, neuronatlas/figures/figN.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import pytest
 from matplotlib.colors import to_hex, to_rgba
 from matplotlib.figure import Figure
 
-from neuronatlas import experiments as E
-from neuronatlas import figures as F
+from neuronatlas.figures import drawing as D
+from neuronatlas.figures import fig1, fig2, fig3, fig4, fig5, fig6, fig7
+from neuronatlas.figures.common import TV_DOUBLING, most_selective
+from neuronatlas.figures.drawing import figure_bytes
 
 rng = np.random.default_rng(0)
 
@@ -33,7 +35,7 @@ def all_strings(fig: Figure) -> str:
 def test_fig1_unclipped_above_clipped_with_green_activation_and_grey_second():
     targets = np.array([[8, 0], [8, 3], [7, 1]])
     n = len(targets)
-    fig = F.fig1(targets=targets, steps=np.array([50, 50, 25]),
+    fig = fig1.draw(targets=targets, steps=np.array([50, 50, 25]),
                  images_raw=rng.normal(size=(n, 784)), images_clipped=rng.random((n, 784)),
                  activation_raw=np.array([0.99, 0.98, 12.5]),
                  activation_clipped=np.array([0.97, 0.96, 8.25]),
@@ -43,8 +45,8 @@ def test_fig1_unclipped_above_clipped_with_green_activation_and_grey_second():
     top, bottom = axes["8:3 unclipped"], axes["8:3 clipped"]
     assert top.get_position().y0 > bottom.get_position().y0  # unclipped above clipped
     act, second = texts(bottom)
-    assert act.get_text() == "0.9600" and to_hex(act.get_color()) == F.GREEN
-    assert second.get_text() == "0.0200" and to_hex(second.get_color()) == F.GREY
+    assert act.get_text() == "0.9600" and to_hex(act.get_color()) == D.GREEN
+    assert second.get_text() == "0.0200" and to_hex(second.get_color()) == D.GREY
     assert [t.get_text() for t in texts(axes["7:1 clipped"])] == ["8.25", "2.5"]
     assert "50 steps" in axes["8:0 unclipped"].get_title()
     assert "25 steps" in axes["7:1 unclipped"].get_title()
@@ -67,32 +69,32 @@ def fake_fig2(n=2):
 
 def test_fig2_pairs_with_top_class_bars_and_other_share():
     d = fake_fig2()
-    fig = F.fig2(**d)
+    fig = fig2.draw(**d)
     axes = {ax.get_label(): ax for ax in fig.get_axes()}
     for key in ("Ai", "Aii", "Bi", "Bii"):
         assert axes[key].images
     # the original is correct (green bar), the adversarial example is not (red bar)
-    assert to_hex(axes["Ai top"].patches[0].get_facecolor()) == F.GREEN
-    assert to_hex(axes["Aii top"].patches[0].get_facecolor()) == F.RED
+    assert to_hex(axes["Ai top"].patches[0].get_facecolor()) == D.GREEN
+    assert to_hex(axes["Aii top"].patches[0].get_facecolor()) == D.RED
     assert axes["Ai top"].patches[0].get_width() == pytest.approx(0.99)
     assert axes["Ai top"].texts[0].get_text() == "3: 99.0000%"
     # second bar of the original: class 1's share of the other classes' total
     rest = float(np.delete(d["probs_original"][0], 3).sum())
     assert axes["Ai other"].patches[0].get_width() == pytest.approx(0.002 / rest)
-    assert to_hex(axes["Ai other"].patches[0].get_facecolor()) == F.LIGHT_RED
-    assert to_hex(axes["Aii other"].patches[0].get_facecolor()) == F.LIGHT_GREEN
+    assert to_hex(axes["Ai other"].patches[0].get_facecolor()) == D.LIGHT_RED
+    assert to_hex(axes["Aii other"].patches[0].get_facecolor()) == D.LIGHT_GREEN
     assert axes["Aii other"].texts[0].get_text().startswith("3: ")
 
 
 def test_fig2_never_rounds_up_to_100_percent():
-    assert F._percent(0.99999999) == ">99.9999%"
-    assert F._percent(0.992693) == "99.2693%"
+    assert D.percent(0.99999999) == ">99.9999%"
+    assert D.percent(0.992693) == "99.2693%"
 
 
 def test_fig3_rows_of_nodes_tv_columns_and_the_mnist_average_on_the_left():
-    nodes, tv = np.array([0, 3, 5]), np.array(E.TV_DOUBLING)
+    nodes, tv = np.array([0, 3, 5]), np.array(TV_DOUBLING)
     act = rng.random((3, 7))
-    fig = F.fig3(nodes=nodes, tv=tv, images=rng.random((3, 7, 784)), activation=act,
+    fig = fig3.draw(nodes=nodes, tv=tv, images=rng.random((3, 7, 784)), activation=act,
                  averages=rng.random((3, 784)))
     axes = image_axes(fig)
     assert len(axes) == 3 * 8
@@ -100,7 +102,7 @@ def test_fig3_rows_of_nodes_tv_columns_and_the_mnist_average_on_the_left():
     assert avg.get_position().x0 < first.get_position().x0
     assert axes["0 tv=0.256"].get_title() == "TV 0.256"
     (label,) = texts(axes["5 tv=0.064"])
-    assert label.get_text() == f"{act[2, 4]:.4f}" and to_hex(label.get_color()) == F.RED
+    assert label.get_text() == f"{act[2, 4]:.4f}" and to_hex(label.get_color()) == D.RED
 
 
 def grid_inputs(target, steps_act):
@@ -112,7 +114,7 @@ def grid_inputs(target, steps_act):
 
 def test_fig4_boxes_have_opacity_one_minus_activation():
     act = np.linspace(0.1, 0.99, 12).reshape(3, 4)
-    fig = F.fig4(**grid_inputs([8, 3], act))
+    fig = fig4.draw(**grid_inputs([8, 3], act))
     axes = image_axes(fig)
     assert len(axes) == 12
     (t,) = texts(axes["tv=0.016 l1=20%"])
@@ -126,7 +128,7 @@ def test_fig4_boxes_have_opacity_one_minus_activation():
 def test_fig5_ratio_with_raw_activation_and_opacity_from_the_max_ratio():
     d = grid_inputs([7, 1], np.full((3, 4), 10.0))
     d["ratio"][0, 0] = np.inf  # a silent next-highest neuron
-    fig = F.fig5(**d)
+    fig = fig5.draw(**d)
     axes = image_axes(fig)
     (t,) = texts(axes["tv=0.064 l1=30%"])
     assert t.get_text() == "2.00 (10)"
@@ -138,7 +140,7 @@ def test_fig5_ratio_with_raw_activation_and_opacity_from_the_max_ratio():
     assert "hidden neuron 7:1" in all_strings(fig) and "max ratio 2.00" in all_strings(fig)
 
 
-@pytest.mark.parametrize("fn, number", [(F.fig6, 6), (F.fig7, 7)])
+@pytest.mark.parametrize("fn, number", [(fig6.draw, 6), (fig7.draw, 7)])
 def test_fig6_and_fig7_sets_with_hyperparameters_ratio_and_top3(fn, number):
     n = 5
     d = {"titles": np.array(["hidden layer 7: TV 0.256", "hidden layer 5: TV 0.064"]),
@@ -152,7 +154,7 @@ def test_fig6_and_fig7_sets_with_hyperparameters_ratio_and_top3(fn, number):
     axes = image_axes(fig)
     assert set(axes) == {"7:1", "7:2", "7:3", "5:10", "5:11"}
     ratio, top3 = texts(axes["7:2"])
-    assert ratio.get_text() == "1.50 (3)" and to_hex(ratio.get_color()) == F.RED
+    assert ratio.get_text() == "1.50 (3)" and to_hex(ratio.get_color()) == D.RED
     assert top3.get_text() == "3: 60%  5: 30%  8: 5%"
     s = all_strings(fig)
     assert "hidden layer 7: TV 0.256" in s and "hidden layer 5: TV 0.064" in s
@@ -164,10 +166,10 @@ def test_fig6_and_fig7_sets_with_hyperparameters_ratio_and_top3(fn, number):
 
 def test_figure_bytes_are_reproducible():
     d = fake_fig2(1)
-    a = F.figure_bytes(F.fig2(**d), "png")
-    b = F.figure_bytes(F.fig2(**d), "png")
+    a = figure_bytes(fig2.draw(**d), "png")
+    b = figure_bytes(fig2.draw(**d), "png")
     assert a == b and a[:4] == b"\x89PNG"
-    p1, p2 = (F.figure_bytes(F.fig2(**d), "pdf") for _ in range(2))
+    p1, p2 = (figure_bytes(fig2.draw(**d), "pdf") for _ in range(2))
     assert p1 == p2 and p1[:4] == b"%PDF"
 
 
@@ -175,5 +177,5 @@ def test_most_selective_picks_the_highest_ratio_of_active_neurons():
     targets = np.array([[1, 0], [1, 1], [1, 2], [1, 3], [2, 0]])
     ratio = np.array([1.5, np.inf, 3.0, 9.0, 99.0])
     act = np.array([1.0, 0.5, 2.0, 0.0, 1.0])  # 1:3 is inactive
-    assert E.most_selective(targets, ratio, act, 1, 2) == [1, 2]
-    assert E.most_selective(targets, ratio, act, 2, 5) == [0]
+    assert most_selective(targets, ratio, act, 1, 2) == [1, 2]
+    assert most_selective(targets, ratio, act, 2, 5) == [0]

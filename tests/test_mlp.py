@@ -6,7 +6,7 @@ import pytest
 from neuronatlas import MLP, PAPER_SIZES
 from neuronatlas.nn import functional as F
 from neuronatlas.nn.blas import GemmPlan, has_fast_gemm
-from neuronatlas.nn.fused import SGDStep
+from neuronatlas.nn.sgd_step import SGDStep
 
 from .helpers import assert_grad_close, numeric_grad
 

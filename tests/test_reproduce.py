@@ -12,7 +12,7 @@ import pytest
 
 from neuronatlas import MLP
 from neuronatlas import report as R
-from neuronatlas.paper import CAPTIONS
+from neuronatlas.figures import FIGURES
 
 from .test_cli import assert_user_error, run_cli
 
@@ -38,7 +38,7 @@ def check_outputs(run: Path) -> str:
         assert needle in report, needle
     for name in FIGS:
         assert f"(figures/{name}.png)" in report
-        assert CAPTIONS[name][:60] in report  # the paper's caption beside each figure
+        assert FIGURES[name].caption[:60] in report  # the paper's caption beside each figure
     html = (run / "report.html").read_text()
     assert '<img alt="Figure 7" src="figures/fig7.png"' in html and "<table>" in html
     assert (run / "atlas" / "index.html").is_file()
@@ -129,9 +129,7 @@ def test_interrupted_figure_is_not_kept_and_rerun_finishes(tiny_run, tmp_path, m
                                                            monkeypatch):
     run = tmp_path / "run"
     model = tiny_run / "model.safetensors"
-    from neuronatlas import figures as F
-
-    real = F.figure_bytes
+    real = R.figure_bytes
     calls = []
 
     def interrupt_fig3(fig, fmt):
@@ -140,12 +138,12 @@ def test_interrupted_figure_is_not_kept_and_rerun_finishes(tiny_run, tmp_path, m
             raise KeyboardInterrupt
         return real(fig, fmt)
 
-    monkeypatch.setattr(F, "figure_bytes", interrupt_fig3)
+    monkeypatch.setattr(R, "figure_bytes", interrupt_fig3)
     with pytest.raises(KeyboardInterrupt):
         R.reproduce(run, dataset=mnist, model_path=model, atlas=False)
     assert (run / "figures/fig2.png").is_file() and not (run / "figures/fig3.png").exists()
     assert not list(run.rglob("*.tmp"))
-    monkeypatch.setattr(F, "figure_bytes", real)
+    monkeypatch.setattr(R, "figure_bytes", real)
     R.reproduce(run, dataset=mnist, model_path=model, atlas=False)
     assert all((run / "figures" / f"{n}.png").is_file() for n in FIGS)
     assert MLP.load(model).sizes[-1] == 10

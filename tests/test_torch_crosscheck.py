@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from neuronatlas import MLP, PAPER_SIZES, ModelFileError
-from neuronatlas.nn.fused import SGDStep
+from neuronatlas.nn.sgd_step import SGDStep
 
 pytestmark = pytest.mark.torch
 

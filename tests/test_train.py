@@ -15,7 +15,7 @@ from neuronatlas import (
     train,
 )
 from neuronatlas.checkpoint import CHECKPOINT, load_checkpoint
-from neuronatlas.nn.fused import SGDStep
+from neuronatlas.nn.sgd_step import SGDStep
 
 from .helpers import synthetic_mnist
 

@@ -3,14 +3,14 @@
 Stages: the model (trained with the paper's schedule, reused, resumed from its
 checkpoint, or taken from ``--model``), its test accuracy, the analysis (dead neurons,
 dataset examples, clusters, layer claims), the data of each of Figures 1-7
-(``figures/data/figN.npz``, see :mod:`experiments`), the figures themselves
-(``figures/figN.png`` and ``.pdf``; each figure's whole definition is one record in
-:mod:`.paper_figures`), the atlas, the readability benchmark, and ``report.md`` +
-``report.html`` (written by :mod:`.report_text`): every figure beside the paper's caption
-and a table of the paper's numbers against this run's. Each stage is skipped when its
-record matches the model and settings, so a rerun only redoes what changed and rewrites
-no file when nothing did. The seconds a
-stage took when it was computed are kept in ``reproduce.json`` and shown in the report.
+(``figures/data/figN.npz``), the figures themselves (``figures/figN.png`` and ``.pdf``;
+each figure's whole definition is one module, :mod:`.figures.fig3` for Figure 3), the
+atlas, the readability benchmark, and ``report.md`` + ``report.html`` (written by
+:mod:`.report_text`): every figure beside the paper's caption and a table of the paper's
+numbers against this run's. Each stage is skipped when its record matches the model and
+settings, so a rerun only redoes what changed and rewrites no file when nothing did. The
+seconds a stage took when it was computed are kept in ``reproduce.json`` and shown in the
+report.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 
-from . import experiments as E
 from .analysis.activations import model_sha256
 from .analysis.run import AnalysisResult, analyze
 from .checkpoint import CHECKPOINT
@@ -30,6 +29,8 @@ from .config import TrainConfig, VisConfig
 from .data import Dataset, check_fits, load_dataset
 from .errors import RunFolderError
 from .evaluate import evaluate, save_evaluation
+from .figures import FIGURES, figure_bytes
+from .figures.common import DATA_VERSION
 from .fileio import (
     atomic_write_bytes,
     atomic_write_json,
@@ -38,14 +39,13 @@ from .fileio import (
     ensure_dir,
 )
 from .nn.mlp import MLP
-from .paper_figures import FIGURES
 from .report_text import report_html, report_markdown
 from .runs import analysed_k, check_owner, locks_run, run_dataset
 from .stages import Log, Progress, Stages, file_sha256
 from .train import Reporter, train
 from .vis.visualize import visualize
 
-FIGURE_STYLE = 1  # bump when figures.py draws differently: every figure is redrawn
+FIGURE_STYLE = 1  # bump when figures/ draws differently: every figure is redrawn
 
 
 @dataclass
@@ -229,7 +229,7 @@ def _figure_data(ctx: Context, name: str, analysis: AnalysisResult,
         atomic_write_npz(arrays, **figure.compute(ctx.model, ctx.data, analysis.folder, inputs))
         return {}
 
-    settings = {"spec": figure.spec, "version": E.DATA_VERSION,
+    settings = {"spec": figure.spec, "version": DATA_VERSION,
                 "vis_defaults": VisConfig().to_dict(), **inputs}
     doc = ctx.stages.run(name, folder / f"{name}.json", settings, compute, arrays=arrays,
                          message=f"{name}: computing its data")
@@ -241,8 +241,6 @@ def _figure_data(ctx: Context, name: str, analysis: AnalysisResult,
 
 def _draw(ctx: Context, name: str, arrays: dict[str, np.ndarray]) -> None:
     """figures/figN.png and .pdf, redrawn only when their data or the style changed."""
-    from .figures import figure_bytes
-
     folder = ctx.run / "figures"
     png, pdf = folder / f"{name}.png", folder / f"{name}.pdf"
     look = {"shape": list(ctx.model.input_shape), "class_names": list(ctx.model.class_names),
@@ -274,7 +272,7 @@ METHOD_FIGURE_PER_LAYER = 1  # neurons of each layer in the methods figure
 def _readability(ctx: Context, progress) -> dict:
     """The readability benchmark on a sample of neurons (cached as a stage), and the
     figure of the same neurons under each method (figures/methods.png)."""
-    from .figures import fig_methods, figure_bytes
+    from .figures.methods import draw_methods
     from .judges import load_judges
     from .readability import benchmark, data_stats, pick_targets
     from .vis.presets import candidate_methods
@@ -313,7 +311,7 @@ def _readability(ctx: Context, progress) -> dict:
                      f"{doc['benchmark']['targets']} neurons, {len(methods)} methods")
     png = ctx.run / "figures" / "methods.png"
     with np.load(arrays) as z:
-        fig = fig_methods(**{k: z[k] for k in z.files}, shape=ctx.model.input_shape,
+        fig = draw_methods(**{k: z[k] for k in z.files}, shape=ctx.model.input_shape,
                           dataset=ctx.data.name)
     atomic_write_bytes(png, figure_bytes(fig, "png"))
     return doc["benchmark"]

@@ -11,8 +11,8 @@ import numpy as np
 from . import paper
 from .analysis.claims import markdown as claims_markdown
 from .analysis.run import AnalysisResult
+from .figures import FIGURES, value_range
 from .nn.mlp import PAPER_SIZES
-from .paper_figures import FIGURES, value_range
 
 if TYPE_CHECKING:
     from .report import Context
@@ -140,7 +140,8 @@ def report_markdown(ctx: Context, how: str, ev_acc: float, metrics: list[dict],
         "## Figures", "",
         "Each figure is redrawn by this run from `figures/data/figN.npz`; below it, the "
         "paper's caption, then this run's settings and numbers. The paper gives no "
-        "learning rate for its visualisations: see `experiments.py` for each choice.", "",
+        "learning rate for its visualisations: `neuronatlas/figures/common.py` says why each was "
+        "chosen.", "",
     ]
     for k, (name, figure) in enumerate(FIGURES.items(), 1):
         lines += [f"### Figure {k}", "", f"![Figure {k}](figures/{name}.png)", "",

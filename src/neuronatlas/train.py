@@ -1,5 +1,7 @@
 """The paper's training loop: SGD on shuffled batches, the two-phase schedule, the
-EMA of the loss, per-epoch metrics and checkpoints, bit-exact resume.
+EMA of the loss, per-epoch metrics and checkpoints, bit-exact resume. The step itself
+(forward, SoftMax + cross-entropy, backward and update on one batch) is
+:class:`~neuronatlas.nn.sgd_step.SGDStep`; the checkpoint format is :mod:`.checkpoint`.
 
 Reproducibility: one ``numpy.random.Generator`` seeded from ``config.seed`` draws
 the initial weights and then one permutation per epoch. A checkpoint stores the
@@ -39,8 +41,8 @@ from .fileio import (
     atomic_write_text,
     ensure_dir,
 )
-from .nn.fused import SGDStep
 from .nn.mlp import MLP
+from .nn.sgd_step import SGDStep
 from .runs import locks_run
 
 

@@ -1,4 +1,5 @@
-"""The network: pure forward/backward functions, the MLP, its file format, the fused SGD step."""
+"""The network: pure forward/backward functions (functional.py), the MLP (mlp.py), its
+file format (io.py) and the training step (sgd_step.py)."""
 
 from .mlp import MLP, PAPER_SIZES
 

@@ -1,8 +1,8 @@
 """Pure forward/backward pairs of the network's building blocks.
 
 Each op's backward sits right under its forward (micrograd style). Nothing here
-keeps state or allocates beyond its result; the fused training step in
-:mod:`neuronatlas.nn.fused` does the same maths in place and is tested against
+keeps state or allocates beyond its result; the training step in
+:mod:`neuronatlas.nn.sgd_step` does the same maths in place and is tested against
 these functions.
 
 Shapes: ``B`` batch, ``I`` inputs, ``O`` outputs, ``K`` classes. ``dLdX`` is the
