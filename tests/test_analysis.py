@@ -147,7 +147,7 @@ def test_effective_pixels():
 
 
 def test_a_verdict_over_layers_never_averages_away_a_split():
-    """Issue 13 item 13: 'still activates the target most' held in layers 1-4 and not in
+    """A split verdict: 'still activates the target most' held in layers 1-4 and not in
     5-7; the mean of the fractions (0.67) once called that 'supported'."""
     from neuronatlas.analysis.claims import verdicts
 

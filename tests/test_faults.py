@@ -1,4 +1,4 @@
-"""Faults injected (issue 13): ``train`` and ``analyze`` killed with SIGKILL at several
+"""Faults injected: ``train`` and ``analyze`` killed with SIGKILL at several
 points; nothing is left half-written and the rerun ends with the same bytes as a run that
 was never interrupted. docs/reliability.md has the table."""
 

@@ -1,4 +1,4 @@
-"""Fuzzing (issue 13): every parser a user's bytes reach, fed by Hypothesis. The contract:
+"""Fuzzing: every parser a user's bytes reach, fed by Hypothesis. The contract:
 a well-formed input is read, anything else is one of the package's own errors (one line
 from the CLI, a 4xx from the server), never another exception, a hang or a huge
 allocation. docs/reliability.md has the table of what is tried."""

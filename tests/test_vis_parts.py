@@ -1,4 +1,4 @@
-"""The visualiser's parts (issue 12): every gradient against float64 central differences,
+"""The visualiser's parts: every gradient against float64 central differences,
 the whole chain against PyTorch autograd, and the parts' behaviour end to end."""
 
 import numpy as np

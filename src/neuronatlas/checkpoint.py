@@ -44,14 +44,17 @@ class TrainState:
         return dict(self.__dict__)
 
 
-
 def save_checkpoint(path: Path, model: MLP, state: TrainState, config: TrainConfig) -> None:
+    """The model file format plus the training state and config in its metadata, written
+    atomically (a kill leaves the previous checkpoint)."""
     meta = {"checkpoint": json.dumps({"state": state.to_dict(), "config": config.to_dict()})}
     atomic_write_bytes(path, model_to_bytes(model, {"config": json.dumps(config.to_dict()),
                                                     **meta}))
 
 
 def load_checkpoint(path: Path) -> tuple[MLP, TrainState, TrainConfig]:
+    """The model, state and config of a checkpoint, every field checked; anything else is
+    one :class:`CheckpointError`."""
     if not path.is_file():
         raise CheckpointError(f"no checkpoint to resume from: {path} does not exist")
     try:

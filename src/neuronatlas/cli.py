@@ -28,12 +28,12 @@ from rich.table import Table
 from .checkpoint import CHECKPOINT
 from .config import TrainConfig, VisConfig
 from .data import NAMED, SPECS, load_dataset
-from .errors import NeuronatlasError
+from .errors import CheckpointError, NeuronatlasError
 from .evaluate import evaluate as evaluate_model
 from .evaluate import save_evaluation
 from .fileio import ensure_dir
 from .nn.activations import KINDS
-from .nn.mlp import model_sha256
+from .nn.mlp import PAPER_SIZES, model_sha256
 from .runs import PAPER_RUN, RUNS, claim, default_run, run_dataset, run_model
 from .train import train as train_model
 
@@ -194,12 +194,11 @@ def _parse_sizes(ctx, param, value):
 def config_options(cls, *, show_default: bool = False):
     """A flag for every field of the config dataclass ``cls``: its help is the field's
     comment in config.py, its check the dataclass's own (a :class:`ConfigError` is a user
-    mistake); every flag defaults to None, meaning "not given"."""
+    mistake); every flag defaults to None, meaning "not given". ``show_default`` adds the
+    dataclass's default to the help (not for VisConfig, whose defaults are the preset's)."""
     import dataclasses
 
-    from .config import VIS_OBJECTIVES, VIS_OPTIMIZERS, VIS_PARAMS
-
-    choices = {"objective": VIS_OBJECTIVES, "param": VIS_PARAMS, "optimizer": VIS_OPTIMIZERS}
+    from .config import FIELD_CHOICES as choices
     types = {"int": int, "float": float, "str": str}
     helps = cls.field_help()
     opts = []
@@ -252,12 +251,12 @@ def train(run_dir, dataset, data_dir, quick, resume, overwrite, stop_after_epoch
     """Train the MLP with the paper's schedule (or the flags); resumable with --resume."""
     given = {k: v for k, v in flags.items() if v is not None}
     config = None
-    if not (resume and not given and not quick):
+    if given or quick or not resume:  # else the checkpoint's own config
         config = TrainConfig.quick(**given) if quick else TrainConfig(**given)
     if run_dir is None:
         run_dir = _train_run(config or TrainConfig(), dataset)
     if resume and not (run_dir / CHECKPOINT).is_file():
-        raise NeuronatlasError(f"--resume: no checkpoint in {run_dir / 'checkpoints'}; "
+        raise CheckpointError(f"--resume: no checkpoint in {run_dir / 'checkpoints'}; "
                                "run without --resume to start training")
     ds = load_dataset(dataset, data_dir, log=_log)
     result = train_model(ds, config, run_dir, resume=resume, overwrite=overwrite,
@@ -276,7 +275,7 @@ def train(run_dir, dataset, data_dir, quick, resume, overwrite, stop_after_epoch
 
 def _train_run(config: TrainConfig, dataset: str) -> Path:
     """runs/paper for the paper's network on MNIST, else a name that says what it is."""
-    if dataset == "mnist" and config.sizes == TrainConfig().sizes and config.activation == "relu":
+    if dataset == "mnist" and config.sizes == PAPER_SIZES and config.activation == "relu":
         return PAPER_RUN
     name = Path(dataset).stem if dataset not in SPECS else dataset
     act = config.activation.split(",")[0].replace(":", "")

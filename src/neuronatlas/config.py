@@ -134,10 +134,11 @@ class TrainConfig(_JSONConfig):
         return 0.1 if self.paper_grad_bug else 1.0
 
 
-
 VIS_OBJECTIVES = ("activation", "pre", "logprob", "auto")
 VIS_PARAMS = ("pixel", "fourier", "maco")
 VIS_OPTIMIZERS = ("ascent", "adam")
+#: fields whose value is one of a few names (the CLI offers them as choices)
+FIELD_CHOICES = {"objective": VIS_OBJECTIVES, "param": VIS_PARAMS, "optimizer": VIS_OPTIMIZERS}
 MAX_JITTER_PX = 16  # pixels; beyond, the image leaves a 28x28 canvas
 MAX_DIVERSITY = 16  # images per neuron: the batch grows K-fold
 
@@ -162,7 +163,8 @@ class VisConfig(_JSONConfig):
     """
 
     steps: int = 100  # optimisation steps; Figures 3 and 4 use 100
-    lr: float = 0.05  # step size; the paper gives none; with tv 0.064 output digits are smooth
+    lr: float = 0.05  # step size; the paper gives none (its figures here use 0.01 and 0.1:
+    # figures/common.py says why)
     tv: float = 0.064  # total-variation weight; Figure 3 spans 0.004 .. 0.256
     l1: float = 0.0064  # L1 weight; "a small amount ... (e.g., 10% of the TV weight)"
     init: str = "zero"  # "zero" (all 0.01), "random", "mnist:<index>", "image" or a path

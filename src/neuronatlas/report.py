@@ -31,6 +31,7 @@ from .errors import RunFolderError
 from .evaluate import evaluate, save_evaluation
 from .figures import FIGURES, figure_bytes
 from .figures.common import DATA_VERSION
+from .figures.drawing import STYLE
 from .fileio import (
     atomic_write_bytes,
     atomic_write_json,
@@ -44,8 +45,6 @@ from .runs import analysed_k, check_owner, locks_run, run_dataset
 from .stages import Log, Progress, Stages, file_sha256
 from .train import Reporter, train
 from .vis.visualize import visualize
-
-FIGURE_STYLE = 1  # bump when figures/ draws differently: every figure is redrawn
 
 
 @dataclass
@@ -246,7 +245,7 @@ def _draw(ctx: Context, name: str, arrays: dict[str, np.ndarray]) -> None:
     look = {"shape": list(ctx.model.input_shape), "class_names": list(ctx.model.class_names),
             "dataset": "MNIST" if ctx.data.name == "mnist" else ctx.data.name}
     settings = {"data_sha256": file_sha256(folder / "data" / f"{name}.npz"),
-                "style": FIGURE_STYLE, **look}
+                "style": STYLE, **look}
     record = folder / "data" / f"{name}-drawn.json"
     doc = ctx.stages.cached(record, settings, png)
     if doc is not None and doc.get("pdf_sha256") == file_sha256(pdf):

@@ -4,8 +4,10 @@ another network, which neurons are the most selective, and one visualisation cal
 The paper gives no learning rate for its visualisations. We use 0.01 for the
 regularised figures (3-7): the TV gradient is a sum of signs (Appendix item 4), so each
 step moves a pixel by up to 4·lr·TV whatever the image, and once lr·TV passes about
-0.003 neighbouring pixels overshoot each other and a checkerboard appears (lr 0.05 shows
-it from TV 0.064 on). Figure 1 uses 0.1, the "modest learning rate" at which the paper
+0.003 neighbouring pixels overshoot each other and a checkerboard appears. Measured on the
+paper's network at TV 0.064 and L1 10% of it, 100 steps: the median high-frequency share
+of the ten output pictures is 0.030 at lr 0.01 and 0.058 at lr 0.05 (real digits: 0.020 to
+0.054). Figure 1 uses 0.1, the "modest learning rate" at which the paper
 found unregularised images already noisy.
 """
 

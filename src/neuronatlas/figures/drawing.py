@@ -22,6 +22,7 @@ from ..shapes import MNIST_SHAPE
 GREEN, RED, GREY = "#1a8a2e", "#c0161b", "#8a8a8a"
 LIGHT_GREEN, LIGHT_RED = "#9fd8a9", "#f2a3a5"
 TILE = 1.05  # inches per tile (a 28x28 image in the paper's figures)
+STYLE = 1  # bump when a figure draws differently: every figure is redrawn
 
 
 def tile(ax: Axes, image: np.ndarray, label: str, shape=MNIST_SHAPE) -> None:
@@ -44,6 +45,7 @@ def below(ax: Axes, lines: list[tuple[str, dict]], start: float = -0.04,
           step: float = 0.15) -> None:
     """Lines of text under a tile (each with its own colour, box, size)."""
     for k, (text, style) in enumerate(lines):
+        style = dict(style)
         ax.text(0.5, start - k * step, text, transform=ax.transAxes, ha="center", va="top",
                 fontsize=style.pop("fontsize", 7.5), **style)
 

@@ -34,12 +34,13 @@ CAPTION = (
 
 def compute(model: MLP, data: Dataset, analysis: Path, chosen: dict) -> dict[str, np.ndarray]:
     """Each output beside the mean of its images above the 99th percentile."""
-    means = load_examples(analysis / "examples.npz")[model.n_layers].mean_p99
-    return data_for(model, SPEC, means)
+    node_means = load_examples(analysis / "examples.npz")[model.n_layers].mean_p99
+    return data_for(model, SPEC, node_means)
 
 
-def data_for(model: MLP, spec: dict, class_means: np.ndarray) -> dict[str, np.ndarray]:
-    """Output nodes x TV weights; ``class_means`` (10, 784): images that drive each output."""
+def data_for(model: MLP, spec: dict, node_means: np.ndarray) -> dict[str, np.ndarray]:
+    """Output nodes x TV weights; ``node_means`` (outputs, inputs): each output's mean image
+    at or above its 99th percentile."""
     L = model.n_layers
     targets = [[L, c] for c in spec["nodes"]]
     images, acts = [], []
@@ -50,7 +51,7 @@ def data_for(model: MLP, spec: dict, class_means: np.ndarray) -> dict[str, np.nd
     return {"nodes": np.array(spec["nodes"]), "tv": np.array(spec["tv"]),
             "steps": np.array(spec["steps"]),
             "images": np.stack(images, axis=1), "activation": np.stack(acts, axis=1),
-            "averages": class_means[spec["nodes"]]}
+            "averages": node_means[spec["nodes"]]}
 
 
 def draw(nodes, tv, images, activation, averages, steps=100, *, shape=MNIST_SHAPE,

@@ -16,7 +16,8 @@ from .drawing import class_text
 from .grid import data_for, draw_grid
 from .record import PaperFigure, no_inputs, value_range
 
-# Output 3, TV x4 per row (exponential), L1 0-50% of TV (linear), 100 steps (caption).
+# Output 3 (layer 8: the output layer of any depth), TV x4 per row (exponential), L1 0-50%
+# of TV (linear), 100 steps (caption).
 SPEC = {"target": [8, 3], "tv": TV_DOUBLING[::2], "l1_percent": [0, 10, 20, 30, 40, 50],
         "steps": 100, "lr": 0.01}
 
@@ -37,7 +38,7 @@ def compute(model: MLP, data: Dataset, analysis: Path, chosen: dict) -> dict[str
 
 def draw(target, tv, l1_percent, images, activation, ratio=None, *, shape=MNIST_SHAPE,
          class_names=None, dataset=None) -> Figure:
-    """Output neuron 3, TV rows (exponential) x L1 columns (linear, % of TV); activation
+    """The output neuron, TV rows (exponential) x L1 columns (linear, % of TV); activation
     in red, in a red box whose opacity is the error 1 - activation."""
     texts = [[f"{a:.4f}" for a in row] for row in activation]
     return draw_grid(target, tv, l1_percent, images, texts, 1.0 - np.asarray(activation),

@@ -16,7 +16,8 @@ from .drawing import ratio_text, target_text
 from .grid import data_for, draw_grid
 from .record import PaperFigure, no_inputs, value_range
 
-# Hidden layer 7 neuron 1, the same grid as Figure 4, 30 steps (caption).
+# Hidden layer 7 neuron 1 (the last hidden layer of a shallower model), the same grid as
+# Figure 4, 30 steps (caption).
 SPEC = {"target": [7, 1], "tv": TV_DOUBLING[::2], "l1_percent": [0, 10, 20, 30, 40, 50],
         "steps": 30, "lr": 0.01}
 

@@ -22,11 +22,13 @@ def data_for(model: MLP, spec: dict) -> dict[str, np.ndarray]:
                    l1=tv * pct / 100, revive=layer != model.n_layers)
                for pct in spec["l1_percent"]]
         rows.append(row)
-    pick = lambda f: np.array([[f(r) for r in row] for row in rows])  # noqa: E731
+
+    def each(field: str) -> np.ndarray:  # (rows, columns, ...) of the single target's field
+        return np.array([[getattr(r, field)[0] for r in row] for row in rows])
+
     return {"target": np.array([layer, index]), "tv": np.array(spec["tv"]),
-            "l1_percent": np.array(spec["l1_percent"]),
-            "images": pick(lambda r: r.images[0]), "activation": pick(lambda r: r.activation[0]),
-            "ratio": pick(lambda r: r.ratio[0])}
+            "l1_percent": np.array(spec["l1_percent"]), "images": each("images"),
+            "activation": each("activation"), "ratio": each("ratio")}
 
 
 def draw_grid(target, tv, l1_percent, images, texts, opacity, title: str, shape) -> Figure:

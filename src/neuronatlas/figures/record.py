@@ -18,7 +18,8 @@ Ranking = tuple[np.ndarray, np.ndarray, np.ndarray]  # the analysis' (targets, r
 class PaperFigure:
     """One of the paper's Figures 1-7. ``reproduce`` calls ``inputs`` (the neurons it
     needs, chosen from the analysis), ``compute`` (its arrays, cached as
-    ``figures/data/<name>.npz`` under ``spec`` and ``inputs``), ``draw`` (arrays ->
+    ``figures/data/<name>.npz`` under ``spec``, ``inputs``, the visualiser's defaults,
+    :data:`~.common.DATA_VERSION` and the model's and dataset's hashes), ``draw`` (arrays ->
     matplotlib Figure) and ``notes`` (this run's numbers, one line, for the report)."""
 
     name: str  # "fig1" ... "fig7": the files figures/<name>.png, .pdf, data/<name>.npz

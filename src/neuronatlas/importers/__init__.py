@@ -52,7 +52,7 @@ def _from_state_dict(source: Path, *, activation, sizes, input_shape, class_name
     net = torch_sequential(model)
     try:
         net.load_state_dict({k: v.double() for k, v in
-                             sequential_names(load_file(source), str(source)).items()})
+                             sequential_names(load_file(source)).items()})
     except RuntimeError as exc:
         raise ImportRefused(f"{source}: the tensors do not load into the stated architecture "
                             f"({str(exc)[:160]})") from None

@@ -48,10 +48,9 @@ def _short(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def tensor_names(n_layers: int, has_bias=None) -> list[str]:
-    has_bias = has_bias or (True,) * n_layers
-    return [f"{2 * i}.{kind}" for i in range(n_layers) for kind in ("weight", "bias")
-            if kind == "weight" or has_bias[i]]
+#: the metadata keys the format itself writes; the rest is the model's own
+_OWN_KEYS = ("format", "sizes", "hidden_activation", "activations", "output_activation", "bias",
+             "input_shape", "class_names")
 
 
 def model_metadata(model: MLP, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -71,10 +70,6 @@ def model_metadata(model: MLP, extra: dict[str, str] | None = None) -> dict[str,
     meta.update({k: v for k, v in model.metadata.items() if k not in _OWN_KEYS})
     meta.update(extra or {})
     return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()}
-
-
-_OWN_KEYS = ("format", "sizes", "hidden_activation", "activations", "output_activation", "bias",
-             "input_shape", "class_names")
 
 
 def _canonical_header(raw: bytes) -> bytes:
@@ -180,7 +175,7 @@ def read_safetensors(path: str | os.PathLike
     return _decode(raw, str(path))
 
 
-def sequential_names(tensors: dict, source: str = "model") -> dict:
+def sequential_names(tensors: dict) -> dict:
     """A PyTorch ``nn.Sequential`` state_dict whose Linears sit at other indices (a Dropout
     or an activation module between them shifts them: 0, 3, 5, ...) renamed to this
     format's 0, 2, 4, ...: the Linears in the order of their indices. Names that are not
@@ -229,7 +224,7 @@ def _recorded_activations(meta: dict[str, str], n_hidden: int, source: str):
 
 class ModelParts(NamedTuple):
     """A model file's contents, checked: the arguments of :class:`~neuronatlas.nn.mlp.MLP`
-    in its order (``MLP(*parts)``), so that this module needs nothing of the model."""
+    by name (``MLP(**parts._asdict())``), so that this module needs nothing of the model."""
 
     weights: list[np.ndarray]
     biases: list[np.ndarray]
@@ -243,12 +238,13 @@ class ModelParts(NamedTuple):
 
 def parts_from_tensors(tensors: dict[str, np.ndarray], metadata: dict[str, str],
                        source: str = "model", *, activation=None, input_shape=None,
-                       class_names=None) -> ModelParts:
-    """Check names, shapes, dtypes, finiteness and metadata. ``activation`` (one name, or
+                       class_names=None, notes: list[str] | None = None) -> ModelParts:
+    """Check names, shapes, finiteness and metadata (dtypes were checked when the file was
+    read, :func:`read_safetensors`). ``activation`` (one name, or
     one per hidden layer) is required when the file records none."""
     _check_format(metadata, source)
     if "format" not in metadata:  # saved by PyTorch: Linears may sit at any indices
-        tensors = sequential_names(tensors, source)
+        tensors = sequential_names(tensors)
     n_layers = _layer_count(tensors, source)
     bias = _bias_layout(tensors, metadata, n_layers, source)
     sizes = _sizes(tensors, metadata, n_layers, source)
@@ -263,7 +259,8 @@ def parts_from_tensors(tensors: dict[str, np.ndarray], metadata: dict[str, str],
         names = _meta_json_list(metadata, "class_names", source)
     own = {k: v for k, v in metadata.items() if k not in _OWN_KEYS}
     return ModelParts(weights, biases, own, acts, bias,
-                      input_shape if input_shape is not None else shape, names, [])
+                      input_shape if input_shape is not None else shape, names,
+                      list(notes or []))
 
 
 def _check_format(metadata: dict[str, str], source: str) -> None:
@@ -300,11 +297,7 @@ def _sizes(tensors: dict, metadata: dict[str, str], n_layers: int,
            source: str) -> tuple[int, ...]:
     """The layer sizes, input first: as recorded, else read off the weights' shapes."""
     if "sizes" in metadata:
-        try:
-            sizes = tuple(int(s) for s in metadata["sizes"].split(","))
-        except ValueError:
-            raise ModelFileError(f"{source}: metadata sizes {_short(metadata['sizes'], 60)!r} "
-                                 "unreadable") from None
+        sizes = _meta_list(metadata, "sizes", source)
         if len(sizes) != n_layers + 1:
             raise ModelFileError(
                 f"{source}: metadata sizes has {len(sizes) - 1} layers, the tensors have "
@@ -387,7 +380,5 @@ def read_model(path: str | os.PathLike, *, activation=None, input_shape=None,
                class_names=None) -> ModelParts:
     """Read and check a model file (see the module docstring); ``MLP.load`` builds on it."""
     tensors, metadata, notes = read_safetensors(path)
-    parts = parts_from_tensors(tensors, metadata, source=str(path), activation=activation,
-                               input_shape=input_shape, class_names=class_names)
-    parts.notes.extend(notes)
-    return parts
+    return parts_from_tensors(tensors, metadata, source=str(path), activation=activation,
+                              input_shape=input_shape, class_names=class_names, notes=notes)

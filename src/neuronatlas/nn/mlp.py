@@ -163,7 +163,7 @@ class MLP:
         """The model a checked file describes; a fact that does not fit the rest (e.g. an
         input shape that does not hold the inputs) is a :class:`ModelFileError`."""
         try:
-            return cls(*parts)
+            return cls(**parts._asdict())
         except ConfigError as exc:
             raise ModelFileError(f"{source}: {exc}") from None
 
