@@ -400,3 +400,46 @@ def test_import_flags_are_a_run_or_one_error_line(tiny_data, capsys, flags, sour
     assert "Traceback" not in err
     if code == 2:
         assert [line for line in err.splitlines() if line.startswith("error: ")], err
+
+
+# --- the options every model verb shares, and analyze's --k, on a tiny model ---------------
+_SHARED_FLAGS = {
+    "model": ["MODEL", "/nonexistent.safetensors", "", "NPZ"],
+    "activation": ["relu", "gelu", "relu,relu", "nope", ""],
+    "input-shape": ["28,28,1", "784,1,1", "28x28x1", "0,28,28", "4,4,1", "a"],
+    "dataset": ["mnist", "fashion-mnist", "NPZ", "/nonexistent.npz", "mnist-x"],
+    "data-dir": ["/nonexistent", "", "."],
+    "k": ["1", "8", "0", "-3", "100000", "x"],
+}
+
+
+@pytest.fixture(scope="module")
+def shared_run(tmp_path_factory, tiny_data):
+    run = tmp_path_factory.mktemp("fuzz-shared") / "run"
+    run.mkdir()
+    na.MLP.init((784, 8, 10), rng=np.random.default_rng(0)).save(
+        run / "model.safetensors", {"dataset": "mnist"})
+    return run
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.sampled_from(["evaluate", "analyze", "atlas", "data"]),
+       st.lists(_flag_and_value(_SHARED_FLAGS), min_size=1, max_size=3))
+def test_shared_model_flags_are_a_result_or_one_error_line(shared_run, tiny_data, mnist, capsys,
+                                                           verb, flags):
+    names = {"MODEL": str(shared_run / "model.safetensors"),
+             "NPZ": str(tiny_data / "tiny.npz")}
+    argv = [verb] if verb == "data" else [verb, "--run", str(shared_run)]
+    for flag, value in flags:
+        if verb == "data" and flag not in ("dataset", "data-dir"):
+            continue
+        if flag == "k" and verb != "analyze":
+            continue
+        argv += [f"--{flag}", names.get(value, value)]
+    code = _main_exit(argv)
+    err = capsys.readouterr().err
+    assert code in (0, 2), (argv, err)
+    assert "Traceback" not in err
+    if code == 2:
+        assert [line for line in err.splitlines() if line.startswith("error: ")], err

@@ -132,6 +132,17 @@ def test_divergence_stops_and_keeps_the_last_good_checkpoint(toy, tmp_path):
     assert not (tmp_path / "run/model.safetensors").exists()
 
 
+def test_an_update_that_diverges_after_the_last_loss_is_caught(toy, tmp_path):
+    """A step's loss is taken before its update: a run whose only diverging update is its
+    last once finished with exit 0 and saved NaN weights with a test accuracy."""
+    n = len(toy.train_x)
+    config = small_config(batch_size=n, epochs=1, fine_tune_epochs=0, lr=1e308)
+    with pytest.raises(TrainingDivergedError, match="weights became NaN.*no checkpoint"):
+        train(toy, config, tmp_path / "run")
+    assert not (tmp_path / "run/model.safetensors").exists()
+    assert not (tmp_path / "run" / CHECKPOINT).exists()
+
+
 def test_paper_grad_bug_divides_the_update_by_ten(toy):
     a = MLP.init(SIZES, rng=np.random.default_rng(0), dtype=np.float64)
     b = a.copy()

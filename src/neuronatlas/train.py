@@ -306,12 +306,8 @@ def _epoch(step: SGDStep, x: np.ndarray, y: np.ndarray, state: TrainState,
         with np.errstate(all="ignore"):  # a diverging step is reported once, just below
             loss = step(x[perm[s * B : (s + 1) * B]], y[perm[s * B : (s + 1) * B]])
         if not math.isfinite(loss):
-            raise TrainingDivergedError(
-                f"loss became {loss} at epoch {state.epoch + 1}, step {s + 1} "
-                f"(lr {lr}); the last good checkpoint is kept"
-                + (f" in {run / CHECKPOINT}" if run else "")
-                + "; try a smaller learning rate"
-            )
+            raise _diverged(f"loss became {loss} at epoch {state.epoch + 1}, step {s + 1}",
+                            lr, run)
         ema = decay * ema + keep * loss  # the paper's moving average of the loss
         state.global_step += 1
         state.step_in_epoch = s + 1
@@ -325,7 +321,19 @@ def _epoch(step: SGDStep, x: np.ndarray, y: np.ndarray, state: TrainState,
     state.ema_raw = ema
     reporter.advance(pending, state.ema_loss(decay), lr)
     state.epoch_seconds += time.perf_counter() - t0
+    # a step's loss is taken before its update: the last update may have diverged unseen
+    if not all(np.isfinite(p).all() for p in (*step.model.weights, *step.model.biases)):
+        raise _diverged(f"the weights became NaN or infinite in epoch {state.epoch + 1}", lr,
+                        run)
     return interrupted
+
+
+def _diverged(what: str, lr: float, run: Path | None) -> TrainingDivergedError:
+    """The error of a diverging run: what went non-finite, and what is kept."""
+    kept = ("; the last good checkpoint is kept in " + str(run / CHECKPOINT)
+            if run is not None and (run / CHECKPOINT).is_file()
+            else "; no checkpoint was written yet")
+    return TrainingDivergedError(f"{what} (lr {lr}){kept}; try a smaller learning rate")
 
 
 def _end_epoch(model: MLP, data: Dataset, state: TrainState, config: TrainConfig,
