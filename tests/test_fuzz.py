@@ -238,6 +238,24 @@ def test_server_answers_any_bytes_with_a_json_4xx(server_client, raw):
     assert r.status_code in (200, 400, 413, 422) and ("error" in r.json() or r.status_code == 200)
 
 
+def _result_or_one_error_line(code, err: str, argv) -> None:
+    """The CLI's contract: exit 0, or exit 2 with an ``error:`` line; never a traceback."""
+    assert code in (0, 2), (argv, err)
+    assert "Traceback" not in err, err
+    if code == 2:
+        assert [line for line in err.splitlines() if line.startswith("error: ")], err
+
+
+def _main_exit(argv) -> int:
+    from neuronatlas.cli import main
+
+    try:
+        main(argv)
+    except SystemExit as exc:
+        return exc.code
+    return 0
+
+
 # --- every flag of the CLI's visualize (in process: main() is the entry point) ------------
 _flag_values = st.one_of(st.sampled_from(["nan", "inf", "-inf", "-1", "0", "1", "1e308", "1e-9",
                                           "3", "17", "abc", "", "0.5", "mnist:x", "random"]),
@@ -260,31 +278,12 @@ def cli_run(tmp_path_factory):
 @given(st.lists(st.tuples(st.sampled_from(_VIS_FLAGS), _flag_values), min_size=1, max_size=3),
        st.sampled_from(["1:3", "2:9", "0:0", "3:1", "x", "1:-1", "1:99999999999"]))
 def test_visualize_flags_are_a_result_or_one_error_line(cli_run, capsys, flags, target):
-    from neuronatlas.cli import main
-
     argv = ["visualize", target, "--run", str(cli_run), "--steps", "2", "--scale", "1"]
     for flag, value in flags:
         argv += [f"--{flag}", value]
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
+    code = _main_exit(argv)
     err = capsys.readouterr().err
-    assert code in (0, 2), (argv, err)
-    assert "Traceback" not in err
-    if code == 2:
-        assert [line for line in err.splitlines() if line.startswith("error: ")], err
-
-
-def _main_exit(argv) -> int:
-    from neuronatlas.cli import main
-
-    try:
-        main(argv)
-    except SystemExit as exc:
-        return exc.code
-    return 0
+    _result_or_one_error_line(code, err, argv)
 
 
 _CASES = {
@@ -304,10 +303,7 @@ _CASES = {
 def test_other_verbs_flags_are_a_result_or_one_error_line(cli_run, mnist, capsys, verb, values):
     code = _main_exit([*_CASES[verb](values), "--run", str(cli_run), "--dataset", "mnist"])
     err = capsys.readouterr().err
-    assert code in (0, 2), (verb, values, err)
-    assert "Traceback" not in err
-    if code == 2:
-        assert [line for line in err.splitlines() if line.startswith("error: ")], err
+    _result_or_one_error_line(code, err, (verb, values))
 
 
 # --- train's and import's flags, on a tiny dataset (each example trains in well under 1 s) --
@@ -368,10 +364,9 @@ def test_train_flags_are_a_model_or_one_error_line(tiny_data, capsys, flags, mod
         warnings.simplefilter("always")
         code = _main_exit(argv)
     err = capsys.readouterr().err
-    assert code in (0, 2), (argv, err)
-    assert "Traceback" not in err and not caught, (err, [str(w.message) for w in caught])
+    _result_or_one_error_line(code, err, argv)
+    assert not caught, [str(w.message) for w in caught]
     if code == 2:
-        assert [line for line in err.splitlines() if line.startswith("error: ")], err
         if before is not None:  # a refused train leaves the saved model as it was
             assert (run / "model.safetensors").read_bytes() == before, argv
 
@@ -396,10 +391,7 @@ def test_import_flags_are_a_run_or_one_error_line(tiny_data, capsys, flags, sour
             "--overwrite", *[a for k, v in options.items() for a in (f"--{k}", v)]]
     code = _main_exit(argv)
     err = capsys.readouterr().err
-    assert code in (0, 2), (argv, err)
-    assert "Traceback" not in err
-    if code == 2:
-        assert [line for line in err.splitlines() if line.startswith("error: ")], err
+    _result_or_one_error_line(code, err, argv)
 
 
 # --- the options every model verb shares, and analyze's --k, on a tiny model ---------------
@@ -439,7 +431,4 @@ def test_shared_model_flags_are_a_result_or_one_error_line(shared_run, tiny_data
         argv += [f"--{flag}", names.get(value, value)]
     code = _main_exit(argv)
     err = capsys.readouterr().err
-    assert code in (0, 2), (argv, err)
-    assert "Traceback" not in err
-    if code == 2:
-        assert [line for line in err.splitlines() if line.startswith("error: ")], err
+    _result_or_one_error_line(code, err, argv)
