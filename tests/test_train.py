@@ -173,3 +173,20 @@ def test_a_checkpoint_with_a_malformed_state_is_one_clear_error(toy, tmp_path, f
     save_file(load_file(path), path, metadata=meta)
     with pytest.raises(CheckpointError, match=message):
         train(toy, small_config(), tmp_path / "run", resume=True)
+
+
+def test_a_checkpoint_whose_activations_differ_from_its_config_is_refused(toy, tmp_path):
+    """Its config says GELU, its model file ReLU: resuming would train a network the
+    config does not describe."""
+    from safetensors.numpy import load_file, save_file
+
+    train(toy, small_config(), tmp_path / "run", stop_after=1)
+    path = tmp_path / "run" / CHECKPOINT
+    raw = path.read_bytes()
+    meta = json.loads(raw[8: 8 + int.from_bytes(raw[:8], "little")])["__metadata__"]
+    info = json.loads(meta["checkpoint"])
+    info["config"]["activation"] = "gelu"
+    meta["checkpoint"] = json.dumps(info)
+    save_file(load_file(path), path, metadata=meta)
+    with pytest.raises(CheckpointError, match="activations relu.* vs gelu"):
+        load_checkpoint(path)

@@ -16,6 +16,7 @@ import numpy as np
 from .config import TrainConfig
 from .errors import CheckpointError, ModelFileError
 from .fileio import atomic_write_bytes
+from .nn.activations import parse_activations
 from .nn.io import model_to_bytes, parts_from_tensors, read_safetensors
 from .nn.mlp import MLP
 
@@ -68,9 +69,13 @@ def load_checkpoint(path: Path) -> tuple[MLP, TrainState, TrainConfig]:
     except (KeyError, TypeError, ValueError, RecursionError) as exc:
         raise CheckpointError(f"checkpoint {path} has no readable training state "
                               f"({str(exc)[:120]})") from None
-    if state.epoch > config.total_epochs or model.sizes != config.sizes:
+    acts = ",".join(a.spec for a in model.activation_fns)
+    if (state.epoch > config.total_epochs or model.sizes != config.sizes
+            or (acts and parse_activations(config.activation, len(acts.split(",")))
+                != model.activation_fns)):
         raise CheckpointError(f"checkpoint {path} does not fit its own config (epoch "
-                              f"{state.epoch} of {config.total_epochs}, sizes {model.sizes})")
+                              f"{state.epoch} of {config.total_epochs}, sizes {model.sizes}, "
+                              f"activations {acts or 'none'} vs {config.activation})")
     model.metadata.pop("checkpoint", None)
     return model, state, config
 
