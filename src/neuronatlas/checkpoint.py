@@ -70,8 +70,9 @@ def load_checkpoint(path: Path) -> tuple[MLP, TrainState, TrainConfig]:
         raise CheckpointError(f"checkpoint {path} has no readable training state "
                               f"({str(exc)[:120]})") from None
     acts = ",".join(a.spec for a in model.activation_fns)
+    n_hidden = len(model.activation_fns)
     if (state.epoch > config.total_epochs or model.sizes != config.sizes
-            or (acts and parse_activations(config.activation, len(acts.split(",")))
+            or (n_hidden and parse_activations(config.activation, n_hidden)
                 != model.activation_fns)):
         raise CheckpointError(f"checkpoint {path} does not fit its own config (epoch "
                               f"{state.epoch} of {config.total_epochs}, sizes {model.sizes}, "

@@ -199,6 +199,7 @@ def config_options(cls, *, show_default: bool = False):
     import dataclasses
 
     from .config import FIELD_CHOICES as choices
+
     types = {"int": int, "float": float, "str": str}
     helps = cls.field_help()
     opts = []
@@ -257,7 +258,7 @@ def train(run_dir, dataset, data_dir, quick, resume, overwrite, stop_after_epoch
         run_dir = _train_run(config or TrainConfig(), dataset)
     if resume and not (run_dir / CHECKPOINT).is_file():
         raise CheckpointError(f"--resume: no checkpoint in {run_dir / 'checkpoints'}; "
-                               "run without --resume to start training")
+                              "run without --resume to start training")
     ds = load_dataset(dataset, data_dir, log=_log)
     result = train_model(ds, config, run_dir, resume=resume, overwrite=overwrite,
                          stop_after=stop_after_epoch, reporter=RichTrainReporter())
