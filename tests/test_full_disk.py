@@ -94,11 +94,12 @@ def test_train_on_a_full_disk(disk, mnist):
     run = disk / "run"
     assert _run("train", "--run", run, *TRAIN)[0] == 0
     reference = run.joinpath("model.safetensors").read_bytes()
-    # --overwrite on a full disk: the run's own files are the room it has; the model is
-    # the finished one either way (a refusal keeps it, a success rewrites the same bytes)
+    # --overwrite on a full disk: the finished run is kept (in RUN/replaced/ until a new
+    # model is saved), so nothing is lost when the new one cannot be written
     _fill(disk, 0)
-    _refused_in_one_line(*_run("train", "--run", run, "--overwrite", *TRAIN))
-    assert run.joinpath("model.safetensors").read_bytes() == reference
+    assert _refused_in_one_line(*_run("train", "--run", run, "--overwrite", *TRAIN))
+    assert run.joinpath("replaced/model.safetensors").read_bytes() == reference
+    _unfill(disk)
     refused = 0
     for leave in (0, 4096, 64 << 10, 160 << 10, 200 << 10, 240 << 10):
         shutil.rmtree(run)

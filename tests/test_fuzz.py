@@ -330,6 +330,15 @@ def _flag_and_value(flags: dict[str, list[str]]):
         lambda f: st.tuples(st.just(f), st.one_of(st.sampled_from(flags[f]), _flag_values)))
 
 
+def _saved_model(run) -> bytes | None:
+    """The run's finished model: in the run folder, or where --overwrite keeps it until
+    the new one is saved."""
+    for path in (run / "model.safetensors", run / "replaced" / "model.safetensors"):
+        if path.exists():
+            return path.read_bytes()
+    return None
+
+
 _TRAIN_FLAGS = {
     "sizes": ["16,8,3", "16,3", "16,99999999999,3", "16,0,3", "784,10", "16,-2,3", "1,2"],
     "batch-size": ["1", "32", "64", "1000"],
@@ -358,8 +367,7 @@ def test_train_flags_are_a_model_or_one_error_line(tiny_data, capsys, flags, mod
             "--sizes", "16,8,3", "--epochs", "1", "--fine-tune-epochs", "0", *mode]
     for flag, value in flags:
         argv += [f"--{flag}", value]
-    before = (run / "model.safetensors").read_bytes() if (run / "model.safetensors").exists() \
-        else None
+    before = _saved_model(run)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         code = _main_exit(argv)
@@ -367,8 +375,8 @@ def test_train_flags_are_a_model_or_one_error_line(tiny_data, capsys, flags, mod
     _result_or_one_error_line(code, err, argv)
     assert not caught, [str(w.message) for w in caught]
     if code == 2:
-        if before is not None:  # a refused train leaves the saved model as it was
-            assert (run / "model.safetensors").read_bytes() == before, argv
+        if before is not None:  # a failed train leaves the saved model as it was
+            assert _saved_model(run) == before, argv
 
 
 _IMPORT_FLAGS = {

@@ -143,6 +143,23 @@ def test_an_update_that_diverges_after_the_last_loss_is_caught(toy, tmp_path):
     assert not (tmp_path / "run" / CHECKPOINT).exists()
 
 
+def test_overwrite_keeps_the_finished_run_until_the_new_model_is_saved(toy, tmp_path):
+    """--overwrite once deleted the finished model first: a new run that diverged left
+    nothing."""
+    run = tmp_path / "run"
+    train(toy, small_config(), run)
+    before = (run / "model.safetensors").read_bytes()
+    with pytest.raises(TrainingDivergedError, match="replaced is kept in"):
+        train(toy, small_config(lr=1e308), run, overwrite=True)
+    assert (run / "replaced/model.safetensors").read_bytes() == before
+    assert not (run / "model.safetensors").exists()
+    with pytest.raises(TrainingDivergedError):  # a second failure keeps it too
+        train(toy, small_config(lr=1e308), run, overwrite=True)
+    assert (run / "replaced/model.safetensors").read_bytes() == before
+    train(toy, small_config(seed=1), run, overwrite=True)
+    assert (run / "model.safetensors").exists() and not (run / "replaced").exists()
+
+
 def test_paper_grad_bug_divides_the_update_by_ten(toy):
     a = MLP.init(SIZES, rng=np.random.default_rng(0), dtype=np.float64)
     b = a.copy()

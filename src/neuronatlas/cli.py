@@ -245,7 +245,9 @@ def config_options(cls, *, show_default: bool = False):
 @click.option("--quick", is_flag=True,
               help="2 + 1 epochs (about a minute) instead of the paper's 20 + 5.")
 @click.option("--resume", is_flag=True, help="Continue from the run's checkpoint, bit-exactly.")
-@click.option("--overwrite", is_flag=True, help="Start again in a run folder that has a run.")
+@click.option("--overwrite", is_flag=True,
+              help="Start again in a run folder that has a run (a finished one is kept in "
+                   "RUN/replaced/ until the new model is saved).")
 @click.option("--stop-after-epoch", type=click.IntRange(min=1), default=None,
               help="Stop (resumably) once this many epochs are done.")
 def train(run_dir, dataset, data_dir, quick, resume, overwrite, stop_after_epoch, **flags):

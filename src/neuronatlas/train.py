@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import threading
 import time
@@ -32,6 +33,7 @@ from .data import Dataset
 from .errors import (
     CheckpointError,
     ConfigError,
+    NeuronatlasError,
     RunFolderError,
     TrainingDivergedError,
 )
@@ -158,8 +160,13 @@ def _drop_metrics_after(path: Path, epoch: int) -> None:
         atomic_write_text(path, "".join(l + "\n" for l in keep))
 
 
+REPLACED = "replaced"  # where --overwrite keeps a finished run until the new one is saved
+
+
 def prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
-    """Create the run folder; refuse to clobber a previous run unless asked."""
+    """Create the run folder; refuse to clobber a previous run unless asked. With
+    ``overwrite`` a finished run moves to ``RUN/replaced/`` and is deleted only once the
+    new model is saved: a new run that fails (diverges, fills the disk) costs nothing."""
     ensure_dir(run_dir)
     existing = [p for p in ("model.safetensors", CHECKPOINT, "metrics.jsonl")
                 if (run_dir / p).exists()]
@@ -170,8 +177,17 @@ def prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
             f"{run_dir} already holds a run ({', '.join(existing)}); pass --resume to "
             "continue it, --overwrite to start again, or choose another --run"
         )
-    for p in existing:
-        (run_dir / p).unlink()
+    if not (run_dir / "model.safetensors").exists():  # an unfinished run: nothing to keep
+        for p in existing:
+            (run_dir / p).unlink()
+        return
+    kept = run_dir / REPLACED
+    if kept.exists():
+        shutil.rmtree(kept)
+    for p in [*existing, "config.json"]:
+        if (run_dir / p).exists():
+            ensure_dir((kept / p).parent)
+            os.replace(run_dir / p, kept / p)
 
 
 @locks_run("train in")
@@ -213,7 +229,7 @@ def train(
                    state.epoch * steps_per_epoch + state.step_in_epoch)
     interrupted = False
     try:
-        with _deferred_sigint() as sigint:
+        with _deferred_sigint() as sigint, _mention_replaced(run):
             stop = lambda: sigint["hit"] or (should_stop is not None  # noqa: E731
                                              and should_stop(state))
             while state.epoch < last_epoch and not interrupted:
@@ -226,8 +242,22 @@ def train(
         reporter.close()
     completed = state.epoch == config.total_epochs
     if completed and run is not None:
-        _save_model(model, data, config, metrics, run)
+        with _mention_replaced(run):
+            _save_model(model, data, config, metrics, run)
+        shutil.rmtree(run / REPLACED, ignore_errors=True)
     return TrainResult(model, state, metrics, completed)
+
+
+@contextmanager
+def _mention_replaced(run: Path | None):
+    """A run that fails after --overwrite says where the run it replaced is kept."""
+    try:
+        yield
+    except NeuronatlasError as exc:
+        if run is None or not (run / REPLACED / "model.safetensors").exists():
+            raise
+        raise type(exc)(f"{exc}; the run --overwrite replaced is kept in {run / REPLACED}"
+                        ) from None
 
 
 REPORT_EVERY = 50  # steps between progress updates (and the EMA kept in the state)
