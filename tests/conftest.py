@@ -8,10 +8,18 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import settings
 
 from neuronatlas import load_mnist
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# The README's test command draws the same examples on every machine ("derandomize":
+# a fresh clone passes or fails as CI did). The randomised profile draws new ones; .ci/run
+# runs it as its own step with a printed --hypothesis-seed, so a failure can be replayed.
+settings.register_profile("deterministic", derandomize=True, database=None)
+settings.register_profile("random", derandomize=False, database=None, print_blob=True)
+settings.load_profile(os.environ.get("NEURONATLAS_HYPOTHESIS", "deterministic"))
 
 
 @pytest.fixture(scope="session")

@@ -404,11 +404,11 @@ def test_import_flags_are_a_run_or_one_error_line(tiny_data, capsys, flags, sour
 
 # --- the options every model verb shares, and analyze's --k, on a tiny model ---------------
 _SHARED_FLAGS = {
-    "model": ["MODEL", "/nonexistent.safetensors", "", "NPZ"],
+    "model": ["MODEL", "/nonexistent.safetensors", "", "NPZ", "\x00", "m\udcff"],
     "activation": ["relu", "gelu", "relu,relu", "nope", ""],
     "input-shape": ["28,28,1", "784,1,1", "28x28x1", "0,28,28", "4,4,1", "a"],
-    "dataset": ["mnist", "fashion-mnist", "NPZ", "/nonexistent.npz", "mnist-x"],
-    "data-dir": ["/nonexistent", "", "."],
+    "dataset": ["mnist", "fashion-mnist", "NPZ", "/nonexistent.npz", "mnist-x", "x\x00.npz"],
+    "data-dir": ["/nonexistent", "", ".", "\x00", "d\udcff"],
     "k": ["1", "8", "0", "-3", "100000", "x"],
 }
 
@@ -440,3 +440,34 @@ def test_shared_model_flags_are_a_result_or_one_error_line(shared_run, tiny_data
     code = _main_exit(argv)
     err = capsys.readouterr().err
     _result_or_one_error_line(code, err, argv)
+
+
+# --- names no file can have, in every path a verb takes -----------------------------------
+_PATH_ARGS = [
+    ["evaluate", "--run", "RUN", "--model", "BAD"], ["evaluate", "--run", "BAD"],
+    ["evaluate", "--run", "RUN", "--dataset", "BAD"],
+    ["evaluate", "--run", "RUN", "--data-dir", "BAD"],
+    ["data", "--dataset", "BAD"], ["data", "--data-dir", "BAD"],
+    ["train", "--run", "BAD"], ["train", "--dataset", "BAD"],
+    ["query", "BAD", "--run", "RUN"], ["visualize", "1:0", "--run", "RUN", "--init", "BAD"],
+    ["import", "BAD", "--dataset", "mnist"], ["import", "MODEL", "--dataset", "BAD"],
+    ["atlas", "--run", "BAD"], ["analyze", "--run", "RUN", "--dataset", "BAD"],
+    ["reproduce", "--run", "BAD"], ["reproduce", "--model", "BAD"],
+    ["serve", "--run", "RUN", "--data-dir", "BAD"],
+]
+
+
+@pytest.mark.parametrize("bad", ["\x00", "a\x00b.npz", "\udcff", "x\udcfe.png"],
+                         ids=["nul", "nul-inside", "undecodable", "undecodable-inside"])
+@pytest.mark.parametrize("argv", _PATH_ARGS, ids=lambda a: "-".join(a[:2]).strip("-"))
+def test_a_name_no_file_can_have_is_one_error_line(shared_run, argv, bad, capsys):
+    """A NUL byte (click's own path check raised ValueError) or bytes that are not UTF-8,
+    in any path option or argument: one error line that names the problem, exit 2."""
+    names = {"RUN": str(shared_run), "MODEL": str(shared_run / "model.safetensors"),
+             "BAD": bad}
+    argv = [names.get(a, a) for a in argv]
+    code = _main_exit(argv)
+    err = capsys.readouterr().err
+    _result_or_one_error_line(code, err, argv)
+    assert code == 2, (argv, err)
+    assert "NUL byte" in err or "not valid UTF-8" in err, (argv, err)

@@ -31,7 +31,7 @@ from .data import NAMED, SPECS, load_dataset
 from .errors import CheckpointError, NeuronatlasError
 from .evaluate import evaluate as evaluate_model
 from .evaluate import save_evaluation
-from .fileio import ensure_dir
+from .fileio import ensure_dir, path_problem, shown_path
 from .nn.activations import KINDS
 from .nn.mlp import PAPER_SIZES, model_sha256
 from .runs import PAPER_RUN, RUNS, claim, default_run, run_dataset, run_model
@@ -40,8 +40,19 @@ from .train import train as train_model
 console = Console(stderr=True)
 out = Console()
 
+
+class SafePath(click.Path):
+    """click's Path, first refusing a name no file can have (a NUL byte, bytes that are
+    not UTF-8) with one line: click's own checks raise ValueError on a NUL byte."""
+
+    def convert(self, value, param, ctx):
+        problem = path_problem(value)
+        if problem:
+            self.fail(f"{shown_path(value)} {problem}", param, ctx)
+        return super().convert(value, param, ctx)
+
 RUN_OPTION = click.option(
-    "--run", "run_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+    "--run", "run_dir", type=SafePath(file_okay=False, path_type=Path), default=None,
     help="Run folder: holds the model and everything made from it [default: runs/paper, or "
          "runs/<model name> with --model].",
 )
@@ -51,7 +62,7 @@ DATASET_OPTION = click.option(
          "[default: the one the model was made for].",
 )
 DATA_DIR_OPTION = click.option(
-    "--data-dir", "--mnist-dir", "data_dir", type=click.Path(file_okay=False, path_type=Path),
+    "--data-dir", "--mnist-dir", "data_dir", type=SafePath(file_okay=False, path_type=Path),
     default=None,
     help="Folder with the dataset's four IDX files (plain or .gz): then the only source "
          "tried [default: $NEURONATLAS_MNIST_DIR or $NEURONATLAS_FASHION_MNIST_DIR, the "
@@ -61,7 +72,7 @@ ACTIVATION_HELP = (f"Hidden activation(s) of a model file that does not record t
                    f"saved by PyTorch): one of {', '.join(KINDS)} (leaky_relu:0.2, elu:0.5, "
                    "softplus:2 take a parameter), or a comma-separated list, one per layer.")
 MODEL_OPTION = click.option(
-    "--model", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    "--model", type=SafePath(dir_okay=False, path_type=Path), default=None,
     help="Model file [default: RUN/model.safetensors].")
 ACTIVATION_OPTION = click.option("--activation", default=None, help=ACTIVATION_HELP)
 
@@ -235,7 +246,7 @@ def config_options(cls, *, show_default: bool = False):
 
 
 @cli.command()
-@click.option("--run", "run_dir", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--run", "run_dir", type=SafePath(file_okay=False, path_type=Path),
               default=None, help="Run folder [default: runs/paper for the paper's network "
                                  "on MNIST, else runs/<dataset>-<activation>-<hidden sizes>].")
 @click.option("--dataset", default="mnist", show_default=True, metavar="NAME|PATH",
@@ -545,8 +556,8 @@ def analyze(run_dir, model, activation, dataset, data_dir, k):
 
 # --- import ----------------------------------------------------------------------------
 @cli.command("import")
-@click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--run", "run_dir", type=click.Path(file_okay=False, path_type=Path),
+@click.argument("source", type=SafePath(dir_okay=False, path_type=Path))
+@click.option("--run", "run_dir", type=SafePath(file_okay=False, path_type=Path),
               default=None, help="Run folder to create [default: runs/<SOURCE's name>].")
 @click.option("--dataset", required=True, metavar="NAME|PATH",
               help="The data the model was made for (mnist, fashion-mnist or a .npz): it "
@@ -650,7 +661,7 @@ def serve(run_dir, model, activation, dataset, data_dir, host, port, rebuild):
 @RUN_OPTION
 @data_options
 @click.option("--quick", is_flag=True, help="Train 2 + 1 epochs instead of 20 + 5 (for demos).")
-@click.option("--model", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--model", type=SafePath(dir_okay=False, path_type=Path), default=None,
               help="Use this model instead of training one.")
 @ACTIVATION_OPTION
 @click.option("--atlas/--no-atlas", default=True, show_default=True,

@@ -13,7 +13,43 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .errors import RunFolderError
+from .errors import NeuronatlasError, RunFolderError
+
+
+def path_problem(text: str | os.PathLike) -> str | None:
+    """Why ``text`` cannot name a file here, or None: a NUL byte (the OS refuses it) or
+    bytes that are not UTF-8 (undecodable on the command line; they could not be printed
+    in an error line either)."""
+    text = os.fspath(text)
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            return "is not valid UTF-8"
+    if "\x00" in text:
+        return "contains a NUL byte"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # surrogate escapes of undecodable argv bytes
+        return "is not valid UTF-8"
+    return None
+
+
+def checked_path(text: str | os.PathLike, what: str,
+                 error: type[NeuronatlasError] = NeuronatlasError) -> Path:
+    """``text`` as a Path, or ``error`` naming ``what`` when no file can have that name."""
+    problem = path_problem(text)
+    if problem:
+        raise error(f"{what} {shown_path(text)} {problem}")
+    return Path(text)
+
+
+def shown_path(text: str | os.PathLike, limit: int = 80) -> str:
+    """A name quoted for an error line: its bytes as they are, escaped where they are not
+    printable UTF-8, cut to ``limit`` characters."""
+    name = os.fsencode(text).decode("utf-8", "backslashreplace")
+    name = "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
+    return f"'{name[:limit]}'"
 
 
 def sha256_of(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
@@ -51,6 +87,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, fsync: bool = Tr
     except OSError as exc:
         raise RunFolderError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; an artefact is for sharing
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -65,6 +102,20 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, fsync: bool = Tr
         if isinstance(exc, OSError):  # a full disk, a quota: one line, the old file kept
             raise RunFolderError(f"cannot write {path}: {exc.strerror or exc}") from None
         raise
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it (Linux), else set and restored."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _same_content(path: Path, data: bytes, chunk: int = 1 << 20) -> bool:

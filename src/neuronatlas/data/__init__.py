@@ -7,9 +7,9 @@ dataset carries its identity (name and content hash), its image shape and class 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from ..errors import DataError
+from ..fileio import checked_path
 from .catalog import (
     FASHION_SPEC,
     FILES,
@@ -42,8 +42,12 @@ def load_dataset(spec: str | os.PathLike = "mnist", data_dir=None, *, log=None,
     """
     text = os.fspath(spec)
     if text in SPECS:
+        if data_dir is not None:
+            checked_path(data_dir, "data folder", DataError)
         return load_idx_dataset(text, data_dir, log=log, **kwargs)
-    path = Path(text)
+    path = checked_path(text, "dataset", DataError)
+    if data_dir is not None:
+        checked_path(data_dir, "data folder", DataError)
     if path.suffix.lower() == ".npz" or path.exists():
         if data_dir is not None:
             raise DataError("--data-dir names the folder of mnist or fashion-mnist; a dataset "

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
-from ..fileio import atomic_write_bytes
+from ..fileio import atomic_write_bytes, checked_path
 from ..shapes import MNIST_SHAPE
 
 
@@ -21,7 +21,7 @@ class ImageError(ConfigError):
 def load_image(path: str | Path, shape=MNIST_SHAPE) -> np.ndarray:
     """An image of ``shape`` (height, width, channels) as float32 (H*W*C,) in [0, 1],
     channel-last, from a PNG (grey for one channel, RGB for three) or a .npy."""
-    path = Path(path)
+    path = checked_path(path, "image", ImageError)
     h, w, c = shape
     if not path.is_file():
         raise ImageError(f"image not found: {path}")
