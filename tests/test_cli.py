@@ -189,3 +189,25 @@ def test_every_config_field_is_a_flag_whose_help_is_the_fields_own(verb, config)
         assert fld.name in params, fld.name
         assert params[fld.name].help.startswith(helps[fld.name]), fld.name
         assert params[fld.name].default is None  # None: not given, the config decides
+
+
+def test_a_missing_model_says_how_to_make_it(tmp_path):
+    """Each case names what will make the model: `--model` that is missing does not
+    suggest training a run named after the current folder; an interrupted training says
+    --resume (`train --run` alone refuses the folder); a device, a FIFO or a folder is
+    named for what it is (it said "no model, train first")."""
+    assert_user_error(run_cli("evaluate", "--model", tmp_path / "model.safetensors"),
+                      f"model file not found: {tmp_path / 'model.safetensors'}")
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "latest.safetensors").write_bytes(b"x")
+    assert_user_error(run_cli("evaluate", "--run", run),
+                      f"neuronatlas train --run {run} --resume")
+    assert_user_error(run_cli("evaluate", "--run", tmp_path), f"neuronatlas train --run "
+                                                              f"{tmp_path}")
+    assert_user_error(run_cli("evaluate", "--model", "/dev/zero"), "is a device")
+    os.mkfifo(tmp_path / "fifo.safetensors")
+    assert_user_error(run_cli("evaluate", "--model", tmp_path / "fifo.safetensors",
+                              timeout=30), "is a FIFO")
+    (run / "model.safetensors").mkdir()
+    assert_user_error(run_cli("evaluate", "--run", run), "is a folder")

@@ -50,13 +50,36 @@ def test_a_second_writer_is_refused_while_the_first_holds_the_run(tmp_path, mnis
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        assert_user_error(run_cli("analyze", "--run", tmp_path, "--k", "4"),
-                          "is being written by another neuronatlas command")
+        proc = run_cli("analyze", "--run", tmp_path, "--k", "4")
+        assert_user_error(proc, "is being written by another neuronatlas command")
+        assert f"(process {holder.pid} on " in proc.stderr and "analyze, since" in proc.stderr
         assert not (tmp_path / "analysis").exists()
     finally:
         holder.kill()
         holder.wait()
     assert run_cli("analyze", "--run", tmp_path, "--k", "4").returncode == 0
+
+
+def test_evaluate_writes_under_the_lock(tmp_path):
+    """evaluate wrote evaluation-test.json (and claimed the folder) without the lock."""
+    import subprocess
+    import sys
+
+    m = MLP.init((784, 4, 10), rng=np.random.default_rng(0))
+    m.save(tmp_path / "model.safetensors", {"dataset": "mnist"})
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import time; from neuronatlas.runs import writing\n"
+         f"with writing({str(tmp_path)!r}, 'analyze'):\n"
+         "    print('held', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert_user_error(run_cli("evaluate", "--run", tmp_path),
+                          "is being written by another neuronatlas command")
+        assert not (tmp_path / "evaluation-test.json").exists()
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_the_lock_is_reentrant_within_a_process(tmp_path):

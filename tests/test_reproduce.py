@@ -13,6 +13,7 @@ import pytest
 from neuronatlas import MLP
 from neuronatlas import report as R
 from neuronatlas.figures import FIGURES
+from neuronatlas.runs import LOCK
 
 from .test_cli import assert_user_error, run_cli
 
@@ -20,8 +21,9 @@ FIGS = [f"fig{k}" for k in range(1, 8)]
 
 
 def snapshot(run: Path) -> dict[str, tuple[bytes, int]]:
+    """Every artefact's bytes and time (not the lock file, which names its holder)."""
     return {str(p.relative_to(run)): (p.read_bytes(), p.stat().st_mtime_ns)
-            for p in sorted(run.rglob("*")) if p.is_file()}
+            for p in sorted(run.rglob("*")) if p.is_file() and p.name != LOCK}
 
 
 def check_outputs(run: Path) -> str:

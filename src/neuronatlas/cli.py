@@ -34,7 +34,7 @@ from .evaluate import save_evaluation
 from .fileio import ensure_dir, path_problem, shown_path
 from .nn.activations import KINDS
 from .nn.mlp import PAPER_SIZES, model_sha256
-from .runs import PAPER_RUN, RUNS, claim, default_run, run_dataset, run_model
+from .runs import PAPER_RUN, RUNS, claim, default_run, run_dataset, run_model, writing
 from .train import train as train_model
 
 console = Console(stderr=True)
@@ -324,10 +324,11 @@ def evaluate(run_dir, model, activation, dataset, data_dir, split):
         table.add_row(f"{i} {names[i]}" if names[i] != str(i) else str(i),
                       *map(str, ev.confusion[i]), f"{100 * ev.per_class_accuracy[i]:.2f}%")
     out.print(table)
-    claim(run, net)
-    # another dataset's numbers go beside, never over, those of the model's own
-    written = save_evaluation(run, ev, str(path), ds.identity,
-                              suffix="" if own else f"-{_file_part(ds.name)}")
+    with writing(run, "evaluate"):  # the owner checked under the lock that guards the write
+        claim(run, net)
+        # another dataset's numbers go beside, never over, those of the model's own
+        written = save_evaluation(run, ev, str(path), ds.identity,
+                                  suffix="" if own else f"-{_file_part(ds.name)}")
     out.print(f"written {written}")
 
 
@@ -508,9 +509,10 @@ def analyze(run_dir, model, activation, dataset, data_dir, k):
     run, net, _ = _open_model(run_dir, model, activation)
     ds = _dataset(net, dataset, data_dir)
     check_k(k, len(ds.train_x) + len(ds.test_x))
-    claim(ensure_dir(run), net)
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console) as progress:
+    with writing(run, "analyze"), Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), console=console) as progress:
+        claim(run, net)  # under the lock: no other writer can claim the folder in between
         tasks: dict[str, int] = {}
 
         def report(stage, done, total):
@@ -604,8 +606,8 @@ def atlas(run_dir, model, activation, dataset, data_dir):
     t0 = time.perf_counter()
     run, net, _ = _open_model(run_dir, model, activation)
     ds = _dataset(net, dataset, data_dir)
-    claim(ensure_dir(run), net)
-    with stage_bars() as (report, log):
+    with writing(run, "build the atlas of"), stage_bars() as (report, log):
+        claim(run, net)
         folder = build_atlas(run, net, ds, progress=report, log=log)
     size = json.loads((folder / "manifest.json").read_text())["total_bytes"]
     out.print(f"atlas written to {folder / 'index.html'} ({size / 2**20:.1f} MiB, "

@@ -14,7 +14,11 @@ import fcntl
 import functools
 import inspect
 import json
+import os
 import re
+import socket
+import stat
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -45,15 +49,45 @@ def default_run(run_dir: Path | None, model: Path | None) -> Path:
 
 
 def model_path(run_dir: Path, model: Path | None = None) -> Path:
-    """``model`` when given, else the run's ``model.safetensors``, which must exist."""
-    path = model or run_dir / "model.safetensors"
-    if model is None and not run_dir.is_dir():
-        raise RunFolderError(f"run folder {run_dir} does not exist; train first "
-                             f"(neuronatlas train --run {run_dir}) or pass --model")
-    if not path.is_file():
-        raise ModelFileError(f"no model at {path}; train first (neuronatlas train --run "
-                             f"{run_dir}) or pass --model PATH")
+    """``model`` when given, else the run's ``model.safetensors``, which must exist; when
+    it does not, the error says what will make it (train, resume, or another --run)."""
+    if model is not None:
+        _check_model_file(model, "model file")
+        return model
+    path = run_dir / "model.safetensors"
+    if not run_dir.is_dir():
+        raise RunFolderError(f"run folder {run_dir} does not exist; {_make_one(run_dir)}, "
+                             "or pass --model PATH")
+    if not path.exists() and (run_dir / "checkpoints" / "latest.safetensors").is_file():
+        raise ModelFileError(f"the training in {run_dir} was interrupted before its model was "
+                             f"saved; continue it with neuronatlas train --run {run_dir} "
+                             "--resume (or rerun the reproduce that started it)")
+    if not path.exists():
+        raise ModelFileError(f"no model at {path}; {_make_one(run_dir)}, or pass --model PATH")
+    _check_model_file(path, "model")
     return path
+
+
+def _make_one(run_dir: Path) -> str:
+    """How to make the model of ``run_dir``."""
+    if Path(run_dir) == PAPER_RUN:
+        return "make it with neuronatlas reproduce (or neuronatlas train)"
+    return f"train one with neuronatlas train --run {run_dir}"
+
+
+def _check_model_file(path: Path, what: str) -> None:
+    """A model path that exists but is no file (a folder, a device such as /dev/zero, a
+    FIFO) is named for what it is, never read."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise ModelFileError(f"{what} not found: {path}") from None
+    except OSError as exc:
+        raise ModelFileError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(mode):
+        kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "no file")
+        raise ModelFileError(f"{what} {path} is {kind}, not a model file")
 
 
 def run_model(run_dir: Path, model: Path | None = None, *, activation=None, input_shape=None
@@ -126,8 +160,9 @@ _held: dict[str, int] = {}  # run folders this process holds the lock of (re-ent
 def writing(run_dir: str | Path, what: str):
     """Hold the run folder's lock while ``what`` writes into it. A second writer (another
     process: two ``analyze`` at once once saved a wrong analysis) is refused with one line
-    naming the holder; readers never take it. Re-entrant within a process (``reproduce``
-    runs ``analyze`` and ``atlas`` under its own lock)."""
+    naming the holder (the lock file says which process on which host, doing what, since
+    when); readers never take it. Re-entrant within a process (``reproduce`` runs
+    ``analyze`` and ``atlas`` under its own lock)."""
     folder = ensure_dir(run_dir)
     key = str(folder.resolve())
     if _held.get(key):
@@ -137,14 +172,15 @@ def writing(run_dir: str | Path, what: str):
         finally:
             _held[key] -= 1
         return
-    f = open(folder / LOCK, "a")  # created once, never written: a rerun changes no file
+    f = open(folder / LOCK, "a+")
     try:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise RunFolderError(f"{folder} is being written by another neuronatlas command; "
-                                 f"wait for it to finish before you {what} it, or use "
-                                 "another --run") from None
+            raise RunFolderError(f"{folder} is being written by another neuronatlas command"
+                                 f"{_holder(f)}; wait for it to finish before you {what} it, "
+                                 "or use another --run") from None
+        _say_holder(f, what)
         _held[key] = 1
         try:
             yield
@@ -153,6 +189,31 @@ def writing(run_dir: str | Path, what: str):
             fcntl.flock(f, fcntl.LOCK_UN)
     finally:
         f.close()
+
+
+def _say_holder(f, what: str) -> None:
+    """Write who holds the lock into the lock file (best effort: a full disk must not stop
+    the command that holds it)."""
+    record = {"pid": os.getpid(), "host": socket.gethostname(), "doing": what,
+              "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    try:
+        f.seek(0)
+        f.truncate()
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+    except OSError:
+        pass
+
+
+def _holder(f) -> str:
+    """`` (process 123 on host h, doing analyze since ...)``, or nothing when unreadable."""
+    try:
+        f.seek(0)
+        rec = json.loads(f.read(4096))
+        return (f" (process {int(rec['pid'])} on {str(rec['host'])[:64]}, "
+                f"{str(rec['doing'])[:40]}, since {str(rec['since'])[:32]})")
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
 
 
 def locks_run(what: str, arg: str = "run_dir"):
