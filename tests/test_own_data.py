@@ -2,10 +2,12 @@
 atlas from the command line; the dataset's identity in every cache; bad files refused."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+import neuronatlas as na
 from neuronatlas import MLP, DataError, load_dataset
 from neuronatlas.analysis import analyze
 from neuronatlas.data import Dataset
@@ -132,12 +134,12 @@ def test_a_truncated_npz_through_the_cli(colour_npz, tmp_path):
 
 @pytest.mark.parametrize(("arrays", "message"), [
     ({"y_train": np.array([0, 1, 2, 2**40])}, "at most 100000 classes"),
-    ({"x_test": np.zeros((2, 3, 4, 4), np.uint8)}, "x_test's images are"),
+    ({"x_test": np.zeros((2, 3, 5, 5), np.uint8)}, "x_test's images are"),
     ({"shape": np.array([4.7, 4.2, 3.9])}, "shape must be three integers"),
 ])
 def test_inconsistent_npz_contents_are_refused(tmp_path, arrays, message):
-    base = {"x_train": np.zeros((4, 4, 4, 3), np.uint8), "y_train": np.zeros(4, np.int64),
-            "x_test": np.zeros((2, 4, 4, 3), np.uint8), "y_test": np.zeros(2, np.int64)}
+    base = {"x_train": np.zeros((4, 5, 5, 3), np.uint8), "y_train": np.zeros(4, np.int64),
+            "x_test": np.zeros((2, 5, 5, 3), np.uint8), "y_test": np.zeros(2, np.int64)}
     path = tmp_path / "d.npz"
     np.savez(path, **{**base, **arrays})
     with pytest.raises(DataError, match=message):
@@ -181,3 +183,156 @@ def test_evaluating_on_other_data_is_said_and_kept_beside(colour_npz, tmp_path):
     assert proc.returncode == 0 and "evaluating it on other.npz as asked" in proc.stderr
     assert (run / "evaluation-test.json").read_bytes() == own  # nothing saved is lost
     assert json.loads((run / "evaluation-test-other.npz.json").read_text())["n"] == 30
+
+
+def save_npz(path, x_train, y_train=None, x_test=None, y_test=None, **extra):
+    """A dataset .npz; the test split defaults to the train split's first two rows."""
+    y_train = np.arange(len(x_train)) % 2 if y_train is None else y_train
+    x_test = x_train[:2] if x_test is None else x_test
+    y_test = y_train[:2] if y_test is None else y_test
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test, **extra)
+    return path
+
+
+@pytest.mark.parametrize("y", [
+    np.array([0, 1, 2**63, 2], np.uint64),  # wrapped to a negative label in the int64 cast
+    np.array([0, 1, 2**64 - 1, 2], np.uint64),
+    np.array([0, 1, 2**63 - 1, 2], np.int64),  # max() + 1 would overflow int64
+    np.array([0, 1, 100_000, 2], np.uint32),
+    np.array([0, -1, 1, 2], np.int8),
+])
+def test_labels_out_of_range_are_refused_whatever_their_dtype(tmp_path, y):
+    path = save_npz(tmp_path / "d.npz", np.zeros((4, 5, 5), np.uint8), y)
+    with pytest.raises(DataError, match="at most 100000 classes|negative labels"):
+        load_dataset(path)
+
+
+def test_uint64_labels_beyond_int64_do_not_train_a_model(tmp_path):
+    y = np.arange(40, dtype=np.uint64) % 3
+    y[7] = 2**63  # int64 -2**63 once cast: the model trained with exit 0
+    path = save_npz(tmp_path / "d.npz", np.zeros((40, 5, 5), np.uint8), y)
+    assert_user_error(run_cli("train", "--dataset", path, "--sizes", "25,4,3", "--epochs", "1",
+                              "--batch-size", "8", "--run", tmp_path / "r"),
+                      "at most 100000 classes")
+    assert not (tmp_path / "r").exists()
+
+
+def test_bool_labels_are_classes_0_and_1(tmp_path):
+    path = save_npz(tmp_path / "d.npz", np.zeros((4, 5, 5), np.uint8),
+                    np.array([False, True, True, False]))
+    data = load_dataset(path)
+    assert data.train_y.dtype == np.int64 and data.train_y.tolist() == [0, 1, 1, 0]
+    assert data.class_names == ("0", "1")
+
+
+def test_channels_first_images_are_transposed_and_said(tmp_path):
+    """(N, 3, 8, 8) as PyTorch saves it: the pixel that carries the label is the one the
+    model's first layer sees there, and the one a weight image shows there."""
+    from neuronatlas.vis.display import as_image
+
+    n = 40
+    y = np.arange(n) % 2
+    pattern = np.random.default_rng(0).integers(0, 100, (3, 8, 8)).astype(np.uint8)
+    x = np.repeat(pattern[None], n, axis=0)  # (N, C, H, W), the same in every image
+    x[:, 1, 2, 5] = 20 + 200 * y  # only channel 1 of pixel (row 2, column 5) varies
+    data = load_dataset(save_npz(tmp_path / "cf.npz", x, y))
+    assert data.shape == (8, 8, 3) and data.n_inputs == 192
+    assert any("channels-first" in note for note in data.notes)
+    seen = data.train_x.reshape(n, 8, 8, 3)  # H, W, C row-major: what every picture assumes
+    varying = np.argwhere((seen != seen[:1]).any(axis=0))
+    assert varying.tolist() == [[2, 5, 1]]
+    np.testing.assert_array_equal(seen[:, 2, 5, 1], ((20 + 200 * y) / np.float32(255)).astype(
+        np.float32))
+    expected = pattern.transpose(1, 2, 0).copy()  # (H, W, C)
+    expected[2, 5, 1] = 20  # image 0 is of label 0
+    np.testing.assert_array_equal(seen[0], expected / np.float32(255))
+    # a first-layer neuron watching exactly that input is the label detector, and its
+    # weight image, shown as H x W x C, lights up at (2, 5) channel 1
+    model = MLP.init((192, 4, 2), rng=np.random.default_rng(0), input_shape=data.shape)
+    model.weights[0][:] = 0
+    model.biases[0][:] = 0
+    model.weights[0][3, (2 * 8 + 5) * 3 + 1] = 1
+    act = model.activations(data.train_x)[1][:, 3]
+    assert act[y == 1].min() > act[y == 0].max()
+    image = as_image(model.weights[0][3], data.shape)
+    assert np.unravel_index(np.argmax(image), image.shape) == (2, 5, 1)
+
+
+@pytest.mark.parametrize(("x", "shape", "expected"), [
+    (np.zeros((4, 1, 28, 28), np.uint8), None, (28, 28, 1)),  # channels-first, grey
+    (np.zeros((4, 28, 28, 1), np.uint8), None, (28, 28, 1)),
+    (np.zeros((4, 32, 32, 3), np.uint8), None, (32, 32, 3)),
+    (np.zeros((4, 3, 4, 4), np.uint8), [4, 4, 3], (4, 4, 3)),  # the shape entry decides
+    (np.zeros((4, 3, 4, 4), np.uint8), [3, 4, 4], (3, 4, 4)),
+    (np.zeros((4, 1, 1, 1), np.uint8), None, (1, 1, 1)),  # one value: either way the same
+])
+def test_the_layout_of_4d_images(tmp_path, x, shape, expected):
+    extra = {} if shape is None else {"shape": np.array(shape)}
+    data = load_dataset(save_npz(tmp_path / "d.npz", x, **extra))
+    assert data.shape == expected and data.n_inputs == x[0].size
+
+
+def test_a_declared_shape_picks_channels_first_pixels(tmp_path):
+    x = np.arange(4 * 48, dtype=np.uint8).reshape(4, 3, 4, 4)
+    first = load_dataset(save_npz(tmp_path / "a.npz", x, shape=np.array([4, 4, 3])))
+    np.testing.assert_array_equal(first.train_x.reshape(4, 4, 4, 3),
+                                  x.transpose(0, 2, 3, 1) / np.float32(255))
+    assert first.notes
+    last = load_dataset(save_npz(tmp_path / "b.npz", x, shape=np.array([3, 4, 4])))
+    np.testing.assert_array_equal(last.train_x, x.reshape(4, 48) / np.float32(255))
+    assert last.notes == ()
+
+
+@pytest.mark.parametrize(("x", "shape", "message"), [
+    (np.zeros((4, 3, 4, 4), np.uint8), None, "add a 'shape' entry"),
+    (np.zeros((4, 4, 3, 3), np.uint8), None, "add a 'shape' entry"),
+    (np.zeros((4, 4, 4, 3), np.uint8), None, "add a 'shape' entry"),
+    (np.zeros((4, 3, 3, 3), np.uint8), None, "store them flat"),
+    (np.zeros((4, 4, 4, 4), np.uint8), [4, 4, 4], "store them flat"),
+    (np.zeros((4, 3, 4, 4), np.uint8), [4, 3, 4], "does not match"),
+])
+def test_ambiguous_4d_images_are_refused(tmp_path, x, shape, message):
+    extra = {} if shape is None else {"shape": np.array(shape)}
+    with pytest.raises(DataError, match=message):
+        load_dataset(save_npz(tmp_path / "d.npz", x, **extra))
+
+
+@pytest.mark.parametrize("x", [np.zeros((4, 0, 0), np.uint8), np.zeros((4, 0), np.float32),
+                               np.zeros((4, 0, 5, 3), np.uint8)])
+def test_images_without_pixels_are_refused(tmp_path, x):
+    with pytest.raises(DataError, match="no pixels"):
+        load_dataset(save_npz(tmp_path / "d.npz", x))
+
+
+def test_byte_string_class_names_are_utf8(tmp_path):
+    x = np.zeros((4, 5, 5), np.uint8)
+    names = np.array([b"cat", "chèvre".encode()])
+    assert load_dataset(save_npz(tmp_path / "a.npz", x, class_names=names)).class_names == \
+        ("cat", "chèvre")
+    with pytest.raises(DataError, match="UTF-8"):
+        load_dataset(save_npz(tmp_path / "b.npz", x, class_names=np.array([b"cat", b"\xff"])))
+
+
+def test_a_path_with_a_nul_byte_is_one_clear_error():
+    for path in ("a\x00b.npz", Path("/tmp\x00/x.npz")):
+        with pytest.raises(DataError, match="NUL byte"):
+            load_dataset(path)
+    from neuronatlas import load_npz
+
+    with pytest.raises(DataError, match="NUL byte"):
+        load_npz("x\x00y")
+
+
+def test_a_model_is_not_used_on_images_of_another_layout():
+    """The same count of inputs in another order (a 4x4x3 model on 3x4x4 images, as a
+    channels-first file was read before) scrambles every picture: refused, never drawn."""
+    from neuronatlas.data import check_fits
+
+    x = np.zeros((4, 48), np.float32)
+    y = np.array([0, 1, 0, 1])
+    model = na.MLP.init((48, 4, 2), rng=np.random.default_rng(0), input_shape=(4, 4, 3))
+    check_fits(model, na.Dataset(x, y, x, y, shape=(4, 4, 3)))
+    with pytest.raises(DataError, match="takes 4x4x3 images but arrays's are 3x4x4"):
+        check_fits(model, na.Dataset(x, y, x, y, shape=(3, 4, 4)))
+    flat = na.MLP.init((48, 4, 2), rng=np.random.default_rng(0))  # states no shape
+    check_fits(flat, na.Dataset(x, y, x, y, shape=(3, 4, 4)))

@@ -59,3 +59,10 @@ class VisualizationDivergedError(NeuronatlasError):
 class TrainingDivergedError(NeuronatlasError):
     """The loss became NaN or infinite; the last good checkpoint is kept. Example:
     ``na.train(data, na.TrainConfig(lr=1e6))`` raises it after the first bad step."""
+
+
+class ModelOverflowError(NeuronatlasError):
+    """The model's outputs are NaN or infinite on some inputs: weights within float32's
+    range whose products overflow in the forward pass. No accuracy or prediction is made
+    of them. Example: ``na.evaluate(model, x, y)`` raises it for a model with weights of
+    3e37."""

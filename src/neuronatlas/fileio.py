@@ -9,9 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from .errors import NeuronatlasError, RunFolderError
 
@@ -47,7 +48,10 @@ def checked_path(text: str | os.PathLike, what: str,
 def shown_path(text: str | os.PathLike, limit: int = 80) -> str:
     """A name quoted for an error line: its bytes as they are, escaped where they are not
     printable UTF-8, cut to ``limit`` characters."""
-    name = os.fsencode(text).decode("utf-8", "backslashreplace")
+    try:
+        name = os.fsencode(text).decode("utf-8", "backslashreplace")
+    except UnicodeError:  # a lone surrogate that no file system name encodes
+        name = os.fspath(text).encode("utf-8", "backslashreplace").decode("ascii")
     name = "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
     return f"'{name[:limit]}'"
 
@@ -60,6 +64,67 @@ def sha256_of(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+MISSING = "does not exist"  # what :func:`file_problem` says of a path that names nothing
+_SPECIAL = ((stat.S_ISDIR, "is a directory"), (stat.S_ISFIFO, "is not a regular file (a FIFO)"),
+            (stat.S_ISCHR, "is not a regular file (a character device)"),
+            (stat.S_ISBLK, "is not a regular file (a block device)"),
+            (stat.S_ISSOCK, "is not a regular file (a socket)"))
+
+
+def _mode_problem(mode: int) -> str | None:
+    """None for a regular file's mode, else what the file is."""
+    if stat.S_ISREG(mode):
+        return None
+    return next((why for test, why in _SPECIAL if test(mode)), "is not a regular file")
+
+
+def file_problem(path: str | os.PathLike) -> str | None:
+    """None when ``path`` names a regular file (links followed), else why it cannot be read
+    as one: :data:`MISSING`, ``"is a directory"``, ``"is not a regular file (a FIFO)"`` (or
+    a device, a socket), the name's own problem (a NUL byte, not UTF-8: see
+    :func:`~neuronatlas.fileio.path_problem`) or ``"cannot be read (reason)"``. It only
+    stats the path: a FIFO is never opened (reading one blocks until a writer comes)."""
+    problem = path_problem(path)
+    if problem:
+        return problem
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return MISSING
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    except ValueError:  # a name the OS refuses that path_problem let through
+        return "is not a name a file can have"
+    return _mode_problem(mode)
+
+
+def shown(path: str | os.PathLike) -> str:
+    """``path`` for an error line: as it is, or quoted and escaped when it holds a NUL byte
+    or is not UTF-8."""
+    return os.fsdecode(path) if not path_problem(path) else shown_path(path)
+
+
+def open_regular(path: str | os.PathLike, error: type[NeuronatlasError] = NeuronatlasError
+                 ) -> tuple[BinaryIO, int]:
+    """``path`` opened for reading, and its size; else ``error`` saying what it is (see
+    :func:`file_problem`). Opened without blocking and checked again once open, so that a
+    FIFO put in its place after the check is never read."""
+    why = file_problem(path)
+    if why is None:
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+                         | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+        except OSError as exc:
+            why = f"cannot be read ({exc.strerror or exc})"
+        else:
+            st = os.fstat(fd)
+            why = _mode_problem(st.st_mode)
+            if why is None:
+                return os.fdopen(fd, "rb"), st.st_size
+            os.close(fd)
+    raise error(f"{shown(path)} {why}")
 
 
 def ensure_dir(path: str | os.PathLike) -> Path:

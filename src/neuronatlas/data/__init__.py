@@ -52,7 +52,11 @@ def load_dataset(spec: str | os.PathLike = "mnist", data_dir=None, *, log=None,
         if data_dir is not None:
             raise DataError("--data-dir names the folder of mnist or fashion-mnist; a dataset "
                             ".npz is given by its path alone")
-        return load_npz(path)
+        data = load_npz(path)
+        for note in data.notes:  # e.g. channels-first images read as such
+            if log:
+                log(f"note: {path}: {note}")
+        return data
     raise DataError(f"unknown dataset {text[:80]!r}: use {' or '.join(NAMED)}, or the path of "
                     "an .npz with x_train, y_train, x_test, y_test")
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from ..shapes import default_input_shape
 
 MAX_CLASSES = 100_000  # labels are class indices; a larger one is a mistake, not a class
 
@@ -42,12 +43,11 @@ class Dataset:
     class_names: tuple[str, ...] | None = None
     sha256: str | None = None  # of the contents; computed from the arrays when None
     spec: str | None = None  # how to load it again: "mnist", "fashion-mnist" or a path
+    notes: tuple[str, ...] = ()  # what loading did that the file does not say (a transpose)
 
     def __post_init__(self):
         n = self.train_x.shape[1] if self.train_x.ndim == 2 else -1
         if self.shape is None:
-            from ..nn.mlp import default_input_shape
-
             self.shape = default_input_shape(n)
         self.shape = tuple(int(v) for v in self.shape)
         if self.class_names is None:
@@ -107,6 +107,12 @@ def check_fits(model, data: Dataset, what: str = "model") -> None:
         raise DataError(f"the {what} takes {model.sizes[0]} inputs but {data.name}'s images "
                         f"have {data.n_inputs} values ({'x'.join(map(str, data.shape))}); "
                         "choose the dataset it was made for with --dataset")
+    shape = tuple(model.input_shape)
+    if shape != default_input_shape(model.sizes[0]) and shape != tuple(data.shape):
+        # the same count of inputs in another order: every picture would be scrambled
+        raise DataError(f"the {what} takes {'x'.join(map(str, shape))} images but "
+                        f"{data.name}'s are {'x'.join(map(str, data.shape))}; choose the "
+                        "dataset it was made for with --dataset")
     top = int(max(data.train_y.max(initial=0), data.test_y.max(initial=0)))
     if top >= model.sizes[-1]:
         raise DataError(f"{data.name} has labels up to {top} but the {what} has only "

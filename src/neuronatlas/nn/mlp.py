@@ -11,13 +11,13 @@ knows its hidden activations, which Linears have a bias, the shape of its input 
 from __future__ import annotations
 
 import hashlib
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, ModelFileError
+from ..errors import ConfigError, ModelFileError, ModelOverflowError
+from ..shapes import check_input_shape, default_input_shape
 from . import functional as F
 from . import io as model_file
 from .activations import RELU, Activation, parse_activations
@@ -30,27 +30,6 @@ PAPER_SIZES: tuple[int, ...] = (784, 1250, 1000, 750, 500, 250, 100, 32, 10)
 def kaiming_normal(fan_out: int, fan_in: int, rng: np.random.Generator) -> np.ndarray:
     """He et al. (2015) initialisation for ReLU: N(0, 2 / fan_in), float64 (out, in)."""
     return rng.standard_normal((fan_out, fan_in)) * np.sqrt(2.0 / fan_in)
-
-
-def default_input_shape(n_inputs: int) -> tuple[int, int, int]:
-    """The input shape of a model or dataset that does not state one: a square grey image
-    when n is a square number (784 -> 28x28x1), else a flat strip (1, n, 1). Nothing else
-    is assumed: a colour or oblong image must be given (3072 may be 32x32x3 or 48x64x1)."""
-    side = math.isqrt(n_inputs)
-    return (side, side, 1) if side * side == n_inputs else (1, n_inputs, 1)
-
-
-def check_input_shape(shape, n_inputs: int) -> tuple[int, int, int]:
-    """(height, width, channels) as ints whose product is ``n_inputs``."""
-    try:
-        h, w, c = (int(v) for v in shape)
-    except (TypeError, ValueError):
-        raise ConfigError(f"input shape must be (height, width, channels), got {shape!r}"
-                          ) from None
-    if min(h, w, c) < 1 or h * w * c != n_inputs:
-        raise ConfigError(f"input shape {h}x{w}x{c} does not hold the model's {n_inputs} "
-                          "inputs")
-    return h, w, c
 
 
 def model_sha256(model: MLP) -> str:
@@ -260,9 +239,23 @@ class MLP:
     def predict_proba(self, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
         """SoftMax probabilities (N, classes), evaluated in batches."""
         x = self.check_input(x)
-        parts = [F.softmax_forward(self.forward(x[s : s + batch_size]))
+        parts = [F.softmax_forward(self.finite_logits(x[s : s + batch_size]))
                  for s in range(0, len(x), batch_size)]
         return np.concatenate(parts) if parts else np.empty((0, self.sizes[-1]), self.dtype)
+
+    def finite_logits(self, x: np.ndarray) -> np.ndarray:
+        """:meth:`forward`, or :class:`ModelOverflowError` when a logit is NaN or infinite
+        (finite weights can overflow float32 in their products): a prediction is never
+        made of them."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            z = self.forward(x)
+        bad = int(len(z) - np.isfinite(z).all(axis=1).sum())
+        if bad:
+            raise ModelOverflowError(
+                f"the model's outputs are NaN or infinite on {bad} of {len(z)} images (one "
+                "batch): its weights overflow float32 in the forward pass (no accuracy is "
+                "given)")
+        return z
 
     def predict(self, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
         """The most probable class of each row of ``x``, (N,)."""
