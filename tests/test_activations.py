@@ -272,3 +272,22 @@ def test_training_a_given_model_under_another_activation_is_refused():
     data = Dataset(x, y, x[:8], y[:8])
     with pytest.raises(ConfigError, match="activations"):
         train(data, TrainConfig(sizes=(16, 4, 2), epochs=1, fine_tune_epochs=0), model=m)
+
+
+def test_every_name_has_its_own_maths_and_an_unknown_one_is_refused():
+    """An unknown activation name computed the identity (the last branch of an if-chain),
+    an unknown optimiser name plain ascent: each is now one registry entry, and anything
+    else raises with the valid names."""
+    from neuronatlas.config import VIS_OPTIMIZERS
+    from neuronatlas.errors import ConfigError
+    from neuronatlas.nn.activations import KINDS, REGISTRY
+    from neuronatlas.vis.optimizers import OPTIMIZERS, make_optimizer
+
+    assert set(KINDS) == set(REGISTRY) and set(OPTIMIZERS) == set(VIS_OPTIMIZERS)
+    z = np.linspace(-3, 3, 7)
+    outs = {name: REGISTRY[name].f(z, REGISTRY[name].default).tobytes() for name in REGISTRY}
+    assert len(set(outs.values())) == len(outs)  # no two names share one function
+    with pytest.raises(ConfigError, match="supported: relu, leaky_relu"):
+        Activation("relu6")
+    with pytest.raises(ConfigError, match="unknown optimizer 'sgd'; one of ascent, adam"):
+        make_optimizer("sgd", np.zeros(3), 0.1)

@@ -205,9 +205,10 @@ def test_a_missing_model_says_how_to_make_it(tmp_path):
                       f"neuronatlas train --run {run} --resume")
     assert_user_error(run_cli("evaluate", "--run", tmp_path), f"neuronatlas train --run "
                                                               f"{tmp_path}")
-    assert_user_error(run_cli("evaluate", "--model", "/dev/zero"), "is a device")
+    assert_user_error(run_cli("evaluate", "--model", "/dev/zero"),
+                      "is not a regular file (a character device)")
     os.mkfifo(tmp_path / "fifo.safetensors")
     assert_user_error(run_cli("evaluate", "--model", tmp_path / "fifo.safetensors",
-                              timeout=30), "is a FIFO")
+                              timeout=30), "is not a regular file (a FIFO)")
     (run / "model.safetensors").mkdir()
-    assert_user_error(run_cli("evaluate", "--run", run), "is a folder")
+    assert_user_error(run_cli("evaluate", "--run", run), "is a directory")

@@ -26,18 +26,24 @@ def snapshot(run: Path) -> dict[str, tuple[bytes, int]]:
             for p in sorted(run.rglob("*")) if p.is_file() and p.name != LOCK}
 
 
-def check_outputs(run: Path) -> str:
+def check_outputs(run: Path, paper: bool) -> str:
+    """The report, checked; ``paper``: the run is of the paper's network."""
     for name in FIGS:
         png, pdf = run / "figures" / f"{name}.png", run / "figures" / f"{name}.pdf"
         assert png.read_bytes()[:4] == b"\x89PNG" and pdf.read_bytes()[:4] == b"%PDF"
     report = (run / "report.md").read_text()
     accuracy = json.loads((run / "evaluation-test.json").read_text())["accuracy"]
     dead = json.loads((run / "analysis/dead.json").read_text())
-    for needle in ("98.06%", f"{100 * accuracy:.2f}%", "≈ 0.01", "confidence > 0.99",
-                   "99.2693% → 99.9211%", "| 2.14 |", "\"a minority\"",
+    paper_rows = ("98.06%", "≈ 0.01", "99.2693% → 99.9211%", "| 2.14 |", "\"a minority\"")
+    for needle in (f"{100 * accuracy:.2f}%", "confidence > 0.99",
                    f"silent on all {dead['images']} images",
                    "| claim of the paper |", "## Stages"):
         assert needle in report, needle
+    if paper:
+        assert all(needle in report for needle in paper_rows), report
+    else:  # another network is not set beside the paper's numbers
+        assert "## This run's numbers" in report and "Skipped: the comparison" in report
+        assert not any(needle in report for needle in paper_rows[2:]), report
     for name in FIGS:
         assert f"(figures/{name}.png)" in report
         assert FIGURES[name].caption[:60] in report  # the paper's caption beside each figure
@@ -47,12 +53,12 @@ def check_outputs(run: Path) -> str:
     return report
 
 
-def reproduce_twice(run: Path, *args) -> tuple[float, float]:
+def reproduce_twice(run: Path, *args, paper: bool) -> tuple[float, float]:
     t = time.perf_counter()
     first = run_cli("reproduce", "--run", run, *args, timeout=1800)
     t1 = time.perf_counter() - t
     assert first.returncode == 0, first.stderr
-    check_outputs(run)
+    check_outputs(run, paper)
     before = snapshot(run)
     t = time.perf_counter()
     again = run_cli("reproduce", "--run", run, *args, timeout=1800)
@@ -67,7 +73,8 @@ def reproduce_twice(run: Path, *args) -> tuple[float, float]:
 def test_reproduce_with_a_given_model(tiny_run, tmp_path):
     """Any MNIST-shaped model works (`--model`); Figures 5-7 fall back to the model's
     last hidden layer when it has fewer than the paper's 7."""
-    t1, t2 = reproduce_twice(tmp_path / "run", "--model", tiny_run / "model.safetensors")
+    t1, t2 = reproduce_twice(tmp_path / "run", "--model", tiny_run / "model.safetensors",
+                             paper=False)
     assert t2 < t1
     report = (tmp_path / "run/report.md").read_text()
     assert "model not trained here" in report
@@ -89,7 +96,7 @@ def test_reproduce_quick_end_to_end(quick_run, tmp_path):
     session's run folder so training is not paid twice)."""
     run = tmp_path / "run"
     shutil.copytree(quick_run, run)
-    t1, t2 = reproduce_twice(run, "--quick")
+    t1, t2 = reproduce_twice(run, "--quick", paper=True)
     assert t2 < t1 / 3, (t1, t2)
     model = (run / "model.safetensors").read_bytes()
     assert model == (quick_run / "model.safetensors").read_bytes()  # reused, not retrained
@@ -107,8 +114,9 @@ def test_reproduce_bad_input(tiny_run, tmp_path):
     # a run folder trained with another config is not reused for --quick
     other = tmp_path / "other"
     shutil.copytree(tiny_run, other)
-    assert_user_error(run_cli("reproduce", "--run", other, "--quick"),
-                      "belongs to another training config")
+    assert_user_error(run_cli("reproduce", "--run", other, "--quick"),  # names what differs
+                      "belongs to another training config (config.json: sizes "
+                      "784,48,24,16,10 there, 784,1250,1000,750,500,250,100,32,10 asked")
     assert (other / "model.safetensors").is_file()  # nothing of it was lost
     # --model into a run folder that holds another model: refused, nothing overwritten
     stranger = tmp_path / "stranger.safetensors"

@@ -26,15 +26,15 @@ from rich.progress import (
 from rich.table import Table
 
 from .checkpoint import CHECKPOINT
-from .config import TrainConfig, VisConfig
+from .config import INIT_NAMES, TrainConfig, VisConfig
 from .data import NAMED, SPECS, load_dataset
-from .errors import CheckpointError, NeuronatlasError
+from .errors import CheckpointError, ConfigError, NeuronatlasError
 from .evaluate import evaluate as evaluate_model
 from .evaluate import save_evaluation
 from .fileio import ensure_dir, path_problem, shown_path
 from .nn.activations import KINDS
 from .nn.mlp import PAPER_SIZES, model_sha256
-from .runs import PAPER_RUN, RUNS, claim, default_run, run_dataset, run_model, writing
+from .runs import PAPER_RUN, QUICK_RUN, RUNS, claim, default_run, run_dataset, run_model, writing
 from .train import train as train_model
 
 console = Console(stderr=True)
@@ -126,29 +126,37 @@ def _dataset(net, dataset, data_dir):
 
 
 class RichTrainReporter:
-    """Progress bar for :func:`neuronatlas.train`: step/s, EMA loss, ETA, per-epoch lines."""
+    """Progress bar for :func:`neuronatlas.train`: the epoch, steps, step/s, EMA loss and
+    ETA, narrow enough for 80 columns; a line per finished epoch (with its lr)."""
 
     def __init__(self):
         self.progress = Progress(
-            TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]:>6.0f} step/s"),
-            TextColumn("EMA loss {task.fields[ema]:.4f}"), TextColumn("lr {task.fields[lr]:g}"),
-            TimeElapsedColumn(), TimeRemainingColumn(), console=console,
+            TextColumn("[bold]train[/] epoch {task.fields[epoch]}"), BarColumn(bar_width=16),
+            MofNCompleteColumn(), TextColumn("{task.fields[rate]:>5.0f} step/s"),
+            TextColumn("loss {task.fields[ema]:.4f}"), TimeRemainingColumn(), console=console,
         )
         self.task = None
         self.t0 = time.perf_counter()
         self.done0 = 0
+        self.per_epoch = 1
+        self.epochs = 1
 
-    def start(self, total_steps, done_steps):
+    def start(self, total_steps, done_steps, steps_per_epoch):
         self.progress.start()
-        self.done0 = done_steps
+        self.done0, self.per_epoch = done_steps, max(steps_per_epoch, 1)
+        self.epochs = -(-total_steps // self.per_epoch)
         self.task = self.progress.add_task("train", total=total_steps, completed=done_steps,
-                                           rate=0.0, ema=float("nan"), lr=0.0)
+                                           rate=0.0, ema=float("nan"),
+                                           epoch=self._epoch(done_steps))
+
+    def _epoch(self, done: float) -> str:
+        return f"{min(int(done) // self.per_epoch + 1, self.epochs)}/{self.epochs}"
 
     def advance(self, steps, ema_loss, lr):
-        done = self.progress.tasks[0].completed + steps - self.done0
-        rate = done / max(time.perf_counter() - self.t0, 1e-9)
-        self.progress.update(self.task, advance=steps, ema=ema_loss, lr=lr, rate=rate)
+        completed = self.progress.tasks[0].completed + steps
+        rate = (completed - self.done0) / max(time.perf_counter() - self.t0, 1e-9)
+        self.progress.update(self.task, advance=steps, ema=ema_loss, rate=rate,
+                             epoch=self._epoch(completed))
 
     def epoch_end(self, record):
         self.progress.console.print(
@@ -372,15 +380,22 @@ def _vis_config(flags: dict) -> VisConfig:
 def visualize(targets, layers, all_, run_dir, model, activation, dataset, data_dir, scale,
               **flags):
     """Activation maximisation of neurons given as LAYER:NEURON (e.g. 7:1 8:3)."""
-    from .vis.objectives import select_targets
+    from .vis.objectives import parse_target, select_targets
     from .vis.store import save_vis
     from .vis.visualize import resolve_init_image
     from .vis.visualize import visualize as run_vis
 
     config = _vis_config(flags)
+    for text in targets:  # the syntax first: a typo is not reported as a missing model
+        parse_target(text)
+    if not (targets or layers or all_):
+        raise ConfigError("name targets (e.g. 7:1 8:3), --layer L, or --all")
     run, net, _ = _open_model(run_dir, model, activation)
     pairs = select_targets(net.sizes, targets, layers=layers, every=all_)
-    image = None if config.init in ("zero", "random") else resolve_init_image(
+    if config.init == "image":
+        raise ConfigError("--init image means a start image given from Python (init_image=); "
+                          "here give the image's path, or mnist:<test index>")
+    image = None if config.init in INIT_NAMES else resolve_init_image(
         config.init, lambda: _dataset(net, dataset, data_dir), net.input_shape)
     ensure_dir(run)
     claim(run, net)
@@ -422,8 +437,8 @@ def query(image, target, run_dir, model, activation, dataset, data_dir, as_json)
     from .vis.query import query as run_query
     from .vis.visualize import resolve_init_image
 
+    tgt = parse_target(target) if target else None  # before the model: a typo is a typo
     _, net, _ = _open_model(run_dir, model, activation)
-    tgt = parse_target(target) if target else None
     img = resolve_init_image(image, lambda: _dataset(net, dataset, data_dir), net.input_shape)
     res = run_query(net, img, tgt)
     if as_json:
@@ -437,7 +452,8 @@ def query(image, target, run_dir, model, activation, dataset, data_dir, as_json)
                       str(int(acts.argmax())), f"{acts.max():.4g}")
     out.print(table)
     if tgt:
-        ratio = "inf" if not np.isfinite(res.ratio) else f"{res.ratio:.3f}"
+        ratio = ("none for an output: compare the probabilities" if res.ratio is None
+                 else "inf" if not np.isfinite(res.ratio) else f"{res.ratio:.3f}")
         out.print(f"target {tgt[0]}:{tgt[1]}: activation {res.activation:.4g}; next-highest "
                   f"neuron {res.next_index} at {res.next_activation:.4g}; ratio {ratio}")
     out.print("top-3 outputs: " + ", ".join(f"{_cls(net, c)} ({100 * p:.2f}%)"
@@ -575,10 +591,14 @@ def analyze(run_dir, model, activation, dataset, data_dir, k):
               help="HEIGHT,WIDTH,CHANNELS of the input image [default: the dataset's].")
 @click.option("--overwrite", is_flag=True, help="Replace a different model in the run folder.")
 def import_(source, run_dir, dataset, data_dir, activation, sizes, input_shape, overwrite):
-    """Bring in a model from ONNX (.onnx) or a safetensors state_dict as a run folder;
-    its logits are checked against onnxruntime's or PyTorch's on real test images.
-    A pickle (torch.save .pt) is refused unread: from Python, use
+    """Bring in a model from ONNX (.onnx) or a safetensors state_dict as a run folder.
+    An ONNX file's logits are checked against onnxruntime's on real test images; a
+    state_dict has only tensors, so its stated activations cannot be checked (a warning
+    says when another fits the test images clearly better). The test accuracy is printed
+    and recorded. A pickle (torch.save .pt) is refused unread: from Python, use
     neuronatlas.from_torch(module) on the live module."""
+    from rich.markup import escape
+
     from .importers import import_model
     from .runs import model_name
 
@@ -586,11 +606,16 @@ def import_(source, run_dir, dataset, data_dir, activation, sizes, input_shape, 
     ds = load_dataset(dataset, data_dir, log=_log)
     res = import_model(source, run, ds, activation=activation, sizes=sizes,
                        input_shape=input_shape, overwrite=overwrite)
-    out.print(f"imported {res.model!r}")
+    out.print(f"imported {res.model!r}", soft_wrap=True)
     for note in res.model.notes[:-1]:
-        out.print(f"  note: {note}", highlight=False)
-    out.print(f"check: {res.checked}", highlight=False)
-    out.print(f"written {res.path}; next: neuronatlas evaluate --run {run}")
+        out.print(f"  note: {note}", highlight=False, soft_wrap=True)
+    out.print(f"check: {res.checked}", highlight=False, soft_wrap=True)
+    if res.test_accuracy is not None:
+        out.print(f"test accuracy on {ds.name}: {100 * res.test_accuracy:.2f}% of "
+                  f"{len(ds.test_y)} images", highlight=False, soft_wrap=True)
+    for warning in res.warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
+    out.print(f"written {res.path}; next: neuronatlas evaluate --run {run}", soft_wrap=True)
 
 
 # --- atlas -----------------------------------------------------------------------------
@@ -668,17 +693,32 @@ def serve(run_dir, model, activation, dataset, data_dir, host, port, rebuild):
 @ACTIVATION_OPTION
 @click.option("--atlas/--no-atlas", default=True, show_default=True,
               help="Also build the atlas (RUN/atlas/).")
-def reproduce(run_dir, dataset, data_dir, quick, model, activation, atlas):
+@click.option("--readability/--no-readability", default=True, show_default=True,
+              help="Run the readability benchmark of the visualisation methods (minutes on "
+                   "a large network; its section of the report says when it was skipped).")
+def reproduce(run_dir, dataset, data_dir, quick, model, activation, atlas, readability):
     """The paper end to end: train (or reuse) the model, analyse it, draw Figures 1-7,
-    build the atlas and write report.md + report.html; a rerun redoes only what changed."""
+    build the atlas and write report.md + report.html; a rerun redoes only what changed.
+    Without --run: runs/paper, runs/quick with --quick, runs/<model name> with --model."""
     from .report import reproduce as run_reproduce
 
+    if run_dir is None and model is None and quick:  # never the full run's folder
+        run_dir = QUICK_RUN
     run = default_run(run_dir, model)
     reporter = RichTrainReporter()
-    with stage_bars() as (report, log):
-        path = run_reproduce(run, dataset=dataset, data_dir=data_dir, quick=quick,
-                             model_path=model, activation=activation, reporter=reporter,
-                             log=log, progress=report, atlas=atlas, data_log=_log)
+    try:
+        with stage_bars() as (report, log):
+            path = run_reproduce(run, dataset=dataset, data_dir=data_dir, quick=quick,
+                                 model_path=model, activation=activation, reporter=reporter,
+                                 log=log, progress=report, atlas=atlas,
+                                 readability=readability, data_log=_log)
+    except KeyboardInterrupt:
+        kept = ("the training checkpoint and every finished stage are" if
+                (run / CHECKPOINT).is_file() else "every finished stage is")
+        again = " ".join(a if " " not in a else repr(a) for a in sys.argv[1:]) or "reproduce"
+        console.print(f"interrupted: {kept} kept in {run}; the same command "
+                      f"(neuronatlas {again}) resumes where it stopped")
+        sys.exit(130)
     out.print(f"report written to {path} and {path.with_suffix('.html')}")
 
 

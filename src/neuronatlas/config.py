@@ -138,6 +138,9 @@ VIS_OBJECTIVES = ("activation", "pre", "logprob", "auto")
 VIS_PARAMS = ("pixel", "fourier", "maco")
 VIS_OPTIMIZERS = ("ascent", "adam")
 #: fields whose value is one of a few names (the CLI offers them as choices)
+#: the starts named by a word (any other init is "mnist:<test index>" or an image's path):
+#: the paper's 0.01 everywhere, uniform random, and an image given from Python (init_image=)
+INIT_NAMES = ("zero", "random", "image")
 FIELD_CHOICES = {"objective": VIS_OBJECTIVES, "param": VIS_PARAMS, "optimizer": VIS_OPTIMIZERS}
 MAX_JITTER_PX = 16  # pixels; beyond, the image leaves a 28x28 canvas
 MAX_DIVERSITY = 16  # images per neuron: the batch grows K-fold
@@ -174,8 +177,9 @@ class VisConfig(_JSONConfig):
     penalty: float = 0.0  # weight of the mean activation of the layer's other neurons
     jitter: bool = False  # random 1-pixel translation every step (the paper found it fails)
     revive: bool = False  # hidden targets: climb z while their ReLU is off (else: stall at 0)
-    objective: str = "activation"  # ReLU / SoftMax output; "pre": z; "logprob": log SoftMax;
-    # "auto": z for hidden neurons, the SoftMax probability for outputs
+    objective: str = "activation"  # ReLU / SoftMax output; "pre": z; "logprob": log SoftMax
+    # of an output (a hidden neuron, which has none, climbs its activation); "auto": z for
+    # hidden neurons, the SoftMax probability for outputs
     seed: int = 0  # random starts and jitter, drawn per target from (seed, layer, index)
     # --- beyond the paper; these defaults leave the paper's method untouched ---
     param: str = "pixel"  # what is optimised: "pixel" (the paper), "fourier", "maco"
@@ -222,9 +226,8 @@ class VisConfig(_JSONConfig):
         if self.objective not in VIS_OBJECTIVES:
             raise ConfigError(f"objective must be one of {VIS_OBJECTIVES}, got {self.objective!r}")
         if not isinstance(self.init, str) or not self.init:
-            raise ConfigError(f"init must be 'zero', 'random', 'mnist:<index>', 'image' or a "
-                              f"path, "
-                              f"got {self.init!r}")
+            raise ConfigError(f"init must be one of {', '.join(map(repr, INIT_NAMES))}, "
+                              f"'mnist:<index>' or a path, got {self.init!r}")
         if self.init.startswith("mnist:"):
             idx = self.init.split(":", 1)[1]
             if not (idx.isascii() and idx.isdigit() and len(idx) <= 9):

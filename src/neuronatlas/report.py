@@ -80,11 +80,14 @@ def _check_owner(run: Path, config: TrainConfig) -> None:
     if not isinstance(saved, dict):
         raise RunFolderError(f"{run}/config.json is not a neuronatlas run config; use another "
                              "--run")
-    if any(saved.get(k) != mine[k] for k in keys if k in saved):
-        theirs = f"{saved.get('epochs')} + {saved.get('fine_tune_epochs')} epochs"
-        raise RunFolderError(
-            f"{run} belongs to another training config ({theirs}, config.json); "
-            f"this call asks for {config.epochs} + {config.fine_tune_epochs}: use another --run")
+    differ = [k for k in keys if k in saved and saved[k] != mine[k]]
+    if differ:
+        def shown(v) -> str:
+            return ",".join(map(str, v)) if isinstance(v, list | tuple) else str(v)[:40]
+
+        what = "; ".join(f"{k} {shown(saved[k])} there, {shown(mine[k])} asked" for k in differ)
+        raise RunFolderError(f"{run} belongs to another training config (config.json: {what})"
+                             "; use another --run")
 
 
 def _data_for(model: MLP, data_spec, data_dir, log: Log) -> Dataset:
@@ -141,11 +144,12 @@ def obtain_model(run: Path, data_spec: str | Dataset | None, data_dir, *, quick:
 def reproduce(run_dir: str | Path, *, dataset: str | Dataset | None = None, data_dir=None,
               quick: bool = False, model_path: Path | None = None, activation=None,
               reporter: Reporter | None = None, log: Log = lambda m: None,
-              progress: Progress | None = None, atlas: bool = True,
+              progress: Progress | None = None, atlas: bool = True, readability: bool = True,
               data_log: Log = lambda m: None) -> Path:
-    """Train or reuse the model, analyse it, draw Figures 1-7, build the atlas and write
-    the report; returns the path of ``report.md``. ``dataset`` defaults to the one the
-    model was made for (MNIST for the paper's network trained here)."""
+    """Train or reuse the model, analyse it, draw Figures 1-7, build the atlas, run the
+    readability benchmark (``readability=False`` skips it: minutes on a large network) and
+    write the report; returns the path of ``report.md``. ``dataset`` defaults to the one
+    the model was made for (MNIST for the paper's network trained here)."""
     run = ensure_dir(run_dir)
     model, data, how = obtain_model(run, dataset, data_dir, quick=quick, model_path=model_path,
                                     activation=activation, reporter=reporter, log=log,
@@ -179,12 +183,17 @@ def reproduce(run_dir: str | Path, *, dataset: str | Dataset | None = None, data
 
     with np.load(result.folder / "visualizations.npz") as z:  # ranks neurons for Figs 1, 6, 7
         ranking = (z["targets"], z["ratio"], z["activation"])
-    fig_data = {name: _figure_data(ctx, name, result, ranking) for name in FIGURES}
-    for name in FIGURES:
+    fig_data = {}
+    for i, name in enumerate(FIGURES):  # a bar: Figure 2's data alone can take minutes
+        if progress:
+            progress("figures", i, len(FIGURES))
+        fig_data[name] = _figure_data(ctx, name, result, ranking)
         _draw(ctx, name, fig_data[name])
+    if progress:
+        progress("figures", len(FIGURES), len(FIGURES))
     if atlas:
         _atlas(ctx, progress)
-    readable = _readability(ctx, progress)
+    readable = _readability(ctx, progress) if readability else None
     _save_times(run, times)
 
     doc = report_markdown(ctx, how, ev.accuracy, metrics, result, fig_data, readable)

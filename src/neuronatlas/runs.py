@@ -17,19 +17,19 @@ import json
 import os
 import re
 import socket
-import stat
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 from .data import NAMED, Dataset, check_fits, load_dataset
 from .errors import DataError, ModelFileError, RunFolderError
-from .fileio import atomic_write_json, ensure_dir
+from .fileio import MISSING, atomic_write_json, ensure_dir, file_problem, shown
 from .nn.mlp import MLP, model_sha256
 
 DEFAULT_K = 16  # dataset examples per neuron when the run has no analysis yet
 RUNS = Path("runs")
 PAPER_RUN = RUNS / "paper"
+QUICK_RUN = RUNS / "quick"  # reproduce --quick: the full run's folder is not the quick one's
 OWNER = "owner.json"  # the model a folder without model.safetensors holds artefacts of
 
 
@@ -78,16 +78,11 @@ def _make_one(run_dir: Path) -> str:
 def _check_model_file(path: Path, what: str) -> None:
     """A model path that exists but is no file (a folder, a device such as /dev/zero, a
     FIFO) is named for what it is, never read."""
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        raise ModelFileError(f"{what} not found: {path}") from None
-    except OSError as exc:
-        raise ModelFileError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if not stat.S_ISREG(mode):
-        kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
-                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "no file")
-        raise ModelFileError(f"{what} {path} is {kind}, not a model file")
+    why = file_problem(path)
+    if why == MISSING:
+        raise ModelFileError(f"{what} not found: {shown(path)}")
+    if why is not None:
+        raise ModelFileError(f"{what} {shown(path)} {why}")
 
 
 def run_model(run_dir: Path, model: Path | None = None, *, activation=None, input_shape=None
@@ -172,7 +167,7 @@ def writing(run_dir: str | Path, what: str):
         finally:
             _held[key] -= 1
         return
-    f = open(folder / LOCK, "a+")
+    f = open(folder / LOCK, "a+b")  # read and written through its descriptor only
     try:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -196,11 +191,9 @@ def _say_holder(f, what: str) -> None:
     the command that holds it)."""
     record = {"pid": os.getpid(), "host": socket.gethostname(), "doing": what,
               "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    try:
-        f.seek(0)
-        f.truncate()
-        f.write(json.dumps(record) + "\n")
-        f.flush()
+    try:  # unbuffered: nothing is left for close() to fail on
+        os.ftruncate(f.fileno(), 0)
+        os.pwrite(f.fileno(), (json.dumps(record) + "\n").encode(), 0)
     except OSError:
         pass
 
@@ -208,8 +201,7 @@ def _say_holder(f, what: str) -> None:
 def _holder(f) -> str:
     """`` (process 123 on host h, doing analyze since ...)``, or nothing when unreadable."""
     try:
-        f.seek(0)
-        rec = json.loads(f.read(4096))
+        rec = json.loads(os.pread(f.fileno(), 4096, 0))
         return (f" (process {int(rec['pid'])} on {str(rec['host'])[:64]}, "
                 f"{str(rec['doing'])[:40]}, since {str(rec['since'])[:32]})")
     except (OSError, ValueError, KeyError, TypeError):

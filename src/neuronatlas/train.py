@@ -45,6 +45,7 @@ from .fileio import (
 )
 from .nn.mlp import MLP
 from .nn.sgd_step import SGDStep
+from .reprs import short_repr
 from .runs import locks_run
 
 
@@ -62,18 +63,20 @@ class TrainResult:
     metrics: list[dict]
     completed: bool  # False when stopped early (Ctrl-C or ``stop_after``)
 
+    __repr__ = short_repr  # arrays by their shape, not their numbers
+
 
 class Reporter(Protocol):
     """What the loop tells a progress display; all methods are optional no-ops."""
 
-    def start(self, total_steps: int, done_steps: int) -> None: ...
+    def start(self, total_steps: int, done_steps: int, steps_per_epoch: int) -> None: ...
     def advance(self, steps: int, ema_loss: float, lr: float) -> None: ...
     def epoch_end(self, record: dict) -> None: ...
     def close(self) -> None: ...
 
 
 class _Silent:
-    def start(self, total_steps, done_steps): pass
+    def start(self, total_steps, done_steps, steps_per_epoch): pass
     def advance(self, steps, ema_loss, lr): pass
     def epoch_end(self, record): pass
     def close(self): pass
@@ -226,7 +229,7 @@ def train(
     last_epoch = config.total_epochs if stop_after is None else min(stop_after,
                                                                     config.total_epochs)
     reporter.start(config.total_epochs * steps_per_epoch,
-                   state.epoch * steps_per_epoch + state.step_in_epoch)
+                   state.epoch * steps_per_epoch + state.step_in_epoch, steps_per_epoch)
     interrupted = False
     try:
         with _deferred_sigint() as sigint, _mention_replaced(run):

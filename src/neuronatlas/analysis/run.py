@@ -19,6 +19,7 @@ from ..data import Dataset
 from ..errors import ConfigError
 from ..fileio import atomic_write_npz, atomic_write_text, ensure_dir
 from ..nn.mlp import MLP
+from ..reprs import short_repr
 from ..runs import locks_run
 from ..stages import Log, Stages
 from ..vis.visualize import visualize
@@ -38,6 +39,8 @@ class AnalysisResult:
     layers: dict
     seconds: dict[str, float] = field(default_factory=dict)
     reused: list[str] = field(default_factory=list)
+
+    __repr__ = short_repr  # arrays by their shape, not their numbers
 
 
 @locks_run("analyze")

@@ -5,20 +5,29 @@ the check that the imported model computes the source's logits.
 An importer (PyTorch, ONNX) walks its source and produces a :class:`Chain`: the
 Linears in order (weight (out, in), bias or None) and the activation between each two.
 Dropout is dropped, BatchNorm1d in eval mode is folded into the Linear before it, a
-Flatten before the first Linear is the input's flattening, and a SoftMax (or
-LogSoftmax) after the last Linear is the output SoftMax every neuronatlas model has.
-Anything else is refused by name (:class:`ImportRefused`).
+Flatten before the first Linear is the input's flattening, an input normalisation
+before it (``(x - mean) / std``, a scalar or one value per input) is folded into it, and
+a SoftMax (or LogSoftmax) after the last Linear is the output SoftMax every neuronatlas
+model has. Anything else is refused by name (:class:`ImportRefused`).
+
+What an import can and cannot tell is also here: the test accuracy on the stated data,
+and whether another activation fits those data clearly better than the stated one (a
+state_dict does not record its activations), for the caller to report.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from ..errors import ModelFileError
 from ..nn.activations import KINDS, Activation
+from ..nn.io import MAX_HEADER
 from ..nn.mlp import MLP
 
 TOLERANCE = 1e-4  # largest |logit difference| accepted between source and import
@@ -40,6 +49,9 @@ class Chain:
     activations: list[Activation | None] = field(default_factory=list)  # after Linear i
     notes: list[str] = field(default_factory=list)
     softmax_seen: str = ""  # "softmax" or "log_softmax" once the output SoftMax was seen
+    # x -> scale * x + shift before the first Linear (an input normalisation), or None
+    input_scale: np.ndarray | None = None
+    input_shift: np.ndarray | None = None
 
     def add_linear(self, weight, bias, where: str) -> None:
         if self.softmax_seen:
@@ -52,9 +64,60 @@ class Chain:
                                 f"gives {self.weights[-1].shape[0]}")
         if self.weights and self.activations[-1] is None:
             self.activations[-1] = Activation("identity")
+        b = None if bias is None else self._float(bias, where).reshape(-1)
+        if not self.weights and self.input_scale is not None:
+            w, b = self._fold_input(w, b, where)
         self.weights.append(w)
-        self.biases.append(None if bias is None else self._float(bias, where).reshape(-1))
+        self.biases.append(b)
         self.activations.append(None)
+
+    def add_input_affine(self, op: str, k, where: str, *, reverse: bool = False) -> None:
+        """Before the first Linear: the input becomes ``x op k`` (``k op x`` if
+        ``reverse``), op one of add, sub, mul, div, with ``k`` a number or an array of one
+        value or one value per input; folded into the first Linear when it comes."""
+        if self.weights:
+            raise ImportRefused(f"{where}: arithmetic ({op}) after the first Linear is not "
+                                "supported; only an input normalisation before it is folded")
+        k = self._float(np.asarray(k, np.float64) if isinstance(k, (int, float)) else k, where)
+        if k.size != 1 and k.reshape(-1).shape[0] != k.shape[-1]:
+            raise ImportRefused(f"{where}: a normalisation tensor of shape {k.shape} (one "
+                                "value per channel?) cannot be folded into the first Linear; "
+                                "only a scalar or one value per input (shape (n,) or (1, n)) "
+                                "can: normalise the flat input, or the data instead")
+        k = k.reshape(()) if k.size == 1 else k.reshape(-1)
+        scale = np.ones(()) if self.input_scale is None else self.input_scale
+        shift = np.zeros(()) if self.input_shift is None else self.input_shift
+        if op == "add":
+            shift = shift + k
+        elif op == "sub":
+            scale, shift = (-scale, k - shift) if reverse else (scale, shift - k)
+        elif op == "mul":
+            scale, shift = scale * k, shift * k
+        elif reverse:
+            raise ImportRefused(f"{where}: dividing by the input is not linear; not supported")
+        else:
+            with np.errstate(divide="ignore", invalid="ignore"):  # refused when folded
+                scale, shift = scale / k, shift / k
+        self.input_scale, self.input_shift = scale, shift
+
+    def _fold_input(self, w: np.ndarray, b, where: str):
+        """W (scale x + shift) + b = (W * scale) x + (W shift + b)."""
+        n = w.shape[1]
+        for part in (self.input_scale, self.input_shift):
+            if part.size not in (1, n):
+                raise ImportRefused(f"{where}: the input normalisation has {part.size} values "
+                                    f"but the first Linear takes {n} inputs")
+        shift = np.broadcast_to(self.input_shift, (n,))
+        with np.errstate(invalid="ignore", over="ignore"):  # non-finite: refused below
+            if b is not None or np.any(shift):  # a pure scaling leaves no bias where none was
+                b = (np.zeros(w.shape[0]) if b is None else b) + w @ shift
+            w = w * np.broadcast_to(self.input_scale, (n,))[None, :]
+        if not (np.isfinite(w).all() and (b is None or np.isfinite(b).all())):
+            raise ImportRefused(f"{where}: the input normalisation gives NaN or infinite "
+                                "weights (a division by zero?)")
+        self.notes.append(f"{where}: the input normalisation before it folded into the first "
+                          "Linear")
+        return w, b
 
     def add_activation(self, act: Activation, where: str) -> None:
         if not self.weights:
@@ -210,3 +273,170 @@ def logit_gap(model: MLP, source: np.ndarray, x: np.ndarray, *,
     model.notes.append(f"{what} equal the source's within {gap:.2g} on {len(images)} images "
                        f"(and within {rel:.1g} relative on {WIDE} wide random inputs)")
     return gap
+
+
+# --- a state_dict's names, before it is read ------------------------------------------------
+_SEQUENTIAL_KEY = re.compile(r"^[0-9]+\.(weight|bias)$")
+_NORM_STATISTICS = ("running_mean", "running_var", "num_batches_tracked")
+_HOW = ("import the live module with na.from_torch(module) in Python, or export it to ONNX "
+        "(torch.onnx.export) and import the .onnx file")
+
+
+def _safetensors_header(path: Path) -> dict | None:
+    """The JSON header of a safetensors file (bounded), or None when it has none or is no
+    regular file (a FIFO is never opened: loading it says what it is)."""
+    try:
+        if not path.is_file():
+            return None
+        with open(path, "rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            if not 2 <= n <= MAX_HEADER:
+                return None
+            header = json.loads(f.read(n))
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    return header if isinstance(header, dict) else None
+
+
+def state_dict_metadata(path: str | Path) -> dict:
+    """The metadata of a safetensors state_dict (``{}`` when it has none or cannot be read:
+    loading it says why), after refusing one that is not an ``nn.Sequential``'s: a custom
+    module's names (``fc1.weight``) or a normalisation layer's tensors say nothing of the
+    order of the layers or of where the normalisation sits, so the way to import such a
+    network (the live module, or ONNX) is named instead."""
+    header = _safetensors_header(Path(path))
+    if header is None:
+        return {}
+    meta = header.pop("__metadata__", None)
+    meta = meta if isinstance(meta, dict) else {}
+    if "format" in meta:  # written by neuronatlas: its names are the format's own
+        return meta
+    stats = [k for k in header if k.rsplit(".", 1)[-1] in _NORM_STATISTICS]
+    flat = [k for k, v in header.items() if k.endswith(".weight") and isinstance(v, dict)
+            and isinstance(v.get("shape"), list) and len(v["shape"]) == 1]
+    other = [k for k in header if not _SEQUENTIAL_KEY.match(k)]
+    if stats:
+        raise ImportRefused(f"{path}: holds BatchNorm statistics ({_names(stats)}), and a "
+                            "state_dict does not say where a BatchNorm sits; " + _HOW +
+                            " (BatchNorm1d is folded into the Linear before it)")
+    if flat:
+        raise ImportRefused(f"{path}: tensor {flat[0]!r} is a 1-D weight, a normalisation "
+                            "layer's (BatchNorm, LayerNorm), not a Linear's; " + _HOW)
+    if other:
+        raise ImportRefused(f"{path}: tensor names {_names(other)} are a custom module's "
+                            "state_dict, not an nn.Sequential's ('0.weight', '2.weight', ...): "
+                            "the order of its layers is not in the file; " + _HOW)
+    return meta
+
+
+def _names(keys: list[str], limit: int = 4) -> str:
+    shown = ", ".join(repr(k[:40]) for k in sorted(keys)[:limit])
+    return shown + (", ..." if len(keys) > limit else "")
+
+
+# --- what the stated data say about an import ------------------------------------------------
+FIT_IMAGES = 1000  # test images each candidate activation is tried on
+LEAKY_SLOPES = (0.1, 0.2)  # LeakyReLU slopes tried beside the default 0.01
+CLEARLY_POINTS = 0.02  # accuracy another activation must gain to fit clearly better ...
+CLEARLY_NATS = 0.1  # ... or mean log-likelihood per image, at no loss of accuracy
+
+
+@dataclass(frozen=True)
+class Fit:
+    """How well a model with these activations fits labelled images."""
+
+    activation: str  # the spec, or one spec per hidden layer joined by commas
+    accuracy: float
+    log_likelihood: float  # mean log-probability of the true class
+
+
+def fit_of(model: MLP, x: np.ndarray, y: np.ndarray) -> Fit:
+    """The model's accuracy and mean log-likelihood on ``x``, ``y`` (float64)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        z = model.astype(np.float64).forward(np.asarray(x, np.float64))
+        z = z - z.max(axis=1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    y = np.asarray(y)
+    specs = [a.spec for a in model.activation_fns]
+    name = specs[0] if len(set(specs)) == 1 else ",".join(specs)
+    if not np.isfinite(logp).all():  # an activation under which the logits overflow
+        return Fit(name, 0.0, float("-inf"))
+    return Fit(name, float(np.mean(z.argmax(axis=1) == y)),
+               float(logp[np.arange(len(y)), y].mean()))
+
+
+def candidate_activations() -> list[Activation]:
+    """Every registered activation with its default parameter, and a few LeakyReLU slopes."""
+    return ([Activation(name) for name in KINDS]
+            + [Activation("leaky_relu", s) for s in LEAKY_SLOPES])
+
+
+def activation_fit(model: MLP, x: np.ndarray, y: np.ndarray, *, n: int = FIT_IMAGES
+                   ) -> tuple[Fit, Fit | None, list[Fit]]:
+    """The fit of the model's (stated) activations on the first ``n`` images, the best
+    other activation (the same after every hidden layer) when it fits them clearly better
+    (:data:`CLEARLY_POINTS` more accuracy, or :data:`CLEARLY_NATS` more mean log-likelihood
+    at no loss of accuracy), and the others that fit about as well as that one (within a
+    point, and clearly better too). None and [] when none does, when the model has no
+    hidden layer, or when even the best is near chance (then the data are in question)."""
+    x, y = x[:n], y[:n]
+    stated = fit_of(model, x, y)
+    if model.n_layers < 2 or not len(y):
+        return stated, None, []
+    fits = []
+    for act in candidate_activations():
+        if all(a == act for a in model.activation_fns):
+            continue
+        other = MLP(model.weights, model.biases, {}, (act,) * (model.n_layers - 1),
+                    model.has_bias, model.input_shape, model.class_names)
+        fits.append(fit_of(other, x, y))
+    fits.sort(key=lambda f: (f.accuracy, f.log_likelihood), reverse=True)
+    better = [f for f in fits if f.accuracy > stated.accuracy + CLEARLY_POINTS or (
+        f.accuracy >= stated.accuracy
+        and f.log_likelihood > stated.log_likelihood + CLEARLY_NATS)]
+    if not better or near_chance(better[0].accuracy, y, model.sizes[-1]):
+        return stated, None, []
+    best = better[0]
+    return stated, best, [f for f in better[1:] if f.accuracy >= best.accuracy - 0.01]
+
+
+def chance_level(y: np.ndarray, n_classes: int) -> float:
+    """The accuracy of always answering the commonest class (at least 1 / classes)."""
+    y = np.asarray(y)
+    top = np.bincount(y, minlength=n_classes).max() / len(y) if len(y) else 0.0
+    return max(float(top), 1.0 / max(n_classes, 1))
+
+
+def near_chance(accuracy: float, y: np.ndarray, n_classes: int) -> bool:
+    """Below twice the chance level (at most 10 points above it, for few classes)."""
+    chance = chance_level(y, n_classes)
+    return accuracy < min(2 * chance, chance + 0.1)
+
+
+def import_warnings(model: MLP, data, *, activations_stated: bool
+                    ) -> tuple[float | None, list[str]]:
+    """The model's accuracy on ``data``'s test images (None without any), and what they say
+    against the import: an accuracy near chance (the wrong dataset?) and, for activations
+    that were stated rather than read (a state_dict), another that fits clearly better."""
+    x, y, k = data.test_x, data.test_y, model.sizes[-1]
+    if not len(y):
+        return None, []
+    accuracy = float(np.mean(model.predict(x) == y))
+    warnings = []
+    if near_chance(accuracy, y, k):
+        warnings.append(f"the model's accuracy on {data.name}'s test images is "
+                        f"{100 * accuracy:.1f}%, near chance ({100 * chance_level(y, k):.1f}% "
+                        f"for {k} classes): is this the dataset it was trained on? (--dataset)")
+    elif activations_stated:
+        stated, best, close = activation_fit(model, x, y)
+        if best is not None:
+            n = min(FIT_IMAGES, len(y))
+            also = (f" (or {', '.join(f.activation for f in close)}, which fit about as well)"
+                    if close else "")
+            warnings.append(
+                f"with the stated activation {stated.activation} the model gets "
+                f"{100 * stated.accuracy:.1f}% on the first {n} {data.name} test images, with "
+                f"{best.activation} {100 * best.accuracy:.1f}% (mean log-likelihood "
+                f"{stated.log_likelihood:.3f} vs {best.log_likelihood:.3f}): was it trained "
+                f"with {best.activation}{also}? Then state that with --activation")
+    return accuracy, warnings

@@ -2,7 +2,11 @@
 
 A ``torch.nn.Sequential`` (nested ones too) is walked module by module; any other module
 is traced with ``torch.fx`` and its graph walked node by node, so a custom module whose
-``forward`` calls ``self.fc1``, ``F.relu``, ``torch.flatten`` ... in a chain works too.
+``forward`` calls ``self.fc1``, ``F.relu``, ``torch.flatten`` ... in a chain works too: the
+input's flattening may be ``torch.flatten(x, 1)``, ``x.flatten(1)``, ``x.view(x.size(0),
+-1)``, ``x.reshape(x.shape[0], -1)`` or ``x.view(-1, n)``, and an input normalisation
+before the first Linear (``(x - 0.1307) / 0.3081``, ``x.sub(m).div(s)``, scalar or
+one-value-per-input buffers) is folded into it exactly.
 See :mod:`.common` for what is accepted; the imported model's logits are checked
 against the module's own (in float64) before it is returned.
 """
@@ -147,10 +151,25 @@ def _fx_tables():
         F.softplus: _fx_softplus,
     }
     methods = {"relu": act("relu"), "tanh": act("tanh"), "sigmoid": act("sigmoid")}
-    passthrough_functions = {torch.flatten, F.dropout}
-    passthrough_methods = {"view", "reshape", "flatten", "contiguous", "float"}
+    passthrough_functions = {F.dropout}
+    passthrough_methods = {"contiguous", "float"}
     softmax = {F.softmax, F.log_softmax, torch.softmax, torch.log_softmax}
     return functions, methods, passthrough_functions, passthrough_methods, softmax
+
+
+def _affine_tables():
+    """Arithmetic an input normalisation uses: {function: op}, {method: op}."""
+    import torch
+
+    functions = {operator.add: "add", operator.sub: "sub", operator.mul: "mul",
+                 operator.truediv: "div", operator.neg: "neg", torch.add: "add",
+                 torch.sub: "sub", torch.subtract: "sub", torch.mul: "mul",
+                 torch.multiply: "mul", torch.div: "div", torch.divide: "div",
+                 torch.true_divide: "div", torch.neg: "neg"}
+    methods = {"add": "add", "add_": "add", "sub": "sub", "sub_": "sub", "subtract": "sub",
+               "mul": "mul", "mul_": "mul", "multiply": "mul", "div": "div", "div_": "div",
+               "divide": "div", "true_divide": "div", "neg": "neg"}
+    return functions, methods
 
 
 def _fx_softplus(node) -> Activation:
@@ -162,6 +181,180 @@ def _fx_softplus(node) -> Activation:
     return Activation("softplus", float(beta))
 
 
+def _fx_attr(module, target: str, where: str):
+    """The tensor a get_attr node reads (a buffer, a parameter, a tensor constant)."""
+    import torch
+
+    obj = module
+    for part in target.split("."):
+        obj = getattr(obj, part)
+    if not isinstance(obj, torch.Tensor):
+        raise ImportRefused(f"{where}: uses the attribute {target}, which is not a tensor")
+    return obj
+
+
+class _FxWalk:
+    """The walk of a torch.fx graph into a :class:`Chain`: the nodes on the chain, the
+    constant tensors (buffers) an input normalisation uses, and the shape queries
+    (``x.size(0)``, ``x.shape[0]``) a flatten ``x.view(x.size(0), -1)`` uses."""
+
+    def __init__(self, module, chain: Chain):
+        self.module, self.chain, self.name = module, chain, type(module).__name__
+        self.modules = dict(module.named_modules())
+        self.current = None  # the node the chain has reached
+        self.on_chain = set()
+        self.constants = {}  # get_attr node -> its tensor
+        self.shapes = {}  # shape-query node -> "batch" (the batch size), "shape" or "dim"
+        self.tables, self.affine = _fx_tables(), _affine_tables()
+
+    def walk(self, graph) -> None:
+        for node in graph.nodes:
+            where = f"{self.name}.{node.name}"
+            if node.op == "output":
+                if node.args[0] is not self.current:
+                    raise ImportRefused(f"{where}: the output is not the end of the chain")
+                return
+            if node.op == "placeholder":
+                if self.current is not None:
+                    raise ImportRefused(f"{where}: a network with more than one input")
+            elif node.op == "get_attr":
+                self.constants[node] = _fx_attr(self.module, node.target, where)
+                continue
+            elif self._shape_query(node):
+                continue
+            else:
+                self._check_inputs(node, where)
+                self._step(node, where)
+            self.current = node
+            self.on_chain.add(node)
+
+    def _shape_query(self, node) -> bool:
+        """Record ``x.size(0)``, ``x.size()``, ``x.shape`` and an index into those."""
+        args = node.args
+        if node.op == "call_method" and node.target == "size" and args[0] in self.on_chain:
+            dim = args[1] if len(args) > 1 else node.kwargs.get("dim")
+            self.shapes[node] = "shape" if dim is None else "batch" if dim == 0 else "dim"
+        elif (node.op == "call_function" and node.target is getattr
+              and args[0] in self.on_chain and args[1] == "shape"):
+            self.shapes[node] = "shape"
+        elif (node.op == "call_function" and node.target is operator.getitem
+              and self.shapes.get(args[0]) == "shape"):
+            self.shapes[node] = "batch" if args[1] == 0 else "dim"
+        else:
+            return False
+        return True
+
+    def _check_inputs(self, node, where: str) -> None:
+        """A node on the chain takes the chain's last node (and constants, shapes)."""
+        inputs = [a for a in node.all_input_nodes
+                  if a not in self.constants and a not in self.shapes]
+        if inputs != [self.current]:
+            what = ("a residual or branching connection" if len(inputs) > 1 else
+                    "a branch off the chain")
+            raise ImportRefused(f"{where}: {what} ({node.op} {node.target}); only a chain of "
+                                "layers is supported")
+        used = [a for a in node.all_input_nodes if a in self.constants]
+        if used and self._affine_op(node) is None:
+            raise ImportRefused(f"{where}: uses the parameter {used[0].target} outside a layer")
+
+    def _affine_op(self, node) -> str | None:
+        functions, methods = self.affine
+        if node.op == "call_function":
+            return functions.get(node.target)
+        return methods.get(node.target) if node.op == "call_method" else None
+
+    def _step(self, node, where: str) -> None:
+        functions, methods, pass_f, pass_m, softmax = self.tables
+        op, target = node.op, node.target
+        if op == "call_module":
+            _add_module(self.chain, self.modules[target], f"{self.name}.{target}")
+        elif op == "call_function" and target in functions:
+            self.chain.add_activation(functions[target](node), where)
+        elif op == "call_method" and target in methods:
+            self.chain.add_activation(methods[target](node), where)
+        elif self._affine_op(node) is not None:
+            self._affine(node, where)
+        elif (op == "call_function" and target is _torch_flatten()) or (
+                op == "call_method" and target == "flatten"):
+            self._flatten(node, where)
+        elif op == "call_method" and target in ("view", "reshape"):
+            self._reshape(node, where)
+        elif (op == "call_function" and target in pass_f) or (
+                op == "call_method" and target in pass_m):
+            pass
+        elif op == "call_function" and target in softmax:
+            self.chain.softmax_seen = "log_softmax" if "log" in target.__name__ else "softmax"
+            self.chain.notes.append(f"{where}: {target.__name__} at the end taken as the "
+                                    "output SoftMax")
+        elif op == "call_function" and target is operator.getitem:
+            raise ImportRefused(f"{where}: indexing inside the network is not supported")
+        else:
+            what = getattr(target, "__name__", target)
+            raise ImportRefused(f"{where}: {op} {what} is not supported (a dense network "
+                                "is Linear layers and element-wise activations)")
+
+    def _affine(self, node, where: str) -> None:
+        """``x - m``, ``x / s``, ``2 * x``, ``m.sub(x)``, ``-x`` ... before the first Linear."""
+        op = self._affine_op(node)
+        if op == "neg":
+            self.chain.add_input_affine("mul", -1.0, where)
+            return
+        a = node.args[0]
+        b = node.args[1] if len(node.args) > 1 else node.kwargs.get("other")
+        reverse = a is not self.current
+        k = a if reverse else b
+        alpha = node.kwargs.get("alpha", 1)
+        number = isinstance(k, (int, float)) and not isinstance(k, bool)
+        constant = hasattr(k, "op") and k in self.constants
+        if not (number or constant) or node.kwargs.get("rounding_mode") is not None or (
+                alpha != 1 and reverse):
+            raise ImportRefused(f"{where}: {op} of {_describe(a)} and {_describe(b)} is not "
+                                "supported (an input normalisation takes numbers or tensors)")
+        k = _np(self.constants[k], self.chain, where) if constant else float(k)
+        self.chain.add_input_affine(op, k * alpha if op in ("add", "sub") else k, where,
+                                    reverse=reverse)
+
+    def _flatten(self, node, where: str) -> None:
+        """``torch.flatten(x, 1)`` / ``x.flatten(1)``: the input's flattening."""
+        args, kwargs = node.args, node.kwargs
+        start = args[1] if len(args) > 1 else kwargs.get("start_dim", 0)
+        end = args[2] if len(args) > 2 else kwargs.get("end_dim", -1)
+        if start != 1 or end != -1:
+            raise ImportRefused(f"{where}: flatten from dimension {start} to {end} is not the "
+                                "input's flattening to (batch, features); use "
+                                "torch.flatten(x, 1)")
+        if self.chain.weights:
+            raise ImportRefused(f"{where}: a reshape after the first Linear")
+
+    def _reshape(self, node, where: str) -> None:
+        """``x.view(x.size(0), -1)``, ``x.reshape(x.shape[0], -1)``, ``x.view(-1, 784)``."""
+        if self.chain.weights:
+            raise ImportRefused(f"{where}: a reshape after the first Linear")
+        rest = list(node.args[1:])
+        if len(rest) == 1 and isinstance(rest[0], (tuple, list)):
+            rest = list(rest[0])
+        first, second = rest if len(rest) == 2 else (None, None)
+        size = isinstance(second, int) and not isinstance(second, bool) and (
+            second == -1 or second > 0)
+        batch = (first == -1 and second != -1) if isinstance(first, int) else (
+            hasattr(first, "op") and self.shapes.get(first) == "batch")
+        if not (batch and size):
+            shown = ", ".join(map(_describe, rest))
+            raise ImportRefused(f"{where}: {node.target}({shown}) is not the input's flattening "
+                                "to (batch, features), e.g. x.view(x.size(0), -1)")
+
+
+def _describe(v) -> str:
+    """A graph argument as the user wrote it, roughly: a node's name, or the value."""
+    return getattr(v, "name", None) or repr(v)
+
+
+def _torch_flatten():
+    import torch
+
+    return torch.flatten
+
+
 def _walk_fx(module, chain: Chain) -> None:
     import torch.fx
 
@@ -170,50 +363,7 @@ def _walk_fx(module, chain: Chain) -> None:
     except Exception as exc:
         raise ImportRefused(f"{type(module).__name__} could not be traced with torch.fx "
                             f"({str(exc)[:120]}); pass a torch.nn.Sequential") from None
-    functions, methods, pass_f, pass_m, softmax = _fx_tables()
-    modules = dict(module.named_modules())
-    current = None  # the node the chain has reached
-    for node in graph.nodes:
-        where = f"{type(module).__name__}.{node.name}"
-        if node.op == "placeholder":
-            if current is not None:
-                raise ImportRefused(f"{where}: a network with more than one input")
-            current = node
-            continue
-        if node.op == "get_attr":
-            raise ImportRefused(f"{where}: uses the parameter {node.target} outside a layer")
-        if node.op == "output":
-            if node.args[0] is not current:
-                raise ImportRefused(f"{where}: the output is not the end of the chain")
-            break
-        inputs = [a for a in node.all_input_nodes]
-        if inputs != [current]:
-            what = ("a residual or branching connection" if len(inputs) > 1 else
-                    "a branch off the chain")
-            raise ImportRefused(f"{where}: {what} ({node.op} {node.target}); only a chain of "
-                                "layers is supported")
-        if node.op == "call_module":
-            _add_module(chain, modules[node.target], f"{type(module).__name__}.{node.target}")
-        elif node.op == "call_function" and node.target in functions:
-            chain.add_activation(functions[node.target](node), where)
-        elif node.op == "call_method" and node.target in methods:
-            chain.add_activation(methods[node.target](node), where)
-        elif (node.op == "call_function" and node.target in pass_f) or (
-                node.op == "call_method" and node.target in pass_m):
-            if node.target is not None and str(node.target) in ("flatten", "view", "reshape") \
-                    and chain.weights:
-                raise ImportRefused(f"{where}: a reshape after the first Linear")
-        elif node.op == "call_function" and node.target in softmax:
-            chain.softmax_seen = "log_softmax" if "log" in node.target.__name__ else "softmax"
-            chain.notes.append(f"{where}: {node.target.__name__} at the end taken as the output "
-                               "SoftMax")
-        elif node.op == "call_function" and node.target in (operator.getitem,):
-            raise ImportRefused(f"{where}: indexing inside the network is not supported")
-        else:
-            what = getattr(node.target, "__name__", node.target)
-            raise ImportRefused(f"{where}: {node.op} {what} is not supported (a dense network "
-                                "is Linear layers and element-wise activations)")
-        current = node
+    _FxWalk(module, chain).walk(graph)
 
 
 def from_torch(module, input_shape=None, *, class_names=None, check_inputs=None,
@@ -258,4 +408,5 @@ def from_torch(module, input_shape=None, *, class_names=None, check_inputs=None,
         raise ImportRefused(f"{name} failed on a (N, {model.sizes[0]}) input: "
                             f"{str(exc)[:160]}") from None
     compare_outputs(model, out, x, chain.softmax_seen)
+    model.notes[-1] = model.notes[-1].replace("the source's", "PyTorch's")
     return model

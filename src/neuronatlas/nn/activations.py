@@ -20,6 +20,7 @@ on any input (its pre-activation z stays <= 0) is silent; for ReLU that is the u
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,21 +69,6 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return np.reciprocal(e, out=e)
 _GELU_CUBIC = 0.044715  # the tanh approximation's cubic coefficient (Hendrycks & Gimpel)
 _SOFTPLUS_THRESHOLD = 20.0  # PyTorch's Softplus: linear once beta * z > 20
-
-#: name -> (default parameter or None, what the parameter is)
-KINDS: dict[str, tuple[float | None, str | None]] = {
-    "relu": (None, None),
-    "leaky_relu": (0.01, "negative slope"),
-    "elu": (1.0, "alpha"),
-    "gelu": (None, None),
-    "gelu_tanh": (None, None),
-    "silu": (None, None),
-    "softplus": (1.0, "beta"),
-    "tanh": (None, None),
-    "sigmoid": (None, None),
-    "identity": (None, None),
-}
-
 
 @dataclass(frozen=True)
 class Activation:
@@ -159,53 +145,11 @@ class Activation:
     # --- maths ---------------------------------------------------------------------------
     def forward(self, z: np.ndarray) -> np.ndarray:
         """a = f(z), in z's dtype."""
-        n, p = self.name, self.param
-        if n == "relu":
-            return np.maximum(z, 0)
-        if n == "leaky_relu":  # z for z > 0, slope * z otherwise
-            return np.where(z > 0, z, z * z.dtype.type(p))
-        if n == "elu":  # z for z > 0, alpha (e^z - 1) otherwise
-            return np.where(z > 0, z, z.dtype.type(p) * np.expm1(np.minimum(z, 0)))
-        if n == "gelu":  # z Phi(z), Phi(z) = (1 + erf(z / sqrt 2)) / 2
-            return z * _gelu_cdf(z)
-        if n == "gelu_tanh":  # z/2 (1 + tanh(sqrt(2/pi) (z + 0.044715 z^3)))
-            return 0.5 * z * (1 + np.tanh(_SQRT_2_OVER_PI * (z + _GELU_CUBIC * z**3)))
-        if n == "silu":  # z sigma(z)
-            return z * _sigmoid(z)
-        if n == "softplus":  # log(1 + e^(beta z)) / beta, linear above the threshold
-            bz = z * z.dtype.type(p)
-            return np.where(bz > _SOFTPLUS_THRESHOLD, z, np.logaddexp(0, bz) / z.dtype.type(p))
-        if n == "tanh":
-            return np.tanh(z)
-        if n == "sigmoid":
-            return _sigmoid(z)
-        return z.copy()  # identity
+        return REGISTRY[self.name].f(z, self.param)
 
     def derivative(self, z: np.ndarray, a: np.ndarray) -> np.ndarray:
         """f'(z), given a = f(z), in z's dtype."""
-        n, p, one = self.name, self.param, z.dtype.type(1)
-        if n == "relu":  # Appendix item 1: 1 for z > 0, else 0
-            return (z > 0).astype(z.dtype)
-        if n == "leaky_relu":
-            return np.where(z > 0, one, z.dtype.type(p))
-        if n == "elu":  # 1 for z > 0, alpha e^z = a + alpha otherwise
-            return np.where(z > 0, one, a + z.dtype.type(p))
-        if n == "gelu":  # Phi(z) + z phi(z)
-            return _gelu_derivative(z, _gelu_cdf(z))
-        if n == "gelu_tanh":
-            t = np.tanh(_SQRT_2_OVER_PI * (z + _GELU_CUBIC * z**3))
-            dinner = _SQRT_2_OVER_PI * (1 + 3 * _GELU_CUBIC * z * z)
-            return 0.5 * (1 + t) + 0.5 * z * (1 - t * t) * dinner
-        if n == "silu":  # sigma(z) (1 + z (1 - sigma(z)))
-            return _silu_derivative(z, _sigmoid(z))
-        if n == "softplus":  # sigma(beta z), 1 above the threshold
-            bz = z * z.dtype.type(p)
-            return np.where(bz > _SOFTPLUS_THRESHOLD, one, _sigmoid(bz))
-        if n == "tanh":
-            return 1 - a * a
-        if n == "sigmoid":
-            return a * (1 - a)
-        return np.ones_like(z)  # identity
+        return REGISTRY[self.name].df(z, a, self.param)
 
     def backward(self, dLdA: np.ndarray, z: np.ndarray, a: np.ndarray) -> np.ndarray:
         """dLdZ = dLdA * f'(z)."""
@@ -224,15 +168,11 @@ class Activation:
     def forward_and_derivative(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(f(z), f'(z)) together, sharing what both need (GELU's Phi, SiLU's sigma): the
         form the training step and the visualiser use. Same values as the two apart."""
-        if self.name == "gelu":
-            cdf = _gelu_cdf(z)
-            return z * cdf, _gelu_derivative(z, cdf)
-        if self.name == "silu":
-            s = _sigmoid(z)
-            return z * s, _silu_derivative(z, s)
-        a = self.forward(z)
-        return a, self.derivative(z, a)
-
+        kind = REGISTRY[self.name]
+        if kind.both is not None:
+            return kind.both(z)
+        a = kind.f(z, self.param)
+        return a, kind.df(z, a, self.param)
 
 def _gelu_cdf(z: np.ndarray) -> np.ndarray:
     """Phi(z) = (1 + erf(z / sqrt 2)) / 2, the standard normal CDF."""
@@ -260,6 +200,87 @@ def _silu_derivative(z: np.ndarray, s: np.ndarray) -> np.ndarray:
     d += 1
     d *= s
     return d
+
+
+# --- the registry: each activation's f and f' side by side -------------------------------
+@dataclass(frozen=True)
+class Kind:
+    """One activation: ``f(z, p)``, ``df(z, a, p)`` (a = f(z); p its parameter or None),
+    its parameter's default and meaning (None: it takes none), and optionally ``both(z)``
+    giving (f, f') with their shared work done once."""
+
+    name: str
+    f: Callable[[np.ndarray, float | None], np.ndarray]
+    df: Callable[[np.ndarray, np.ndarray, float | None], np.ndarray]
+    default: float | None = None
+    param_name: str | None = None
+    both: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None
+
+
+def _leaky(z, p):  # z for z > 0, slope * z otherwise
+    return np.where(z > 0, z, z * z.dtype.type(p))
+
+
+def _leaky_d(z, a, p):
+    return np.where(z > 0, z.dtype.type(1), z.dtype.type(p))
+
+
+def _elu(z, p):  # z for z > 0, alpha (e^z - 1) otherwise
+    return np.where(z > 0, z, z.dtype.type(p) * np.expm1(np.minimum(z, 0)))
+
+
+def _elu_d(z, a, p):  # 1 for z > 0, alpha e^z = a + alpha otherwise
+    return np.where(z > 0, z.dtype.type(1), a + z.dtype.type(p))
+
+
+def _gelu_both(z):
+    cdf = _gelu_cdf(z)
+    return z * cdf, _gelu_derivative(z, cdf)
+
+
+def _gelu_tanh(z, p):  # z/2 (1 + tanh(sqrt(2/pi) (z + 0.044715 z^3)))
+    return 0.5 * z * (1 + np.tanh(_SQRT_2_OVER_PI * (z + _GELU_CUBIC * z**3)))
+
+
+def _gelu_tanh_d(z, a, p):
+    t = np.tanh(_SQRT_2_OVER_PI * (z + _GELU_CUBIC * z**3))
+    dinner = _SQRT_2_OVER_PI * (1 + 3 * _GELU_CUBIC * z * z)
+    return 0.5 * (1 + t) + 0.5 * z * (1 - t * t) * dinner
+
+
+def _silu_both(z):
+    s = _sigmoid(z)
+    return z * s, _silu_derivative(z, s)
+
+
+def _softplus(z, p):  # log(1 + e^(beta z)) / beta, linear above the threshold
+    bz = z * z.dtype.type(p)
+    return np.where(bz > _SOFTPLUS_THRESHOLD, z, np.logaddexp(0, bz) / z.dtype.type(p))
+
+
+def _softplus_d(z, a, p):  # sigma(beta z), 1 above the threshold
+    bz = z * z.dtype.type(p)
+    return np.where(bz > _SOFTPLUS_THRESHOLD, z.dtype.type(1), _sigmoid(bz))
+
+
+REGISTRY: dict[str, Kind] = {k.name: k for k in (
+    # Appendix item 1: ReLU' is 1 for z > 0, else 0
+    Kind("relu", lambda z, p: np.maximum(z, 0), lambda z, a, p: (z > 0).astype(z.dtype)),
+    Kind("leaky_relu", _leaky, _leaky_d, 0.01, "negative slope"),
+    Kind("elu", _elu, _elu_d, 1.0, "alpha"),
+    Kind("gelu", lambda z, p: z * _gelu_cdf(z),  # z Phi(z); GELU' = Phi(z) + z phi(z)
+         lambda z, a, p: _gelu_derivative(z, _gelu_cdf(z)), both=_gelu_both),
+    Kind("gelu_tanh", _gelu_tanh, _gelu_tanh_d),
+    Kind("silu", lambda z, p: z * _sigmoid(z),  # z sigma(z); SiLU' = sigma (1 + z (1 - sigma))
+         lambda z, a, p: _silu_derivative(z, _sigmoid(z)), both=_silu_both),
+    Kind("softplus", _softplus, _softplus_d, 1.0, "beta"),
+    Kind("tanh", lambda z, p: np.tanh(z), lambda z, a, p: 1 - a * a),
+    Kind("sigmoid", lambda z, p: _sigmoid(z), lambda z, a, p: a * (1 - a)),
+    Kind("identity", lambda z, p: z.copy(), lambda z, a, p: np.ones_like(z)),
+)}
+#: name -> (default parameter or None, what the parameter is): the registry's names
+KINDS: dict[str, tuple[float | None, str | None]] = {
+    name: (k.default, k.param_name) for name, k in REGISTRY.items()}
 
 
 RELU = Activation("relu")

@@ -23,6 +23,7 @@ import numpy as np
 from ..config import VisConfig
 from ..errors import ConfigError
 from ..nn.mlp import MLP
+from ..reprs import short_repr
 from ..shapes import MNIST_SHAPE
 from .query import top_k
 from .render import render
@@ -54,6 +55,14 @@ class AdversarialResult:
     mean_abs: float = 0.0  # mean |change| per pixel: what a person sees
     input_shape: tuple[int, int, int] = MNIST_SHAPE
     class_names: tuple[str, ...] | None = None
+
+    __repr__ = short_repr  # arrays by their shape, not their numbers
+
+    def _repr_png_(self) -> bytes:
+        """The images, each stretched to its own range (what Jupyter shows without HTML)."""
+        from .display import tiles_png
+
+        return tiles_png([self.original, self.image], self.input_shape)
 
     def _repr_html_(self) -> str:
         from .display import cards_html, class_label

@@ -81,3 +81,20 @@ def class_label(names, c: int) -> str:
     """``3`` for digits, ``0 T-shirt/top`` for named classes (HTML-escaped)."""
     name = names[c] if names is not None and c < len(names) else str(c)
     return html.escape(str(c) if name == str(c) else f"{c} {name}")
+
+
+def tiles_png(images, shape=MNIST_SHAPE, *, scale: int = 3, cols: int = 16,
+              limit: int = 64) -> bytes:
+    """One PNG of the first ``limit`` images (N, H*W*C), each stretched to its own range,
+    in rows of ``cols`` with a 1-pixel gap: the ``_repr_png_`` of a result."""
+    images = np.asarray(images, np.float64).reshape(-1, int(np.prod(shape)))[:limit]
+    h, w, c = shape
+    n = max(len(images), 1)
+    cols = min(cols, n)
+    rows = -(-n // cols)
+    sheet = np.ones((rows * (h + 1) - 1, cols * (w + 1) - 1, c))
+    for k, row in enumerate(images):
+        r, q = divmod(k, cols)
+        sheet[r * (h + 1):r * (h + 1) + h, q * (w + 1):q * (w + 1) + w] = stretch(
+            row.reshape(h, w, c))[0]
+    return png_bytes(sheet[..., 0] if c == 1 else sheet, scale=scale)

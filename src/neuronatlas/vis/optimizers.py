@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ConfigError
+
 
 class Ascent:
     """p += lr * g (the paper's update, as in its "Visualiser" section)."""
@@ -46,5 +48,13 @@ class Adam:
         p += (self.lr / (1 - self.b1 ** self.t)) * self.m / denom
 
 
+#: every optimiser by its VisConfig name (config.VIS_OPTIMIZERS lists the same names)
+OPTIMIZERS = {"ascent": Ascent, "adam": Adam}
+
+
 def make_optimizer(name: str, p: np.ndarray, lr: float):
-    return Adam(p, lr) if name == "adam" else Ascent(p, lr)
+    """The optimiser called ``name`` for parameters ``p``; an unknown name is an error
+    (it was plain ascent)."""
+    if name not in OPTIMIZERS:
+        raise ConfigError(f"unknown optimizer {name!r}; one of {', '.join(OPTIMIZERS)}")
+    return OPTIMIZERS[name](p, lr)

@@ -152,4 +152,4 @@ def make_param(name: str, x0: np.ndarray, shape, *, decay: float = 1.0,
         if magnitude is None:
             raise ConfigError("param 'maco' needs the data's mean magnitude spectrum")
         return MacoParam(x0, shape, magnitude, random_phase)
-    raise ConfigError(f"unknown parametrisation {name!r}")
+    raise ConfigError(f"unknown parametrisation {name!r}; one of pixel, fourier, maco")

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..nn.mlp import MLP
+from ..reprs import short_repr
 from ..shapes import MNIST_SHAPE
+from .images import ImageError
 from .objectives import check_neuron
 
 
@@ -84,6 +86,14 @@ class QueryResult:
     class_names: tuple[str, ...] | None = None
     floors: dict[int, float] | None = None  # f(0) of each hidden layer: "active" is above it
 
+    __repr__ = short_repr  # arrays by their shape, not their numbers
+
+    def _repr_png_(self) -> bytes:
+        """The images, each stretched to its own range (what Jupyter shows without HTML)."""
+        from .display import tiles_png
+
+        return tiles_png([self.image] if self.image is not None else [], self.input_shape)
+
     def active(self, layer: int) -> int:
         """How many neurons of ``layer`` are above the floor of its activation."""
         return int((self.activations[layer] > (self.floors or {}).get(layer, 0.0)).sum())
@@ -94,7 +104,8 @@ class QueryResult:
         lines = [" · ".join(f"{class_label(self.class_names, c)} {100 * p:.1f}%"
                             for c, p in self.top3)]
         if self.target is not None:
-            ratio = "∞" if not np.isfinite(self.ratio) else f"{self.ratio:.2f}"
+            ratio = ("none (an output)" if self.ratio is None else "∞"
+                     if not np.isfinite(self.ratio) else f"{self.ratio:.2f}")
             lines.insert(0, f"<b>{self.target[0]}:{self.target[1]}</b> act "
                             f"{self.activation:.3g}, ratio {ratio}")
         image = self.image if self.image is not None else np.zeros(int(np.prod(
@@ -112,7 +123,8 @@ class QueryResult:
             "ratio": _finite(self.ratio),
             "top3": [{"class": c, "probability": _finite(p)} for c, p in self.top3],
             "layers": {str(l): {"max": _finite(a.max()), "argmax": int(a.argmax()),
-                                "active": self.active(l), "size": int(a.size)}
+                                "active": self.active(l), "size": int(a.size),
+                                "activations": [_finite(v) for v in a.tolist()]}
                        for l, a in self.activations.items()},
         }
 
@@ -123,8 +135,12 @@ def _finite(v) -> float | None:
 
 def query(model: MLP, image: np.ndarray, target: tuple[int, int] | None = None) -> QueryResult:
     """The network's answer to one image (flat, the model's input size): every layer, the
-    target, the top 3. Example: ``na.query(model, data.test_x[0], (7, 1)).ratio``."""
-    x = np.asarray(image, dtype=model.dtype).reshape(1, -1)
+    target, the top 3; pixels in [0, 1] as the model was trained on (0-255 values are
+    refused, not guessed). An output target has no ratio: under SoftMax the ratio of two
+    probabilities is e^(z_i - z_j), which says how far apart the logits are, not how much
+    the neuron stands out (the probabilities are in ``top3``). Example:
+    ``na.query(model, data.test_x[0], (7, 1)).ratio``."""
+    x = _checked_image(model, image)
     acts = model.activations(x)
     cls, probs = top_k(acts[model.n_layers], 3)
     top3 = [(int(c), float(p)) for c, p in zip(cls[0], probs[0])]
@@ -136,5 +152,23 @@ def query(model: MLP, image: np.ndarray, target: tuple[int, int] | None = None) 
         return QueryResult(flat, None, None, None, None, None, top3, **shown)
     check_neuron(target[0], target[1], model.sizes)
     s = target_stats(model, x, [target], acts)
+    ratio = None if target[0] == model.n_layers else float(s.ratio[0])
     return QueryResult(flat, target, float(s.activation[0]), int(s.next_index[0]),
-                       float(s.next_activation[0]), float(s.ratio[0]), top3, **shown)
+                       float(s.next_activation[0]), ratio, top3, **shown)
+
+
+def _checked_image(model: MLP, image) -> np.ndarray:
+    """``image`` as one (1, inputs) row of the model's dtype: its size, finiteness and
+    [0, 1] range checked (:class:`ImageError`)."""
+    x = np.asarray(image)
+    if x.dtype.kind not in "biuf" or x.size != model.sizes[0]:
+        raise ImageError(f"the image has {x.size} values of {x.dtype}; the model takes "
+                         f"{model.sizes[0]} numbers in [0, 1]")
+    x = x.astype(model.dtype).reshape(1, -1)
+    if not np.isfinite(x).all():
+        raise ImageError("the image has NaN or infinite pixels")
+    if x.min() < 0 or x.max() > 1:
+        hint = "; divide 0-255 pixels by 255" if x.max() > 1 else ""
+        raise ImageError(f"pixels are in [0, 1] as the model was trained, got "
+                         f"{x.min():.3g} to {x.max():.3g}{hint}")
+    return x

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import VisConfig
+from ..config import INIT_NAMES, VisConfig
 from ..errors import ConfigError, VisualizationDivergedError
 from ..nn.mlp import MLP
+from ..reprs import short_repr
 from ..shapes import MNIST_PIXELS, MNIST_SHAPE
 from .images import load_image
 from .objectives import Objective, check_neuron, log_prob, neuron, others, parse_target
@@ -53,10 +54,11 @@ def start_images(config: VisConfig, targets, image: np.ndarray | None, dtype,
     image for every target, or one per target (T, ...). A given image is always used;
     it cannot be combined with ``init="random"``; ``init="image"`` requires one."""
     T = len(targets)
-    known = config.init in ("zero", "random", "image") or config.init.startswith("mnist:")
+    known = config.init in INIT_NAMES or config.init.startswith("mnist:")
     if not known and not Path(config.init).is_file():
-        raise ConfigError(f"init {config.init[:60]!r} is neither 'zero', 'random', 'image', "
-                          "'mnist:<index>' nor a readable image file")
+        raise ConfigError(f"init {config.init[:60]!r} is neither "
+                          f"{', '.join(map(repr, INIT_NAMES))}, 'mnist:<index>' nor a readable "
+                          "image file")
     if image is not None:
         if config.init == "random":
             raise ConfigError("init 'random' and a start image (init_image) were both given; "
@@ -126,6 +128,14 @@ class VisResult:
     diverse_images: np.ndarray | None = None  # (T, K, n_inputs) when config.diversity > 1
     diverse_activation: np.ndarray | None = None  # (T, K)
 
+    __repr__ = short_repr  # arrays by their shape, not their numbers
+
+    def _repr_png_(self) -> bytes:
+        """The images, each stretched to its own range (what Jupyter shows without HTML)."""
+        from .display import tiles_png
+
+        return tiles_png(self.images, self.input_shape)
+
     @property
     def top3(self) -> list[list[tuple[int, float]]]:
         return [[(int(c), float(p)) for c, p in zip(cs, ps)]
@@ -187,7 +197,7 @@ def visualize(
     config.check_shape(model.input_shape)
     objectives = _objectives(targets, config, model.sizes)
     pairs = [obj.target for obj in objectives]
-    if init_image is None and config.init not in ("zero", "random", "image"):
+    if init_image is None and config.init not in INIT_NAMES:
         init_image = resolve_init_image(config.init, lambda: _recorded_data(model),
                                         model.input_shape)
     x0 = start_images(config, pairs, init_image, model.dtype, model.sizes[0])
