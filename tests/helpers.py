@@ -45,3 +45,38 @@ def synthetic_mnist(n_train=640, n_test=200, n_in=20, n_classes=4, seed=0) -> MN
     train_x, train_y = make(n_train)
     test_x, test_y = make(n_test)
     return MNIST(train_x, train_y, test_x, test_y, sources={"synthetic": "helpers"})
+
+
+_AUDIT = {"on": False, "writes": []}
+_WRITE_FLAGS = 0o1 | 0o2 | 0o100 | 0o1000 | 0o2000  # O_WRONLY, O_RDWR, O_CREAT, O_TRUNC, O_APPEND
+_WRITE_EVENTS = ("os.mkdir", "os.rename", "os.replace", "os.remove", "os.rmdir",
+                 "os.truncate", "shutil.rmtree", "os.symlink", "os.link", "os.chmod")
+
+
+def _audit(event, args):
+    if not _AUDIT["on"]:
+        return
+    if event == "open":
+        path, mode, flags = args
+        if (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
+                mode is None and isinstance(flags, int) and flags & _WRITE_FLAGS):
+            _AUDIT["writes"].append((event, path))
+    elif event in _WRITE_EVENTS:
+        _AUDIT["writes"].append((event, args[0] if args else None))
+
+
+def writes_during(fn, *args, **kwargs):
+    """(fn's result, every file or folder it opened for writing, made or removed): seen by
+    a Python audit hook, since a read-only folder does not stop root."""
+    import sys
+
+    if not getattr(writes_during, "hooked", False):
+        sys.addaudithook(_audit)
+        writes_during.hooked = True
+    _AUDIT["writes"] = []
+    _AUDIT["on"] = True
+    try:
+        result = fn(*args, **kwargs)
+    finally:
+        _AUDIT["on"] = False
+    return result, list(_AUDIT["writes"])

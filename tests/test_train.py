@@ -207,3 +207,45 @@ def test_a_checkpoint_whose_activations_differ_from_its_config_is_refused(toy, t
     save_file(load_file(path), path, metadata=meta)
     with pytest.raises(CheckpointError, match="activations relu.* vs gelu"):
         load_checkpoint(path)
+
+
+def test_snapshots_from_the_initial_weights_to_the_end(toy, tmp_path):
+    """snapshots=K: K copies over the training, evenly spaced in steps, the first the
+    initial weights and the last the trained model; the run itself is unchanged."""
+    from neuronatlas import MLP
+    from neuronatlas.train import snapshot_steps
+
+    config = small_config()
+    res = train(toy, config, snapshots=4)
+    total = config.total_epochs * (len(toy.train_x) // config.batch_size)  # 120 steps
+    assert [s.step for s in res.snapshots] == list(snapshot_steps(4, total)) == [0, 40, 80,
+                                                                                 120]
+    assert [s.epoch for s in res.snapshots] == [0.0, 1.0, 2.0, 3.0]
+    init = MLP.init(config.sizes, rng=np.random.default_rng(config.seed))
+    for w0, w in zip(init.weights, res.snapshots[0].model.weights):
+        assert np.array_equal(w0, w)
+    plain = train(toy, config)
+    for a, b, c in zip(plain.model.weights, res.model.weights, res.snapshots[-1].model.weights):
+        assert np.array_equal(a, b) and np.array_equal(a, c)
+    assert not np.array_equal(res.snapshots[1].model.weights[0], res.snapshots[2].model.weights[0])
+    # in a run folder they are written beside the model, one file each
+    run = tmp_path / "run"
+    train(toy, config, run, snapshots=3)
+    files = sorted(p.name for p in (run / "snapshots").iterdir())
+    assert files == ["step-00000000.safetensors", "step-00000060.safetensors",
+                     "step-00000120.safetensors"]
+    assert np.array_equal(MLP.load(run / "snapshots" / files[-1]).weights[1],
+                          plain.model.weights[1])
+    for bad in (1, 0.5, True):
+        with pytest.raises(ConfigError, match="snapshots must be an integer >= 2"):
+            train(toy, config, snapshots=bad)
+
+
+def test_training_in_memory_writes_nothing(toy):
+    """na.train without a run folder is pure: no file or folder is opened for writing,
+    made or removed (so a Dask worker can run it anywhere)."""
+    from .helpers import writes_during
+
+    res, writes = writes_during(train, toy, small_config(), snapshots=3)
+    assert res.completed and len(res.snapshots) == 3
+    assert writes == []

@@ -269,7 +269,11 @@ def config_options(cls, *, show_default: bool = False):
                    "RUN/replaced/ until the new model is saved).")
 @click.option("--stop-after-epoch", type=click.IntRange(min=1), default=None,
               help="Stop (resumably) once this many epochs are done.")
-def train(run_dir, dataset, data_dir, quick, resume, overwrite, stop_after_epoch, **flags):
+@click.option("--snapshots", type=click.IntRange(min=2), default=None,
+              help="Keep this many snapshots of the network in RUN/snapshots/, from the "
+                   "initial weights to the end at evenly spaced steps.")
+def train(run_dir, dataset, data_dir, quick, resume, overwrite, stop_after_epoch, snapshots,
+          **flags):
     """Train the MLP with the paper's schedule (or the flags); resumable with --resume."""
     given = {k: v for k, v in flags.items() if v is not None}
     config = None
@@ -282,7 +286,8 @@ def train(run_dir, dataset, data_dir, quick, resume, overwrite, stop_after_epoch
                               "run without --resume to start training")
     ds = load_dataset(dataset, data_dir, log=_log)
     result = train_model(ds, config, run_dir, resume=resume, overwrite=overwrite,
-                         stop_after=stop_after_epoch, reporter=RichTrainReporter())
+                         stop_after=stop_after_epoch, reporter=RichTrainReporter(),
+                         snapshots=snapshots or 0)
     if result.completed:
         last = result.metrics[-1] if result.metrics else {}
         out.print(f"model saved to {run_dir / 'model.safetensors'}"

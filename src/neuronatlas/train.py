@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -62,8 +62,49 @@ class TrainResult:
     state: TrainState
     metrics: list[dict]
     completed: bool  # False when stopped early (Ctrl-C or ``stop_after``)
+    snapshots: list[Snapshot] = field(default_factory=list)  # ``snapshots=K``, in step order
 
     __repr__ = short_repr  # arrays by their shape, not their numbers
+
+
+@dataclass
+class Snapshot:
+    """The network as it was after ``step`` SGD steps (0: its initial weights)."""
+
+    step: int
+    epoch: float  # steps / steps per epoch: 2.5 is half-way through the third epoch
+    model: MLP
+
+    __repr__ = short_repr
+
+
+def snapshot_steps(k: int, total_steps: int) -> tuple[int, ...]:
+    """``k`` steps evenly spaced from 0 (the initial weights) to ``total_steps`` (the end),
+    both included; fewer when the run has fewer steps than that."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 2:
+        raise ConfigError(f"snapshots must be an integer >= 2 (the initial weights and the "
+                          f"end, with evenly spaced steps between), got {k!r}")
+    return tuple(sorted({round(i * total_steps / (k - 1)) for i in range(k)}))
+
+
+SNAPSHOTS = "snapshots"  # in a run folder: snapshots/step-00000000.safetensors, ...
+
+
+def _snapshot_taker(k: int, total_steps: int, steps_per_epoch: int, run: Path | None,
+                    kept: list[Snapshot]) -> Callable[[MLP, int], None]:
+    """``take(model, step)``: a copy of the model at each of the ``k`` steps (written to
+    RUN/snapshots/ too when there is a run folder); a no-op at every other step."""
+    wanted = frozenset(snapshot_steps(k, total_steps)) if k else frozenset()
+
+    def take(model: MLP, step: int) -> None:
+        if step not in wanted or not all(np.isfinite(p).all() for p in model.weights):
+            return  # (non-finite weights: the epoch's end reports the divergence)
+        copy = model.copy()
+        copy.metadata.update(snapshot_step=str(step))
+        kept.append(Snapshot(step, step / steps_per_epoch, copy))
+        if run is not None:
+            copy.save(run / SNAPSHOTS / f"step-{step:08d}.safetensors")
+    return take
 
 
 class Reporter(Protocol):
@@ -205,6 +246,7 @@ def train(
     stop_after: int | None = None,
     reporter: Reporter | None = None,
     should_stop: Callable[[TrainState], bool] | None = None,
+    snapshots: int = 0,
 ) -> TrainResult:
     """Train an MLP with ``config``'s schedule on ``data``; write the run folder if one
     is given (the model records the dataset). Example::
@@ -217,6 +259,10 @@ def train(
     one. ``config=None`` means the paper's config, or the checkpoint's when resuming.
     ``stop_after`` stops, resumably, once that many epochs are done.
     ``should_stop`` is asked after every step and acts like Ctrl-C.
+    ``snapshots=K`` keeps K copies of the network over its training, from the initial
+    weights to the end at evenly spaced steps (:func:`snapshot_steps`), in
+    ``result.snapshots`` (and in RUN/snapshots/ with a run folder); a resumed run keeps
+    those from where it resumed. Without a run folder nothing is written.
     """
     reporter = reporter or _Silent()
     run = Path(run_dir) if run_dir is not None else None
@@ -230,13 +276,18 @@ def train(
                                                                     config.total_epochs)
     reporter.start(config.total_epochs * steps_per_epoch,
                    state.epoch * steps_per_epoch + state.step_in_epoch, steps_per_epoch)
+    kept: list[Snapshot] = []
+    take = _snapshot_taker(snapshots, config.total_epochs * steps_per_epoch, steps_per_epoch,
+                           run, kept)
+    take(model, state.global_step)
     interrupted = False
     try:
         with _deferred_sigint() as sigint, _mention_replaced(run):
             stop = lambda: sigint["hit"] or (should_stop is not None  # noqa: E731
                                              and should_stop(state))
             while state.epoch < last_epoch and not interrupted:
-                interrupted = _epoch(step, x, y, state, config, rng, reporter, stop, run)
+                interrupted = _epoch(step, x, y, state, config, rng, reporter, stop, run,
+                                     take)
                 if not interrupted:
                     metrics.append(_end_epoch(model, data, state, config, rng, reporter, run))
             if interrupted and run is not None:
@@ -248,7 +299,7 @@ def train(
         with _mention_replaced(run):
             _save_model(model, data, config, metrics, run)
         shutil.rmtree(run / REPLACED, ignore_errors=True)
-    return TrainResult(model, state, metrics, completed)
+    return TrainResult(model, state, metrics, completed, kept)
 
 
 @contextmanager
@@ -324,9 +375,10 @@ def _check_given_model(model: MLP | None, config: TrainConfig) -> None:
 
 def _epoch(step: SGDStep, x: np.ndarray, y: np.ndarray, state: TrainState,
            config: TrainConfig, rng: np.random.Generator, reporter: Reporter, stop,
-           run: Path | None) -> bool:
+           run: Path | None, take: Callable[[MLP, int], None]) -> bool:
     """The rest of the current epoch (from ``state.step_in_epoch``), in the epoch's own
-    shuffle; returns True when ``stop()`` interrupted it."""
+    shuffle, ``take`` asked after every step for a snapshot; returns True when
+    ``stop()`` interrupted it."""
     B, decay = config.batch_size, config.ema_decay
     lr = config.lr_at(state.epoch)
     step.set_lr(lr)
@@ -344,6 +396,7 @@ def _epoch(step: SGDStep, x: np.ndarray, y: np.ndarray, state: TrainState,
         ema = decay * ema + keep * loss  # the paper's moving average of the loss
         state.global_step += 1
         state.step_in_epoch = s + 1
+        take(step.model, state.global_step)
         pending += 1
         if pending == REPORT_EVERY:
             state.ema_raw, pending = ema, 0
