@@ -60,11 +60,11 @@ def tiny_run(tmp_path_factory, mnist):
     folder with model.safetensors and analysis/ in a few seconds, for atlas, figure and
     server tests that need every kind of result but not the paper's size."""
     from neuronatlas import MLP, TrainConfig, train
-    from neuronatlas.analysis import analyze
+    from neuronatlas.analysis import analyze_run
 
     run = tmp_path_factory.mktemp("tiny") / "run"
     train(mnist, TrainConfig(sizes=TINY_SIZES, epochs=1, fine_tune_epochs=0), run_dir=run)
-    analyze(run, MLP.load(run / "model.safetensors"), mnist, k=8)
+    analyze_run(run, MLP.load(run / "model.safetensors"), mnist, k=8)
     return run
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from neuronatlas import MLP, ConfigError
-from neuronatlas.analysis import activation_store, analyze, load_examples
+from neuronatlas.analysis import activation_store, analyze_run, load_examples
 from neuronatlas.analysis.activations import build_store, model_sha256
 from neuronatlas.data import MNIST
 
@@ -56,7 +56,7 @@ def test_streaming_equals_one_big_batch(planted, tmp_path):
 
 def test_dead_revivable_and_examples_are_found(planted, tmp_path):
     m, data, templates = planted
-    res = analyze(tmp_path, m, data, k=16)
+    res = analyze_run(tmp_path, m, data, k=16)
     layer1 = res.dead["layers"]["1"]
     assert 1 in layer1["dead"] and 1 in layer1["silent_on_data"]
     assert 2 in layer1["silent_on_data"] and 2 in layer1["revivable"] and 2 not in layer1["dead"]
@@ -83,20 +83,20 @@ def test_dead_revivable_and_examples_are_found(planted, tmp_path):
 
 def test_rerun_reuses_and_another_model_rebuilds(planted, tmp_path):
     m, data, _ = planted
-    analyze(tmp_path, m, data, k=4)
-    again = analyze(tmp_path, m, data, k=4)
+    analyze_run(tmp_path, m, data, k=4)
+    again = analyze_run(tmp_path, m, data, k=4)
     assert again.reused == ["activations", "dead", "examples", "visualizations", "clusters",
                             "layers"]
     # arrays that do not match their record (another run's, half-copied) are recomputed
     (tmp_path / "analysis/examples.npz").write_bytes(b"not the arrays the record describes")
-    assert "examples" not in analyze(tmp_path, m, data, k=4).reused
+    assert "examples" not in analyze_run(tmp_path, m, data, k=4).reused
     other = m.copy()
     other.biases[1][0] += 1.0
-    fresh = analyze(tmp_path, other, data, k=4)
+    fresh = analyze_run(tmp_path, other, data, k=4)
     assert fresh.reused == []
     meta = json.loads((tmp_path / "analysis/activations/meta.json").read_text())
     assert meta["model_sha256"] == model_sha256(other) != model_sha256(m)
-    assert analyze(tmp_path, other, data, k=5).reused == ["activations", "dead",
+    assert analyze_run(tmp_path, other, data, k=5).reused == ["activations", "dead",
                                                           "visualizations"]
 
 
@@ -116,12 +116,12 @@ def test_partial_store_is_rebuilt(planted, tmp_path):
 def test_bad_k(planted, tmp_path, k):
     m, data, _ = planted
     with pytest.raises(ConfigError, match="k must be"):
-        analyze(tmp_path, m, data, k=k)
+        analyze_run(tmp_path, m, data, k=k)
 
 
 def test_identical_neurons_cluster_and_claims_are_measured(planted, tmp_path):
     m, data, _ = planted
-    res = analyze(tmp_path, m, data, k=8)
+    res = analyze_run(tmp_path, m, data, k=8)
     assert any({3, 4} <= set(group) for group in res.clusters["layers"]["1"])
     saved = json.loads((tmp_path / "analysis/clusters.json").read_text())
     assert saved["layers"] == res.clusters["layers"]
@@ -165,3 +165,33 @@ def test_a_verdict_over_layers_never_averages_away_a_split():
         "supported"
     few = [c["verdict"] for c in verdicts(table[:2])]
     assert few[0].startswith("n/a") and few[1].startswith("n/a")  # no trend over 2 layers
+
+
+def test_analysis_in_memory_writes_nothing_and_equals_the_run_folders(planted, tmp_path):
+    """na.analyze(model, data) is pure: no file opened for writing, made or removed; its
+    records and arrays are the run folder's, number for number."""
+    import neuronatlas as na
+
+    from .helpers import writes_during
+
+    m, data, _ = planted
+    an, writes = writes_during(na.analyze, m, data, k=8)
+    assert writes == []
+    run = analyze_run(tmp_path, m, data, k=8)
+    drop = ("model_sha256", "dataset_sha256", "settings", "seconds", "arrays", "arrays_sha256")
+
+    def same(doc):
+        return json.loads(json.dumps({k: v for k, v in doc.items() if k not in drop}))
+
+    assert same(run.dead) == same(an.dead)
+    assert same(run.examples) == same(an.examples_summary)
+    assert same(run.clusters) == same(an.clusters)
+    assert same(run.layers) == same(an.layers)
+    stored = load_examples(tmp_path / "analysis" / "examples.npz")
+    for l, ex in an.examples.items():
+        assert np.array_equal(ex.index, stored[l].index)
+        assert np.array_equal(ex.mean_p99, stored[l].mean_p99)
+    with np.load(tmp_path / "analysis" / "visualizations.npz") as z:
+        for name in z.files:
+            assert np.array_equal(z[name], an.visualizations[name]), name
+    assert "dead={" in repr(an) and len(repr(an)) < 1500

@@ -9,7 +9,7 @@ import pytest
 
 import neuronatlas as na
 from neuronatlas import MLP, DataError, load_dataset
-from neuronatlas.analysis import analyze
+from neuronatlas.analysis import analyze_run
 from neuronatlas.data import Dataset
 
 from .test_cli import assert_user_error, run_cli
@@ -82,13 +82,13 @@ def test_colour_npz_through_every_verb(colour_npz, tmp_path):
 def test_an_analysis_is_never_reused_for_other_data(colour_npz, tmp_path):
     data = load_dataset(colour_npz)
     model = MLP.init((3072, 12, 3), rng=np.random.default_rng(0), input_shape=(32, 32, 3))
-    first = analyze(tmp_path, model, data, k=4)
-    again = analyze(tmp_path, model, data, k=4)
+    first = analyze_run(tmp_path, model, data, k=4)
+    again = analyze_run(tmp_path, model, data, k=4)
     assert "activations" in again.reused and "examples" in again.reused
     other = Dataset(data.train_x, data.train_y, data.test_x[::-1].copy(), data.test_y[::-1].copy(),
                     name="colour.npz", shape=data.shape, class_names=data.class_names)
     assert other.identity["sha256"] != data.identity["sha256"]
-    third = analyze(tmp_path, model, other, k=4)
+    third = analyze_run(tmp_path, model, other, k=4)
     assert third.reused == []  # every stage recomputed for the other data
     assert third.examples["layers"]["1"]["top_activation"] == \
         first.examples["layers"]["1"]["top_activation"]  # same images, other order

@@ -5,12 +5,14 @@ The curated public API (docs/api.md)::
     import neuronatlas as na
     data = na.load_mnist()
     result = na.train(data, na.TrainConfig(), run_dir="runs/paper")
+    an = na.analyze(result.model, data)            # in memory: dead, examples, clusters, claims
     model = na.MLP.load("runs/paper/model.safetensors")
     acts = model.activations(data.test_x)          # {1: (N, 1250), ..., 8: (N, 10)}
     res = na.visualize(model, [(7, 1), (8, 3)], na.VisConfig(tv=0.016, l1=0.0016))
     res.images, res.activation, res.ratio, res.top3  # one row per target
 """
 
+from .analysis import Analysis, analyze
 from .config import TrainConfig, VisConfig
 from .data import MNIST, Dataset, load_dataset, load_fashion_mnist, load_mnist, load_npz
 from .errors import (
@@ -43,6 +45,7 @@ __all__ = [
     "PAPER_SIZES",
     "Activation",
     "AdversarialResult",
+    "Analysis",
     "CheckpointError",
     "ConfigError",
     "CorruptFileError",
@@ -64,6 +67,7 @@ __all__ = [
     "VisResult",
     "VisualizationDivergedError",
     "adversarial",
+    "analyze",
     "evaluate",
     "from_onnx",
     "from_torch",

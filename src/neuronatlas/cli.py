@@ -525,7 +525,7 @@ def adversarial(index, target_class, method, steps, lr, objective, project, conf
 def analyze(run_dir, model, activation, dataset, data_dir, k):
     """Dead neurons, dataset examples, clusters and the paper's layer claims (resumable)."""
     from .analysis.examples import check_k
-    from .analysis.run import analyze as run_analyze
+    from .analysis.run import analyze_run
 
     run, net, _ = _open_model(run_dir, model, activation)
     ds = _dataset(net, dataset, data_dir)
@@ -541,7 +541,7 @@ def analyze(run_dir, model, activation, dataset, data_dir, k):
                 tasks[stage] = progress.add_task(stage, total=total)
             progress.update(tasks[stage], completed=done)
 
-        result = run_analyze(run, net, ds, k=k, progress=report,
+        result = analyze_run(run, net, ds, k=k, progress=report,
                              log=lambda m: progress.console.print(m))
     table = Table(title=f"dead neurons ({result.dead['images']} images)")
     for col in ("layer", "size", "dead", "fraction", "silent on data", "revivable"):

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .analysis.activations import model_sha256
-from .analysis.run import AnalysisResult, analyze
+from .analysis.run import AnalysisResult, analyze_run
 from .checkpoint import CHECKPOINT
 from .config import TrainConfig, VisConfig
 from .data import Dataset, check_fits, load_dataset
@@ -172,7 +172,7 @@ def reproduce(run_dir: str | Path, *, dataset: str | Dataset | None = None, data
     if file_sha256(eval_path) != before:
         ctx.computed("evaluate", time.perf_counter() - t, f"{ev.n} test images")
 
-    result = analyze(run, model, data, k=analysed_k(run), log=log, progress=progress)
+    result = analyze_run(run, model, data, k=analysed_k(run), log=log, progress=progress)
     for name, seconds in result.seconds.items():
         if name not in result.reused:
             ctx.computed(f"analysis: {name}", seconds)

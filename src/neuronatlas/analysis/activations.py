@@ -47,16 +47,24 @@ def iter_batches(data: Dataset, batch: int) -> Iterator[tuple[int, np.ndarray]]:
 
 @dataclass
 class ActivationStore:
-    folder: Path
+    """Every neuron's activation on every image: files in ``folder`` (memory-mapped when
+    read), or ``arrays`` in memory (:func:`compute_activations`)."""
+
+    folder: Path | None
     sizes: tuple[int, ...]
     n_images: int
     n_train: int
     model_sha256: str
+    arrays: dict[int, np.ndarray] | None = None
 
     def layer(self, l: int) -> np.ndarray:
-        """Read-only memory map (n_images, n_l) of layer l's activations."""
+        """Read-only (n_images, n_l) array of layer l's activations."""
         if not isinstance(l, int) or not 1 <= l < len(self.sizes):
             raise ConfigError(f"layer {l} does not exist: layers are 1..{len(self.sizes) - 1}")
+        if self.arrays is not None:
+            view = self.arrays[l].view()
+            view.flags.writeable = False
+            return view
         return np.load(self.folder / f"L{l}.npy", mmap_mode="r")
 
     @property
@@ -94,6 +102,21 @@ def open_store(folder: Path, model: MLP, data: Dataset) -> ActivationStore | Non
         if arr.shape != (n_images, model.sizes[l]) or arr.dtype != np.float32:
             return None
     return ActivationStore(folder, model.sizes, n_images, meta["n_train"], meta["model_sha256"])
+
+
+def compute_activations(model: MLP, data: Dataset, *, batch: int = 2048,
+                        progress: ProgressFn | None = None) -> ActivationStore:
+    """The store in memory: the same numbers as :func:`build_store` writes (the same
+    batches), nothing written."""
+    n_train, n = dataset_rows(data)
+    arrays = {l: np.empty((n, model.sizes[l]), np.float32) for l in range(1, len(model.sizes))}
+    for start, x in iter_batches(data, batch):
+        t = model.trace(np.asarray(x, np.float32))
+        for l, out in arrays.items():
+            out[start:start + len(x)] = t.a[l - 1]
+        if progress:
+            progress(start + len(x), n)
+    return ActivationStore(None, model.sizes, n, n_train, model_sha256(model), arrays)
 
 
 def build_store(folder: Path, model: MLP, data: Dataset, *, batch: int = 2048,

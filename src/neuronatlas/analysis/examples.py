@@ -106,6 +106,11 @@ def save_examples(path: Path, examples: dict[int, LayerExamples]) -> dict:
               for name in ("index", "activation", "histogram", "mean_topk", "mean_p99",
                            "count_p99", "p99")}
     atomic_write_npz(path, **arrays)
+    return examples_summary(examples)
+
+
+def examples_summary(examples: dict[int, LayerExamples]) -> dict:
+    """The JSON-ready per-neuron summary: preferred class, purity, top activation."""
     return {str(l): {"preferred_class": ex.preferred_class.tolist(),
                      "purity": np.round(ex.purity, 4).tolist(),
                      "top_activation": np.round(ex.activation[:, 0].astype(float), 5).tolist()}

@@ -34,7 +34,7 @@ import numpy as np
 
 from ..analysis.activations import dataset_labels
 from ..analysis.examples import LayerExamples, load_examples
-from ..analysis.run import AnalysisResult, analyze
+from ..analysis.run import AnalysisResult, analyze_run
 from ..config import VisConfig
 from ..data import Dataset
 from ..errors import RunFolderError
@@ -99,7 +99,7 @@ def build_atlas(run_dir: str | Path, model: MLP | None = None, data: Dataset | N
 def _gather(run_dir: Path, model: MLP, data: Dataset, k: int, progress: Progress | None,
             log: Log) -> _Inputs:
     """The analysis (computed where missing), its arrays, and the variants."""
-    result = analyze(run_dir, model, data, k=k, progress=progress, log=log)
+    result = analyze_run(run_dir, model, data, k=k, progress=progress, log=log)
     with np.load(result.folder / "visualizations.npz") as z:
         paper = {name: z[name] for name in z.files}
     settings = json.loads((result.folder / "visualizations.json").read_text())["settings"]
