@@ -45,7 +45,7 @@ def vis_flops(sizes, steps) -> float:
 
 
 def renderer_flops(r, sizes, steps) -> float:
-    """Multiply-add FLOPs of one Renderer, forward and backward, over ``steps``: the GEMM
+    """Multiply-add FLOPs of one Backprop, forward and backward, over ``steps``: the GEMM
     rows m[l] at every layer, plus one dot product per single-neuron row."""
     total = 0
     for l in range(1, len(r.m)):
@@ -59,10 +59,10 @@ def gemms_alone(na, model, targets, cfg) -> float:
     called back to back ``cfg.steps`` times): the floor for this work on this BLAS."""
     import numpy as np
 
-    from neuronatlas.vis.render import Renderer
+    from neuronatlas.nn.backprop import Backprop
     from neuronatlas.vis.visualize import objective_for
 
-    r = Renderer(model, [objective_for(t, cfg, model.sizes) for t in targets])
+    r = Backprop(model, [objective_for(t, cfg, model.sizes) for t in targets])
     r.forward(np.full((len(targets), 784), 0.01, model.dtype))
     plans = [p for p in r.fwd[1:]] + [p for p in r.bwd[1:]]
     t = time.perf_counter()

@@ -7,9 +7,9 @@ import pytest
 
 from neuronatlas import MLP, ConfigError, ModelFileError
 from neuronatlas.nn.activations import KINDS, Activation, parse_activations
+from neuronatlas.nn.backprop import Backprop
 from neuronatlas.nn.sgd_step import SGDStep
 from neuronatlas.vis.objectives import neuron
-from neuronatlas.vis.render import Renderer
 
 from .helpers import assert_grad_close, numeric_grad
 
@@ -136,7 +136,7 @@ def test_every_layer_and_a_hidden_neurons_input_gradient_match_pytorch(torch, sp
             np.testing.assert_allclose(acts[l // 2 + 1], h.detach().numpy(), rtol=1e-10,
                                        atol=1e-12)
     # d a_2[3] / d x through the visualiser's renderer and through autograd
-    r = Renderer(m, [neuron(2, 3).bind(m.sizes)])
+    r = Backprop(m, [neuron(2, 3).bind(m.sizes)])
     r.forward(x[:1])
     g = r.backward()[0]
     t = torch.from_numpy(x[:1]).requires_grad_()
@@ -166,7 +166,7 @@ def test_renderer_gradient_of_every_layer_matches_central_differences(spec):
     x = np.random.default_rng(4).random((1, 784))
     for obj in (neuron(1, 2), neuron(3, 5), neuron(4, 7), neuron(2, 1, pre=True)):
         obj = obj.bind(m.sizes)
-        r = Renderer(m, [obj])
+        r = Backprop(m, [obj])
         r.forward(x)
         g = r.backward()[0]
 
@@ -223,7 +223,7 @@ def test_revive_climbs_z_while_it_is_low_then_the_activation(single):
         obj = neuron(2, index, revive=True)
         if not single:
             obj = obj - 0.0 * others(2, exclude=index)  # same value, but not a single row
-        r = Renderer(m, [obj.bind(m.sizes)])
+        r = Backprop(m, [obj.bind(m.sizes)])
         r.forward(x)
         g = r.backward()[0]
         num = numeric_grad(lambda i=index, p=pre: float(m.activations(x, pre=p)[2][0, i]), x,

@@ -5,9 +5,9 @@ import pytest
 
 from neuronatlas import MLP
 from neuronatlas.config import VisConfig
+from neuronatlas.nn.backprop import Backprop
 from neuronatlas.vis import regularizers as R
 from neuronatlas.vis.objectives import log_prob, neuron, others
-from neuronatlas.vis.render import Renderer
 from neuronatlas.vis.transforms import SHIFTS, clip_derivative, translate, translate_backward
 
 from .helpers import assert_grad_close, numeric_grad
@@ -90,7 +90,7 @@ def test_input_gradient_of_objectives_matches_central_differences(make):
         b[:] = 0.3 + 0.1 * rng.standard_normal(b.shape)  # keep ReLUs alive
     obj = make().bind(model.sizes)
     x = rng.random((1, 784))
-    r = Renderer(model, [obj])
+    r = Backprop(model, [obj])
     r.forward(x)
     analytic = r.backward().copy()
     num = numeric_grad(lambda: _objective_value(model, obj, x), x, indices=range(0, 784, 7))
@@ -104,11 +104,11 @@ def test_batched_rows_get_their_own_gradients():
         b[:] = 0.2
     objs = [neuron(1, 0).bind(SIZES), neuron(4, 3).bind(SIZES), neuron(2, 1).bind(SIZES)]
     x = rng.random((3, 784))
-    r = Renderer(model, objs)
+    r = Backprop(model, objs)
     r.forward(x[r.order])
     batched = r.backward()[np.argsort(r.order)]
     for i, obj in enumerate(objs):
-        single = Renderer(model, [obj])
+        single = Backprop(model, [obj])
         single.forward(x[i : i + 1])
         np.testing.assert_allclose(batched[i], single.backward()[0], rtol=1e-12, atol=1e-15)
 
@@ -125,7 +125,7 @@ def test_input_gradient_matches_torch_autograd_on_the_paper_net(torch, target):
         b[:] = 0.05
     x = rng.random((1, 784))
     obj = objective_for(target, VisConfig(penalty=0.2), PAPER_SIZES)
-    r = Renderer(model, [obj])
+    r = Backprop(model, [obj])
     r.forward(x)
     ours = r.backward()[0]
     tx = torch.tensor(x, requires_grad=True)

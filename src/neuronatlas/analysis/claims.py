@@ -16,9 +16,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import spearmanr
 
+from ..nn.backprop import Backprop
 from ..nn.mlp import MLP
 from ..vis.objectives import neuron
-from ..vis.render import Renderer
 
 VERSION = 2  # bump when a verdict is decided differently: cached claims are redone
 
@@ -40,7 +40,7 @@ def gradient_maps(model: MLP, targets: list[tuple[int, int]], images: np.ndarray
         part = rows[s : s + chunk]
         objs = [neuron(*targets[t]).bind(model.sizes) for t, _ in part]
         x = np.stack([images[t, j] for t, j in part]).astype(model.dtype)
-        r = Renderer(model, objs)
+        r = Backprop(model, objs)
         r.forward(x[r.order])
         g = np.empty_like(x)
         g[r.order] = r.backward()

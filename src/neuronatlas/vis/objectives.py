@@ -21,8 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import ConfigError
-
-TERM_KINDS = ("neuron", "others", "logprob")
+from ..nn.backprop import TERM_KINDS
 
 
 @dataclass(frozen=True)

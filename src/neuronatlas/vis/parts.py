@@ -1,6 +1,6 @@
 """The visualiser built from parts, like lucent's optvis: a parametrisation
 (:mod:`.params`), transforms before the network (:mod:`.transforms`), the objective
-(:mod:`.objectives`, through the batched :class:`~.render.Renderer`), regularisers
+(:mod:`.objectives`, through the batched :class:`~neuronatlas.nn.backprop.Backprop`), regularisers
 (:mod:`.regularizers`) and an optimiser (:mod:`.optimizers`). One step, for every row::
 
     x = image(p)                       # the parametrisation
