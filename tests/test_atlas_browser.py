@@ -146,3 +146,66 @@ def test_a_malformed_hash_or_search_does_not_break_the_page(site, page, expect):
     page.fill("#search", "50%")
     page.press("#search", "Enter")
     expect(page.locator("#grid .tile").first).to_be_visible()
+
+
+#: class names that are markup: shown as text, they inject nothing and run nothing
+HTML_NAMES = tuple(f'<img src=x onerror="window.__xss={k}"><b id="injected{k}">{k}</b>&amp;'
+                   for k in range(TINY_SIZES[-1]))
+
+
+@pytest.fixture(scope="module")
+def html_site(site, tmp_path_factory, mnist):
+    """The same atlas for a model whose class names are HTML (the atlas cache reused)."""
+    import neuronatlas as na
+
+    run = tmp_path_factory.mktemp("atlas-html") / "run"
+    shutil.copytree(site[1], run, ignore=shutil.ignore_patterns("atlas"))
+    model = na.MLP.load(run / "model.safetensors", class_names=HTML_NAMES)
+    folder = build_atlas(run, model=model, data=mnist)
+    return folder.resolve().as_uri() + "/index.html"
+
+
+def _injected(page) -> dict:
+    return page.evaluate("""() => ({
+        img: document.querySelectorAll("img").length,
+        bold: document.querySelectorAll("[id^=injected]").length,
+        xss: window.__xss === undefined ? null : window.__xss})""")
+
+
+def test_class_names_are_text_never_markup(html_site, page, expect):
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(html_site + "#4:3")
+    panel = page.locator("#panel")
+    expect(panel.locator(".nid")).to_have_text("4:3")
+    expect(panel.locator(".muted").first).to_contain_text(f"class 3 {HTML_NAMES[3]}")
+    expect(panel.locator(".top3 .out")).to_have_count(3)
+    for text in panel.locator(".top3 .out b").all_inner_texts():
+        assert text.split(" ", 1)[1] in HTML_NAMES  # "k <name>", literally
+    options = page.locator("#f-class option").all_inner_texts()
+    assert options[1:] == [f"{k} {n}" for k, n in enumerate(HTML_NAMES)]
+    tile = page.locator("#grid .tile").first.get_attribute("title")
+    assert "<img src=x" in tile and "&#60;" not in tile  # a title is text, not escaped twice
+    page.goto(html_site + "#2:1")  # a hidden layer's panel: classes in several places
+    expect(page.locator("#panel .nid")).to_have_text("2:1")
+    assert "<img src=x" in page.locator("#panel").inner_text()
+    assert _injected(page) == {"img": 0, "bold": 0, "xss": None} and not dialogs
+
+
+def test_the_pages_declare_one_global_each(site, page, expect):
+    url, _ = site
+    page.goto(url + "#1")
+    expect(page.locator("#grid .tile").first).to_be_visible()
+    found = page.evaluate("""() => ["$", "fmt", "cname", "esc", "state", "parseTarget", "html"]
+        .filter((n) => { try { return eval(`typeof ${n}`) !== "undefined"; } catch (e) {
+          return true; } })""")
+    assert found == []
+    assert page.evaluate("[typeof ATLAS, typeof NA]") == ["object", "object"]
+
+
+def test_the_built_atlas_carries_the_shared_script(site):
+    """index.html loads common.js first: the build must copy it beside atlas.js."""
+    folder = site[1] / "atlas"
+    page = (folder / "index.html").read_text()
+    assert page.index("common.js") < page.index("atlas.js")
+    assert (folder / "common.js").is_file()

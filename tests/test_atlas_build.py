@@ -118,7 +118,8 @@ def layer_rows(vis, l):
 
 def test_site_has_every_file(atlas_run):
     site = atlas_run / "atlas"
-    for name in ("index.html", "atlas.js", "atlas.css", "data/meta.js", "manifest.json",
+    for name in ("index.html", "common.js", "atlas.js", "atlas.css", "data/meta.js",
+                 "manifest.json",
                  "sprites/L1-weights.png", "sprites/digits-0.png"):
         assert (site / name).is_file(), name
     for l in LAYERS:
@@ -196,7 +197,7 @@ def _forbid_rendering(monkeypatch):
         raise AssertionError("a cached visualisation was rendered again")
 
     monkeypatch.setattr("neuronatlas.atlas.variants.visualize", boom)
-    monkeypatch.setattr("neuronatlas.analysis.run.visualize", boom)
+    monkeypatch.setattr("neuronatlas.analysis.pipeline.visualize", boom)
     monkeypatch.setattr("neuronatlas.analysis.dead.visualize", boom)
 
 

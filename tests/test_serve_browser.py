@@ -188,3 +188,62 @@ def test_serve_builds_the_atlas_of_its_model_first(tiny_run, tmp_path):
         assert conn.getresponse().status == 400
     finally:
         stop(proc)
+
+
+#: class names that are markup: shown as text, they inject nothing and run nothing
+HTML_NAMES = tuple(f'<img src=x onerror="window.__xss={k}"><b id="injected{k}">{k}</b>&amp;'
+                   for k in range(10))
+
+
+@pytest.fixture(scope="module")
+def html_server(tiny_run, tmp_path_factory):
+    """The live page over the tiny model with HTML class names, under uvicorn in this
+    process (a stand-in atlas folder)."""
+    from neuronatlas.atlas.server import ServerLimits, create_app
+
+    from .test_server import running
+
+    atlas = tmp_path_factory.mktemp("html-serve") / "atlas"
+    atlas.mkdir()
+    (atlas / "index.html").write_text("<!doctype html><title>atlas</title>")
+    model = na.MLP.load(tiny_run / "model.safetensors", class_names=HTML_NAMES)
+    limits = ServerLimits()
+    with running(create_app(tiny_run, model, atlas_dir=atlas, limits=limits), limits) as addr:
+        yield f"http://{addr[0]}:{addr[1]}/"
+
+
+def test_class_names_from_the_model_are_text_never_markup(html_server, page):
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(html_server + "live.html#4:3")
+    page.wait_for_function("document.getElementById('vis-image').dataset.runs === '1'")
+    final = page.text_content("#vis-final")
+    assert "top-3 outputs" in final
+    shown = [n for n in HTML_NAMES if n in final]
+    assert len(shown) == 3, final  # the top 3, literally
+    assert page.text_content("#p3 b") == f"3 {HTML_NAMES[3]}"
+    injected = page.evaluate("""() => ({img: document.querySelectorAll("img").length,
+        bold: document.querySelectorAll("[id^=injected]").length,
+        xss: window.__xss === undefined ? null : window.__xss})""")
+    assert injected == {"img": 0, "bold": 0, "xss": None} and not dialogs
+
+
+def test_the_live_page_declares_no_global_of_its_own(server, page, browser):
+    blank = browser.new_page()
+    blank.goto(server + "api/model")  # the same origin, no script: the browser's own names
+    before = set(blank.evaluate("Object.keys(window)"))
+    blank.close()
+    page.goto(server + "live.html#3:1")
+    page.wait_for_function("document.getElementById('vis-image').dataset.runs === '1'")
+    added = set(page.evaluate("Object.keys(window)")) - before
+    assert added == set(), added
+    found = page.evaluate("""() => ["$", "fmt", "state", "padTo28", "className", "main",
+        "runVisualiser", "SWITCHES", "STRIP_COLS"].filter((n) => {
+          try { return eval(`typeof ${n}`) !== "undefined"; } catch (e) { return true; } })""")
+    assert found == [] and page.evaluate("typeof NA") == "object"
+
+
+def test_a_hash_the_atlas_accepts_opens_that_neuron_live(server, page):
+    page.goto(server + "live.html#L3N2")  # the atlas's search forms work here too
+    page.wait_for_function("document.getElementById('vis-image').dataset.runs === '1'")
+    assert page.input_value("#layer") == "3" and page.input_value("#neuron") == "2"

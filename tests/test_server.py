@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import subprocess
 import sys
@@ -196,9 +197,9 @@ def test_json_must_be_declared(tiny_run, model, atlas):
         assert r.status_code == 422 and "image must be" in r.json()["error"]
 
 
-@pytest.fixture
-def live_server(tiny_run, model, atlas):
-    """The app under uvicorn with serve()'s settings and short deadlines, on a free port."""
+@contextlib.contextmanager
+def running(app, limits: ServerLimits):
+    """``app`` under uvicorn with serve()'s settings, on a free port: its address."""
     import socket
     import time
 
@@ -206,8 +207,6 @@ def live_server(tiny_run, model, atlas):
 
     from neuronatlas.atlas.server import server_config
 
-    limits = ServerLimits(header_seconds=1.0, body_seconds=1.0, max_connections=20)
-    app = create_app(tiny_run, model, atlas_dir=atlas, limits=limits)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(server_config(app, limits))
@@ -215,9 +214,19 @@ def live_server(tiny_run, model, atlas):
     thread.start()
     while not server.started:
         time.sleep(0.01)
-    yield sock.getsockname()
-    server.should_exit = True
-    thread.join(10)
+    try:
+        yield sock.getsockname()
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture
+def live_server(tiny_run, model, atlas):
+    """The app under uvicorn with serve()'s settings and short deadlines, on a free port."""
+    limits = ServerLimits(header_seconds=1.0, body_seconds=1.0, max_connections=20)
+    with running(create_app(tiny_run, model, atlas_dir=atlas, limits=limits), limits) as addr:
+        yield addr
 
 
 def _send(addr, data: bytes):
@@ -404,3 +413,156 @@ def test_a_client_that_goes_away_mid_body_is_a_4xx_not_a_traceback():
         with pytest.raises(Problem, match="went away") as err:
             future.result(timeout=10)
     assert err.value.status == 400
+
+
+def _reply(s) -> bytes:
+    """Everything the server sends on ``s`` until it closes the connection."""
+    out = b""
+    try:
+        for chunk in iter(lambda: s.recv(65536), b""):
+            out += chunk
+    except ConnectionResetError:
+        pass
+    s.close()
+    return out
+
+
+def _get(addr, target: bytes, host: bytes = b"127.0.0.1") -> tuple[int, bytes, bytes]:
+    """One raw ``GET target``: (status, head, body)."""
+    reply = _reply(_send(addr, b"GET " + target + b" HTTP/1.1\r\nHost: " + host +
+                         b"\r\nConnection: close\r\n\r\n"))
+    head, _, body = reply.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), head, body
+
+
+def test_idle_sockets_do_not_count_against_the_request_limit(tiny_run, model, atlas):
+    """200 connections that send nothing (the default cap) held GET / at 503 until the
+    head deadline closed them; the oldest idle one now makes room for a new connection."""
+    import time
+
+    limits = ServerLimits()  # the defaults: 200 connections, a 10 s head deadline
+    with running(create_app(tiny_run, model, atlas_dir=atlas, limits=limits), limits) as addr:
+        idle = [_send(addr, b"") for _ in range(limits.max_connections)]
+        time.sleep(0.2)  # every one accepted before the real request
+        t0 = time.monotonic()
+        status, _, body = _get(addr, b"/")
+        elapsed = time.monotonic() - t0
+        for s in idle:
+            s.close()
+    assert status == 200 and b"<title>atlas" in body and elapsed < 2
+
+
+def test_requests_being_worked_on_are_limited_with_a_json_503(tiny_run, model, atlas):
+    import time
+
+    limits = ServerLimits(max_requests=1, body_seconds=2.0)
+    with running(create_app(tiny_run, model, atlas_dir=atlas, limits=limits), limits) as addr:
+        slow = _send(addr, b"POST /api/query HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                           b"application/json\r\nContent-Length: 100\r\n"
+                           b"Connection: close\r\n\r\n{")
+        time.sleep(0.3)  # its body is being read: one request at work
+        status, head, body = _get(addr, b"/api/model")
+        assert status == 503 and b"retry-after: 5" in head.lower()
+        assert "requests at once" in json.loads(body)["error"]
+        assert _reply(slow).startswith(b"HTTP/1.1 408")  # its body deadline
+        assert _get(addr, b"/api/model")[0] == 200
+
+
+def test_an_invalid_http_request_is_refused_as_json(live_server):
+    status, head, body = _get(live_server, b"/a\x00b")  # not HTTP: h11 refuses it
+    assert status == 400 and b"application/json" in head
+    assert "not a valid HTTP request" in json.loads(body)["error"]
+
+
+def test_a_foreign_host_header_is_refused_as_json(tiny_run, model, atlas):
+    app = create_app(tiny_run, model, atlas_dir=atlas, allowed_hosts=("127.0.0.1", "[::1]"))
+    c = TestClient(app, base_url="http://evil.example")
+    r = c.get("/api/model")
+    assert r.status_code == 400 and "Host header" in r.json()["error"]
+    assert "evil.example" in r.json()["error"]
+    for host in ("127.0.0.1:8000", "[::1]:8000", "[::1]"):  # with or without a port
+        assert c.get("/api/model", headers={"Host": host}).status_code == 200
+
+
+@pytest.mark.parametrize("path,fragment", [
+    ("/%00", "NUL"), ("/index.html%00", "NUL"), ("/live.js%00", "NUL"), ("/api/%00", "NUL"),
+    ("/api/model%00", "NUL"), ("/%ff", "not valid UTF-8"), ("/a%c3%28.html", "not valid UTF-8"),
+    ("/api/%ff", "not valid UTF-8"), ("/live.html%ff", "not valid UTF-8"),
+])
+def test_paths_no_file_can_have_are_a_json_400(tiny_run, model, atlas, path, fragment):
+    with client(tiny_run, model, atlas) as c:
+        r = c.get(path)
+    assert r.status_code == 400 and fragment in r.json()["error"]
+
+
+@pytest.mark.parametrize("target", [b"/%00", b"/%ff", b"/api/%ff", b"/api/x%00y",
+                                    b"/\xff", b"/%ed%a0%80"])
+def test_odd_paths_over_http_are_a_json_400(live_server, target):
+    status, head, body = _get(live_server, target)
+    assert status == 400 and b"application/json" in head and json.loads(body)["error"]
+
+
+def test_maco_names_the_preset_field_it_conflicts_with(tiny_run, model, atlas):
+    """The default preset's blur (not the request) is what maco cannot take: say so."""
+    with client(tiny_run, model, atlas) as c:
+        r = c.post("/api/visualize", json={"layer": 3, "neuron": 1,
+                                           "config": {"param": "maco"}})
+        assert r.status_code == 422
+        error = r.json()["error"]
+        assert "preset 'readable' (the default) sets blur_every = 4" in error
+        assert "blur_every: 0" in error
+        r = c.post("/api/visualize", json={"layer": 3, "neuron": 1, "config": {
+            "param": "maco", "blur_every": 0, "steps": 5}})
+        assert r.status_code == 200 and events(r.text)[-1][0] == "done"
+        # a conflict within the request itself keeps the library's message
+        r = c.post("/api/visualize", json={"layer": 3, "neuron": 1, "config": {
+            "param": "maco", "blur_every": 2}})
+        assert r.status_code == 422 and "preset" not in r.json()["error"]
+        assert "blur_every cannot be combined with param 'maco'" in r.json()["error"]
+
+
+def _accuracy(run, model, atlas):
+    with client(run, model, atlas) as c:
+        return c.get("/api/model").json()["test_accuracy"]
+
+
+def test_test_accuracy_is_a_number(tiny_run, model, atlas):
+    accuracy = _accuracy(tiny_run, model, atlas)
+    assert isinstance(accuracy, float)  # the model file keeps it as text
+    assert accuracy == float(model.metadata["test_accuracy"])
+
+
+def test_test_accuracy_comes_from_the_runs_evaluation(tiny_run, model, atlas, tmp_path):
+    """A model that records no accuracy (an import without data): the run's own
+    `neuronatlas evaluate` is read, and only while it is of the model served."""
+    import os
+
+    run = tmp_path / "run"
+    run.mkdir()
+    bare = model.copy()
+    bare.metadata.pop("test_accuracy", None)
+    bare.save(run / "model.safetensors")
+    bare = na.MLP.load(run / "model.safetensors")
+    assert _accuracy(run, bare, atlas) is None
+    proc = subprocess.run([sys.executable, "-m", "neuronatlas", "evaluate", "--run", str(run)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    measured = json.loads((run / "evaluation-test.json").read_text())["accuracy"]
+    assert _accuracy(run, bare, atlas) == measured and 0.5 < measured <= 1
+    # another model served from this run: the evaluation is not of it
+    other = na.MLP.init(model.sizes, rng=np.random.default_rng(0))
+    assert _accuracy(run, other, atlas) is None
+    # the model file replaced after the evaluation: stale
+    other.save(run / "model.safetensors")
+    stamp = (run / "evaluation-test.json").stat().st_mtime
+    os.utime(run / "model.safetensors", (stamp + 10, stamp + 10))
+    assert _accuracy(run, na.MLP.load(run / "model.safetensors"), atlas) is None
+
+
+@pytest.mark.parametrize("recorded", ["0.9806", "nan", "98%", "1.5", ""])
+def test_a_recorded_accuracy_is_a_number_in_0_1_or_null(tiny_run, model, atlas, tmp_path,
+                                                       recorded):
+    odd = na.MLP.load(tiny_run / "model.safetensors")
+    odd.metadata["test_accuracy"] = recorded
+    expected = 0.9806 if recorded == "0.9806" else None
+    assert _accuracy(tmp_path, odd, atlas) == expected

@@ -21,7 +21,7 @@ from .data import Dataset
 from .nn.mlp import MLP
 from .vis import quality as Q
 from .vis.exact import layer1_optimum
-from .vis.visualize import visualize
+from .vis.visualize import data_magnitude, visualize
 
 Log = Callable[[str], None]
 NATURAL_K = 9  # Borowski et al. show 9 reference images per unit
@@ -37,6 +37,7 @@ class DataStats:
     test_acts: dict[int, np.ndarray]  # layer -> (N_test, n) activations on the test set
     hf: np.ndarray  # high-frequency share of every test image
     tv: np.ndarray  # total variation of every test image
+    magnitude: np.ndarray  # mean magnitude spectrum of the training images (maco's)
 
 
 def data_stats(model: MLP, data: Dataset, chunk: int = 8192) -> DataStats:
@@ -60,7 +61,8 @@ def data_stats(model: MLP, data: Dataset, chunk: int = 8192) -> DataStats:
     return DataStats(train_max, all_max, {l: best_i[l].T for l in layers},
                      {l: test_acts[l].astype(np.float64) for l in layers},
                      Q.highfreq_share(data.test_x, data.shape),
-                     Q.total_variation(data.test_x, data.shape))
+                     Q.total_variation(data.test_x, data.shape),
+                     data_magnitude(data, model.input_shape))
 
 
 def pick_targets(sizes, per_layer: int | None, seed: int = 0) -> list[tuple[int, int]]:
@@ -80,7 +82,7 @@ def measure(model: MLP, data: Dataset, stats: DataStats, config: VisConfig,
             stability_per_layer: int = 16, pairs: int = 100, seed: int = 0) -> dict:
     """Every measure of one method on ``targets``."""
     t0 = time.perf_counter()
-    res = visualize(model, targets, config)
+    res = visualize(model, targets, config, magnitude=stats.magnitude)
     seconds = time.perf_counter() - t0
     tl = np.array([t[0] for t in targets])
     ti = np.array([t[1] for t in targets])
@@ -128,7 +130,8 @@ def measure(model: MLP, data: Dataset, stats: DataStats, config: VisConfig,
     stacks = [res.images[sub]]
     for s in range(1, seeds):
         stacks.append(visualize(model, [targets[r] for r in sub],
-                                config.replace(seed=config.seed + s)).images)
+                                config.replace(seed=config.seed + s),
+                                magnitude=stats.magnitude).images)
     stab = Q.stability(np.stack(stacks))
     for l in sorted(set(tl.tolist())):
         layers[str(l)]["stability"] = float(np.mean(stab[tl[sub] == l]))
@@ -154,7 +157,8 @@ def measure_accentuation(model: MLP, data: Dataset, stats: DataStats, config: Vi
         acts = stats.test_acts[l][:, i]
         starts[j] = data.test_x[np.argsort(acts, kind="stable")[len(acts) // 2]]
     t0 = time.perf_counter()
-    res = visualize(model, hidden, config.replace(init="image"), init_image=starts)
+    res = visualize(model, hidden, config.replace(init="image"), init_image=starts,
+                    magnitude=stats.magnitude)
     seconds = time.perf_counter() - t0
     before = model.activations(starts)
     kept = model.predict(res.images) == model.predict(starts)

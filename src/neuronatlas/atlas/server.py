@@ -3,7 +3,8 @@
 An ASGI app (Starlette, run by uvicorn) over one model:
 
 * ``GET /`` and every other path: files of the atlas folder, and nothing outside it;
-* ``GET /live.html`` (+ ``live.js``, ``live.css``): the live page, shipped in the package;
+* ``GET /live.html`` (+ ``live.js``, ``live.css`` and ``common.js``, which the atlas page
+  loads too): the live page, shipped in the package;
 * ``GET /api/model``: sizes, run name, the limits below and VisConfig's defaults;
 * ``POST /api/visualize``: activation maximisation of one neuron, streamed as
   server-sent events (``step`` events with the activation and a small image, then one
@@ -11,7 +12,10 @@ An ASGI app (Starlette, run by uvicorn) over one model:
 * ``POST /api/query``: a 784-pixel image -> every layer's activations and the outputs.
 
 Every request is validated against :class:`ServerLimits` and refused with a 4xx JSON
-``{"error": "..."}`` that says what is wrong. The optimisations run in worker threads,
+``{"error": "..."}`` that says what is wrong (docs/http-api.md lists every endpoint and
+refusal). At most ``max_requests`` requests are worked on at once (beyond, a JSON 503);
+an open connection that sends nothing costs no request: over ``max_connections`` the
+oldest connection with no request in hand is closed. The optimisations run in worker threads,
 at most ``concurrency`` at once (others wait up to ``queue_seconds``, then get a 503),
 each stopped after ``time_limit`` seconds or when its client goes away, so one
 visitor cannot starve the others and the event loop keeps serving pages meanwhile.
@@ -28,15 +32,17 @@ import math
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from urllib.parse import unquote_to_bytes
 
 import numpy as np
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, StreamingResponse
 from starlette.routing import Mount, Route
@@ -44,15 +50,16 @@ from starlette.staticfiles import StaticFiles
 
 from ..config import VisConfig
 from ..errors import ConfigError, NeuronatlasError
-from ..nn.mlp import MLP
+from ..nn.mlp import MLP, model_sha256
+from ..runs import run_dataset
 from ..shapes import MNIST_PIXELS
 from ..vis.objectives import check_neuron
-from ..vis.presets import DESCRIPTIONS, PRESETS
+from ..vis.presets import DESCRIPTIONS, PRESETS, preset_fields
 from ..vis.query import query
-from ..vis.visualize import visualize
+from ..vis.visualize import data_magnitude, visualize
 
 STATIC = Path(__file__).parent / "static"
-LIVE_FILES = ("live.html", "live.js", "live.css")
+LIVE_FILES = ("live.html", "live.js", "live.css", "common.js")  # common.js: both pages
 START_IMAGES = ("zero", "random", "image")  # and "mnist:<test index>"; never a file path
 
 
@@ -72,7 +79,8 @@ class ServerLimits:
     max_diversity: int = 1  # pictures per request: the page streams one
     header_seconds: float = 10.0  # a connection must send a whole request head within this
     body_seconds: float = 10.0  # and its body within this (a 64 KiB body takes milliseconds)
-    max_connections: int = 200  # open at once; beyond, uvicorn answers 503
+    max_requests: int = 200  # being worked on at once (head in, response not done); then 503
+    max_connections: int = 200  # open at once; beyond, the oldest idle one is closed
 
 
 class Problem(Exception):
@@ -171,6 +179,7 @@ def parse_config(fields, limits: ServerLimits) -> VisConfig:
         raise Problem(422, f"init must be one of {list(START_IMAGES)} or 'mnist:<test index>'"
                            f", got {init!r}")
     fields = dict(fields)
+    named = "preset" in fields
     preset = fields.pop("preset", DEFAULT_PRESET)
     if not isinstance(preset, str):
         raise Problem(422, f"preset must be a name, got {preset!r}")
@@ -180,7 +189,7 @@ def parse_config(fields, limits: ServerLimits) -> VisConfig:
             raise ConfigError(f"unknown VisConfig field(s) {sorted(set(fields) - known)}")
         config = VisConfig.preset(preset, **fields)
     except (ConfigError, TypeError) as exc:
-        raise Problem(422, f"config: {exc}") from None
+        raise Problem(422, config_error(exc, preset, named, fields)) from None
     caps = [("steps", config.steps, limits.max_steps), ("seed", config.seed, limits.max_seed),
             ("lr", config.lr, limits.max_lr), ("diversity", config.diversity,
                                                 limits.max_diversity)]
@@ -190,6 +199,42 @@ def parse_config(fields, limits: ServerLimits) -> VisConfig:
         if value > cap:
             raise Problem(422, f"config: {name} = {value!r} is above the server's cap of {cap}")
     return config
+
+
+def config_error(exc: Exception, preset: str, named: bool, fields: dict) -> str:
+    """The message for a config VisConfig refused. When the request's own fields are
+    fine but clash with one the preset fills in (``param: maco`` under readable's
+    ``blur_every = 4``), it names that preset field and what to send instead."""
+    culprits = preset_culprits(preset, fields)
+    if not culprits:
+        return f"config: {exc}"
+    plain = VisConfig().to_dict()
+    sets = ", ".join(f"{k} = {v!r}" for k, v in culprits.items())
+    send = ", ".join(f"{k}: {json.dumps(plain[k])}" for k in culprits)
+    which = f"preset {preset!r}" + ("" if named else " (the default)")
+    return (f"config: {which} sets {sets}, which this request's fields cannot go with "
+            f"({exc}); send {send} with them, or choose another preset")
+
+
+def preset_culprits(preset: str, fields: dict) -> dict:
+    """The preset's fields (not in ``fields``) that, each set back to the paper's value,
+    make the config valid; {} when the request itself is at fault."""
+    try:
+        VisConfig(**fields)  # over the paper's defaults
+        base = preset_fields(preset)
+    except (ConfigError, TypeError):
+        return {}
+    plain = VisConfig().to_dict()
+    culprits = {}
+    for name, value in base.items():
+        if name in fields or value == plain.get(name):
+            continue
+        try:
+            VisConfig.preset(preset, **{**fields, name: plain[name]})
+        except (ConfigError, TypeError):
+            continue
+        culprits[name] = value
+    return culprits
 
 
 @dataclass
@@ -222,13 +267,22 @@ class LiveServer:
         self.slots = asyncio.Semaphore(limits.concurrency)  # binds its loop on first use
         self.tasks: set[asyncio.Task] = set()
         self.test_images = test_images  # loaded once before serving, never per request
+        self.test_accuracy = test_accuracy(self.run_dir, model)  # read once, at the start
+        self._magnitude: np.ndarray | None = None  # maco's spectrum, made on first use
+
+    def magnitude(self) -> np.ndarray:
+        """The mean magnitude spectrum of the model's recorded training data (for maco),
+        computed once per server, in the worker thread that first needs it."""
+        if self._magnitude is None:
+            self._magnitude = data_magnitude(run_dataset(self.model), self.model.input_shape)
+        return self._magnitude
 
     # -- endpoints
     async def model_info(self, request: Request) -> JSONResponse:
         meta = self.model.metadata
         return JSONResponse({
             "run": self.run_dir.name, "sizes": list(self.model.sizes),
-            "layers": self.model.n_layers, "test_accuracy": meta.get("test_accuracy"),
+            "layers": self.model.n_layers, "test_accuracy": self.test_accuracy,
             "input_shape": list(self.model.input_shape),
             "class_names": list(self.model.class_names),
             "activations": sorted({a.spec for a in self.model.activation_fns}),
@@ -308,7 +362,8 @@ class LiveServer:
             loop.call_soon_threadsafe(events.put_nowait, (kind, data))
 
         try:
-            done = await run_in_threadpool(optimise, self.model, job, self.limits, emit, cancel)
+            done = await run_in_threadpool(optimise, self.model, job, self.limits, emit, cancel,
+                                           self.magnitude if job.config.param == "maco" else None)
             events.put_nowait(("done", done))
         except NeuronatlasError as exc:
             events.put_nowait(("error", {"error": str(exc)}))
@@ -320,9 +375,50 @@ class LiveServer:
             events.put_nowait(None)
 
 
-def optimise(model: MLP, job: VisJob, limits: ServerLimits, emit, cancel: threading.Event):
+def test_accuracy(run_dir: Path, model: MLP) -> float | None:
+    """The model's accuracy on its dataset's test images, a number in [0, 1] or None:
+    the run's ``neuronatlas evaluate`` (``evaluation-test.json``) when it is of this
+    very model, else what the model file records (text there), else None."""
+    measured = evaluated_accuracy(run_dir, model)
+    if measured is not None:
+        return measured
+    return accuracy_number(model.metadata.get("test_accuracy"))
+
+
+def accuracy_number(value) -> float | None:
+    """``value`` (a number or its text) as an accuracy in [0, 1]; None for anything else."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if 0 <= number <= 1 else None  # NaN fails both comparisons
+
+
+def evaluated_accuracy(run_dir: Path, model: MLP) -> float | None:
+    """``RUN/evaluation-test.json``'s accuracy, only if the model file it names holds this
+    model and was not written after it (a retrained model makes it stale); else None."""
+    path = run_dir / "evaluation-test.json"
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        named = Path(doc["model"])
+        candidates = [named] if named.is_absolute() else [named, run_dir / named.name]
+        source = next(c for c in candidates if c.is_file())
+        if source.stat().st_mtime > path.stat().st_mtime:
+            return None
+        if model_sha256(MLP.load(source)) != model_sha256(model):
+            return None
+    except (OSError, ValueError, TypeError, KeyError, StopIteration, NeuronatlasError):
+        return None
+    return accuracy_number(doc.get("accuracy"))
+
+
+def optimise(model: MLP, job: VisJob, limits: ServerLimits, emit, cancel: threading.Event,
+             magnitude: Callable[[], np.ndarray] | None = None):
     """``visualize`` one neuron; ``emit``s every k-th step (at most ``max_frames``);
-    stops when ``cancel`` is set or after ``time_limit`` seconds. Runs in a thread."""
+    stops when ``cancel`` is set or after ``time_limit`` seconds. Runs in a thread;
+    ``magnitude()`` gives maco's spectrum."""
     config, steps = job.config, job.config.steps
     every = max(1, math.ceil(steps / limits.max_frames))
     deadline = time.monotonic() + limits.time_limit
@@ -347,7 +443,7 @@ def optimise(model: MLP, job: VisJob, limits: ServerLimits, emit, cancel: thread
         return False
 
     res = visualize(model, [job.target], config, init_image=job.image, callback=callback,
-                    snapshot=snapshot)
+                    snapshot=snapshot, magnitude=magnitude() if magnitude else None)
     return {**res.record(0), "image": encode_image(res.images[0]), "steps_run": progress["steps"],
             "stopped": progress["stopped"]}
 
@@ -418,6 +514,88 @@ def internal_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"error": "internal error in the server"}, status_code=500)
 
 
+# --- checks before any route: plain ASGI, each refusal a JSON {"error": ...} -------------
+async def refuse(scope, receive, send, status: int, message: str, headers=None) -> None:
+    """Answer the request with ``{"error": message}`` and ``status``."""
+    await JSONResponse({"error": message}, status_code=status, headers=headers)(
+        scope, receive, send)
+
+
+def request_host(header: str) -> str:
+    """The host a Host header names, without its port: ``[::1]:8000`` -> ``[::1]``."""
+    header = header.strip().lower()
+    if header.startswith("[") and "]" in header:
+        return header[:header.index("]") + 1]
+    return header.split(":")[0]
+
+
+class HostCheck:
+    """Only requests whose Host header names this server (a page of another site that
+    reaches a loopback server through DNS rebinding names its own host)."""
+
+    def __init__(self, app, allowed_hosts):
+        self.app, self.allowed = app, {h.lower() for h in allowed_hosts}
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            host = request_host(Headers(scope=scope).get("host", ""))
+            if host not in self.allowed:
+                shown = repr(host[:80]) if host else "none"
+                return await refuse(scope, receive, send, 400, (
+                    f"the Host header must name this server ({', '.join(sorted(self.allowed))})"
+                    f", got {shown}: pages of other sites may not use it"))
+        await self.app(scope, receive, send)
+
+
+def path_problem(scope) -> str | None:
+    """Why the request's path can name no file or endpoint, or None: a NUL byte, or
+    percent-encoded bytes that are not UTF-8 (``%ff``; uvicorn hands the app U+FFFD)."""
+    path, raw = scope.get("path", ""), scope.get("raw_path")
+    try:
+        path.encode("utf-8")  # a lone surrogate, from a server decoding with surrogateescape
+        decoded = path if raw is None else unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeError:
+        return ("the path is not valid UTF-8 (a percent-encoded byte such as %ff): no file "
+                "or endpoint has such a name")
+    if "\x00" in path or "\x00" in decoded:
+        return "the path contains a NUL byte (%00): no file or endpoint has such a name"
+    return None
+
+
+class PathCheck:
+    """Paths no file or endpoint can have are a 400 before any route sees them."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and (problem := path_problem(scope)):
+            return await refuse(scope, receive, send, 400, problem)
+        await self.app(scope, receive, send)
+
+
+class RequestLimit:
+    """At most ``limit`` requests worked on at once (from the app receiving the request
+    to the end of its response; a stream counts while it runs); beyond, a JSON 503. Open
+    connections that send nothing are not requests: they cost nothing here."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit, self.active = app, limit, 0
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        if self.active >= self.limit:
+            return await refuse(scope, receive, send, 503, (
+                f"the server is busy ({self.limit} requests at once); try again in a few "
+                f"seconds"), {"Retry-After": "5"})
+        self.active += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.active -= 1
+
+
 def create_app(run_dir, model: MLP, *, atlas_dir, limits: ServerLimits = ServerLimits(),
                test_images: np.ndarray | None = None, dataset: str | None = None,
                allowed_hosts: tuple[str, ...] = ()) -> Starlette:
@@ -440,8 +618,8 @@ def create_app(run_dir, model: MLP, *, atlas_dir, limits: ServerLimits = ServerL
         *(live_file(name) for name in LIVE_FILES),
         Mount("/", AtlasFiles(directory=Path(atlas_dir), html=True)),
     ]
-    middleware = ([Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))]
-                  if allowed_hosts else [])
+    middleware = ([Middleware(HostCheck, allowed_hosts=allowed_hosts)] if allowed_hosts else [])
+    middleware += [Middleware(PathCheck), Middleware(RequestLimit, limit=limits.max_requests)]
     app = Starlette(routes=routes, middleware=middleware,
                     exception_handlers={Problem: problem_response,
                                         HTTPException: problem_response,
@@ -450,49 +628,105 @@ def create_app(run_dir, model: MLP, *, atlas_dir, limits: ServerLimits = ServerL
     return app
 
 
-def header_deadline(seconds: float):
-    """uvicorn's HTTP/1.1 protocol with a deadline for every request head: a connection
-    that opens and sends nothing, or trickles its request line and headers, is closed
-    after ``seconds`` (uvicorn times out only idle keep-alive connections, so 200 silent
-    ones held every slot of ``max_connections``). A request being served is not cut."""
+class ConnectionRules:
+    """What :func:`header_deadline` adds to uvicorn's HTTP/1.1 protocol (a mixin: uvicorn
+    is imported only to serve). ``head_seconds``: the deadline for a request head;
+    ``max_connections``: open at once before idle ones are shed. A request being served
+    is never cut."""
+
+    head_seconds = 10.0
+    max_connections = 200
+    _deadline = None
+    _opened = 0.0
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self._opened = self.loop.time()
+        self._arm()
+        self._shed_idle()
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(self.head_seconds, self._expire)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _idle(self) -> bool:
+        return self.cycle is None or self.cycle.response_complete  # no request in hand
+
+    def _expire(self) -> None:
+        self._deadline = None
+        if self._idle():
+            self._close()
+
+    def _close(self) -> None:
+        import h11
+
+        try:
+            self.timeout_keep_alive_handler()
+        except h11.LocalProtocolError:  # h11 cannot say goodbye in this state: just go
+            self.transport.close()
+
+    def _shed_idle(self) -> None:
+        """Over the cap: close the oldest connections with no request in hand (a silent
+        socket, a kept-alive one between requests), never this new one."""
+        alive = [c for c in self.connections
+                 if isinstance(c, ConnectionRules) and not c.transport.is_closing()]
+        excess = len(alive) - self.max_connections
+        if excess > 0:
+            idle = sorted((c for c in alive if c is not self and c._idle()),
+                          key=lambda c: c._opened)
+            for c in idle[:excess]:
+                c._close()
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        if self.cycle is not None and not self.cycle.response_complete:
+            self._disarm()  # the head is in: the app's body deadline takes over
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._arm()  # the next request's head, on a kept-alive connection
+
+    def connection_lost(self, exc) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def send_400_response(self, msg: str) -> None:
+        """Bytes h11 cannot parse as a request: a JSON 400, then the connection closes."""
+        import h11
+
+        body = json.dumps({"error": "not a valid HTTP request: its request line or "
+                                    "headers could not be parsed"}).encode()
+        headers = [(b"content-type", b"application/json"),
+                   (b"content-length", str(len(body)).encode()), (b"connection", b"close")]
+        try:
+            for event in (h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
+                          h11.Data(data=body), h11.EndOfMessage()):
+                self.transport.write(self.conn.send(event))
+        except h11.LocalProtocolError:  # a response had begun: nothing more to say on it
+            pass
+        self.transport.close()
+
+
+def header_deadline(seconds: float, max_connections: int = 200):
+    """uvicorn's HTTP/1.1 protocol with a deadline for every request head and a cap on
+    open connections that idle ones cannot fill (:class:`ConnectionRules`).
+
+    A connection that opens and sends nothing, or trickles its request line and headers,
+    is closed after ``seconds`` (uvicorn times out only idle keep-alive connections). Over
+    ``max_connections`` open at once, the oldest ones with no request in hand are closed
+    for the newcomer (uvicorn's own cap answered every request 503 while 200 silent
+    sockets were open). uvicorn's answer to bytes that are not HTTP is a JSON 400 like
+    every other refusal."""
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
-    class HeaderDeadline(H11Protocol):
-        _deadline = None
-
-        def connection_made(self, transport) -> None:
-            super().connection_made(transport)
-            self._arm()
-
-        def _arm(self) -> None:
-            self._disarm()
-            self._deadline = self.loop.call_later(seconds, self._expire)
-
-        def _disarm(self) -> None:
-            if self._deadline is not None:
-                self._deadline.cancel()
-                self._deadline = None
-
-        def _expire(self) -> None:
-            self._deadline = None
-            if self.cycle is None or self.cycle.response_complete:  # no request in hand
-                self.timeout_keep_alive_handler()
-
-        def handle_events(self) -> None:
-            super().handle_events()
-            if self.cycle is not None and not self.cycle.response_complete:
-                self._disarm()  # the head is in: the app's body deadline takes over
-
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            if not self.transport.is_closing():
-                self._arm()  # the next request's head, on a kept-alive connection
-
-        def connection_lost(self, exc) -> None:
-            self._disarm()
-            super().connection_lost(exc)
-
-    return HeaderDeadline
+    return type("HeaderDeadline", (ConnectionRules, H11Protocol),
+                {"head_seconds": seconds, "max_connections": max_connections})
 
 
 def is_loopback(host: str) -> bool:
@@ -541,8 +775,10 @@ def serve(run_dir, model: MLP, *, atlas_dir, host: str = "127.0.0.1", port: int 
 
 
 def server_config(app, limits: ServerLimits):
-    """uvicorn's settings for ``app``: the connection cap and the request-head deadline."""
+    """uvicorn's settings for ``app``: the request-head deadline and the connection cap
+    of :func:`header_deadline`; no ``limit_concurrency`` (it counted open sockets, idle
+    ones too: the app's RequestLimit counts requests being worked on)."""
     import uvicorn
 
-    return uvicorn.Config(app, log_level="warning", limit_concurrency=limits.max_connections,
-                          timeout_graceful_shutdown=3, http=header_deadline(limits.header_seconds))
+    http = header_deadline(limits.header_seconds, limits.max_connections)
+    return uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=3, http=http)

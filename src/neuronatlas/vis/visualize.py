@@ -299,16 +299,10 @@ def _per_target(fn, k: int):
     return lambda step, rows: fn(step, rows[::k])
 
 
-_MAGNITUDES: dict[tuple, np.ndarray] = {}
-
-
 def data_magnitude(data, shape) -> np.ndarray:
-    """The mean magnitude spectrum of ``data``'s training images (maco's), cached per
-    dataset identity."""
-    key = (data.identity["sha256"], tuple(shape))
-    if key not in _MAGNITUDES:
-        _MAGNITUDES[key] = mean_magnitude(data.train_x, shape)
-    return _MAGNITUDES[key]
+    """The mean magnitude spectrum of ``data``'s training images (maco's ``magnitude=``):
+    computed on every call, so a caller that renders maco often keeps it."""
+    return mean_magnitude(data.train_x, shape)
 
 
 def _recorded_data(model: MLP):

@@ -6,6 +6,7 @@
  * docs/format.md: layers 1..L (L = output), neurons 0-based; #7:1 opens a neuron's panel.
  * Tile sizes below are for the larger side of the model's input image; the other side
  * follows its aspect. Classes are shown with their names where the dataset has them.
+ * Needs common.js (NA) first; markup only through NA.html, which escapes every value.
  */
 "use strict";
 
@@ -21,27 +22,15 @@ const ATLAS = (() => {
 
   const state = {meta: null, layers: {}, loading: {}, resolve: {}, layer: null,
                  open: null, order: []};
-  const $ = (id) => document.getElementById(id);
+  const {$, html, setHTML, cssURL, fmt, neuronName, parseTarget} = NA;
 
   // --- formatting ----------------------------------------------------------------------
-  /** A number with 4 significant digits, no trailing zeros (1.2e-5 stays short). */
-  function fmt(x) {
-    if (x === null) return "∞";
-    if (x === 0) return "0";
-    const a = Math.abs(x);
-    if (a >= 1e-3 && a < 1e5) return String(Number(x.toPrecision(4)));
-    return x.toExponential(2);
-  }
   /** A probability as a percentage: 2 decimals, 2 significant digits below 0.01%. */
   const pct = (p) => (p >= 1e-4 ? (100 * p).toFixed(2) : (100 * p).toPrecision(2)) + "%";
-  const esc = (s) => String(s).replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
-  const num = (field, x) => `<span data-field="${field}" data-value="${x === null ? "inf" : x}">${fmt(x)}</span>`;
-  const link = (l, i) => `<a href="#${l}:${i}" class="nlink">${l}:${i}</a>`;
-  /** A class as the user knows it: "3" for digits, "0 T-shirt/top" for named classes. */
-  function cname(c) {
-    const n = (state.meta.class_names || [])[c];
-    return esc(n === undefined || n === String(c) ? String(c) : `${c} ${n}`);
-  }
+  const num = (field, x) => html`<span data-field="${field}" data-value="${x === null ? "inf" : x}">${fmt(x)}</span>`;
+  const link = (l, i) => html`<a href="#${neuronName(l, i)}" class="nlink">${neuronName(l, i)}</a>`;
+  /** A class as the user knows it (plain text: html`` escapes it where it is shown). */
+  const cname = (c) => NA.className(state.meta.class_names, c);
   /** [width, height] in px of a tile whose larger side is `size` px. */
   function dims(size) {
     const [h, w] = state.meta.tile;
@@ -78,7 +67,7 @@ const ATLAS = (() => {
     const cols = state.meta.cols;
     const rows = Math.ceil(n / cols);
     const [w, h] = dims(size);
-    return `background-image:url('${url}');background-size:${cols * w}px ${rows * h}px;` +
+    return `background-image:${cssURL(url)};background-size:${cols * w}px ${rows * h}px;` +
       `background-position:-${(i % cols) * w}px -${Math.floor(i / cols) * h}px;` +
       `width:${w}px;height:${h}px`;
   }
@@ -93,9 +82,8 @@ const ATLAS = (() => {
   // --- overview ------------------------------------------------------------------------
   function buildTabs() {
     const nav = $("layers");
-    nav.innerHTML = state.meta.layers.map((m) =>
-      `<button type="button" data-layer="${m.layer}" title="layer ${m.layer}: ${m.size} neurons">` +
-      `<b>${m.layer}</b><small>${m.output ? "out" : m.size}</small></button>`).join("");
+    setHTML(nav, html`${state.meta.layers.map((m) => html`<button type="button" data-layer="${m.layer}"
+      title="layer ${m.layer}: ${m.size} neurons"><b>${m.layer}</b><small>${m.output ? "out" : m.size}</small></button>`)}`);
     nav.addEventListener("click", (e) => {
       const b = e.target.closest("button");
       if (b) { closePanel(); showLayer(+b.dataset.layer); }
@@ -121,7 +109,7 @@ const ATLAS = (() => {
     const grid = $("grid");
     const rows = Math.ceil(m.size / state.meta.cols);
     const [tw, th] = dims(m.size <= BIG_LAYER ? GRID_TILE_BIG : GRID_TILE);
-    grid.style.setProperty("--sprite", `url('${m.sprites.vis}')`);
+    grid.style.setProperty("--sprite", cssURL(m.sprites.vis));
     grid.style.setProperty("--sheet", `${state.meta.cols * tw}px ${rows * th}px`);
     grid.style.setProperty("--tile", `${tw}px`);
     grid.style.setProperty("--tile-h", `${th}px`);
@@ -133,10 +121,13 @@ const ATLAS = (() => {
       t.dataset.i = i;
       t.style.backgroundPosition =
         `-${(i % state.meta.cols) * tw}px -${Math.floor(i / state.meta.cols) * th}px`;
-      t.title = `${l}:${i} · ratio ${fmt(doc.ratio[i])} (${fmt(doc.activation[i])})` +
+      t.title = `${neuronName(l, i)} · ratio ${fmt(doc.ratio[i])} (${fmt(doc.activation[i])})` +
         ` · class ${cname(doc.preferred[i])}${doc.status[i] === "alive" ? "" : " · " + doc.status[i]}` +
         (doc.unmoved[i] ? " · no method moves it off 0" : "");
-      t.innerHTML = `<span class="idx">${i}</span>`;
+      const idx = document.createElement("span");
+      idx.className = "idx";
+      idx.textContent = String(i);
+      t.appendChild(idx);
       frag.appendChild(t);
     }
     grid.replaceChildren(frag);
@@ -144,18 +135,18 @@ const ATLAS = (() => {
 
   function describeLayer(l) {
     const m = layerMeta(l);
-    const parts = [`<b>${m.output ? "Output layer" : "Hidden layer"} ${l}</b>`, `${m.size} neurons`];
+    const parts = [`${m.size} neurons`];
     if (!m.output) parts.push(`${m.dead} dead`, `${m.clusters} clusters`);
     if (m.ratio_median !== null) parts.push(`median ratio ${fmt(m.ratio_median)}`);
-    $("layer-info").innerHTML = parts.join(" · ") +
-      ` <span class="muted">· visualisations: ${esc(state.meta.vis_label)}</span>`;
+    setHTML($("layer-info"), html`<b>${m.output ? "Output layer" : "Hidden layer"} ${l}</b> · ${
+      parts.join(" · ")} <span class="muted">· visualisations: ${state.meta.vis_label}</span>`);
   }
 
   function fillClusterFilter(doc) {
     const sel = $("f-cluster");
     const opts = [["all", "any"], ["any", "in a cluster"], ["none", "in no cluster"]];
     doc.clusters.forEach((g, c) => opts.push([String(c), `#${c + 1} (${g.length})`]));
-    sel.innerHTML = opts.map(([v, t]) => `<option value="${v}">${t}</option>`).join("");
+    setHTML(sel, html`${opts.map(([v, t]) => html`<option value="${v}">${t}</option>`)}`);
     sel.disabled = doc.clusters.length === 0;
   }
 
@@ -207,7 +198,7 @@ const ATLAS = (() => {
     await showLayer(l);
     state.open = [l, i];
     const panel = $("panel");
-    panel.innerHTML = panelHTML(l, i, state.layers[l]);
+    setHTML(panel, panelHTML(l, i, state.layers[l]));
     panel.hidden = false;
     panel.scrollTop = 0;
     document.body.classList.add("panel-open");
@@ -232,9 +223,9 @@ const ATLAS = (() => {
   function panelHTML(l, i, doc) {
     const m = layerMeta(l);
     const what = m.output ? `output layer ${l} · class ${cname(i)}` : `hidden layer ${l} · neuron ${i}`;
-    return `
+    return html`
       <div class="panel-head">
-        <div><h2>Neuron <span class="nid">${l}:${i}</span></h2>
+        <div><h2>Neuron <span class="nid">${neuronName(l, i)}</span></h2>
           <div class="muted">${what} of ${m.size}</div></div>
         <div class="nav">
           <button type="button" data-go="prev" title="previous neuron (←)">&larr;</button>
@@ -248,15 +239,17 @@ const ATLAS = (() => {
       ${examplesHTML(l, i, doc, m)}
       ${histogramHTML(i, doc)}
       ${m.output ? "" : clusterHTML(l, i, doc)}
-      ${LIVE ? `<p class="live-row"><a class="live" href="live.html#${l}:${i}">live visualiser &rarr;</a></p>` : ""}`;
+      ${LIVE ? html`<p class="live-row"><a class="live" href="live.html#${neuronName(l, i)}">live visualiser &rarr;</a></p>` : ""}`;
   }
 
   function heroHTML(l, i, doc, m) {
     const top3 = doc.top3[i].map((c, j) =>
-      `<span class="out${j === 0 ? " first" : ""}"><b>${cname(c)}</b> ${pct(doc.top3_probs[i][j])}</span>`).join("");
-    const status = m.output ? "" : `<dt>state</dt><dd><span class="badge ${doc.status[i]}">` +
-      `${doc.status[i] === "revivable" ? "silent on data, revivable" : doc.status[i]}</span></dd>`;
-    return `
+      html`<span class="out${j === 0 ? " first" : ""}"><b>${cname(c)}</b> ${pct(doc.top3_probs[i][j])}</span>`);
+    const status = m.output ? "" : html`<dt>state</dt><dd><span class="badge ${doc.status[i]}">${
+      doc.status[i] === "revivable" ? "silent on data, revivable" : doc.status[i]}</span></dd>`;
+    const unmoved = doc.unmoved[i] ? html`<b>No method moves this neuron off 0</b>: there is no
+      picture of it, only of the regularisers, so none is shown. ` : "";
+    return html`
       <div class="hero">
         <div class="big sprite" style="${spriteCSS(m.sprites.vis, i, m.size, BIG_TILE)}"></div>
         <dl class="nums">
@@ -271,93 +264,94 @@ const ATLAS = (() => {
           <dd><b>${cname(doc.preferred[i])}</b> <span class="muted">(${Math.round(100 * doc.purity[i])}% of top ${state.meta.k})</span></dd>
         </dl>
       </div>
-      <p class="caption">${doc.unmoved[i] ? "<b>No method moves this neuron off 0</b>: " +
-        "there is no picture of it, only of the regularisers, so none is shown. " : ""}${esc(state.meta.vis_label)}; ratio = activation / next-highest
+      <p class="caption">${unmoved}${state.meta.vis_label}; ratio = activation / next-highest
         activation in the layer${m.output ? " (SoftMax)" : ""}</p>`;
   }
 
   function diverseHTML(l, i, doc, m) {
     if (doc.unmoved[i]) return "";
-    const figs = m.sprites.diverse.map((url, j) => `
+    const figs = m.sprites.diverse.map((url, j) => html`
       <figure>
         <div class="sprite" style="${spriteCSS(url, i, m.size, SMALL_TILE)}"></div>
         <figcaption>${fmt(doc.diverse_activation[i][j])}</figcaption>
-      </figure>`).join("");
-    return `<h3>${m.sprites.diverse.length} diverse pictures <span class="muted">` +
-      `(${esc(state.meta.diverse_label)}: pushed apart; their activations)</span></h3>` +
-      `<div class="row">${figs}</div>`;
+      </figure>`);
+    return html`<h3>${m.sprites.diverse.length} diverse pictures <span class="muted">(${
+      state.meta.diverse_label}: pushed apart; their activations)</span></h3><div class="row">${figs}</div>`;
   }
 
   function variantsHTML(l, i, doc, m) {
-    const figs = doc.variants.map((v, j) => `
+    const figs = doc.variants.map((v, j) => html`
       <figure>
         <div class="sprite" style="${spriteCSS(m.sprites.variants[j], i, m.size, SMALL_TILE)}"></div>
         <figcaption><span class="ratio">${fmt(v.ratio[i])}</span> (${fmt(v.activation[i])})
           <br><span class="muted">&rarr; ${cname(v.top1[i])} ${pct(v.top1_prob[i])}</span>
-          <br><small>${esc(state.meta.variant_labels[j])}</small></figcaption>
-      </figure>`).join("");
-    return `<h3>The paper's method <span class="muted">(first) and its regularisation ` +
-      `variants</span></h3><div class="row">${figs}</div>`;
+          <br><small>${state.meta.variant_labels[j]}</small></figcaption>
+      </figure>`);
+    return html`<h3>The paper's method <span class="muted">(first) and its regularisation
+      variants</span></h3><div class="row">${figs}</div>`;
   }
+
+  /** A figure of tile i of a sheet, with a caption (markup). */
+  const avgFigure = (url, i, m, caption) => html`<figure>
+      <div class="sprite" style="${spriteCSS(url, i, m.size, SMALL_TILE)}"></div>
+      <figcaption><small>${caption}</small></figcaption></figure>`;
 
   function examplesHTML(l, i, doc, m) {
     const k = doc.examples[i].length;
     const tiles = doc.examples[i].map((u, j) => {
       const row = doc.example_rows[i][j];
       const where = row < state.meta.n_train ? `train #${row}` : `test #${row - state.meta.n_train}`;
-      return `<div class="digit sprite" style="${digitCSS(u, DIGIT_TILE)}"
+      return html`<div class="digit sprite" style="${digitCSS(u, DIGIT_TILE)}"
         title="${where} · class ${cname(doc.example_labels[i][j])} · activation ${fmt(doc.example_activation[i][j])}">
         <span>${doc.example_labels[i][j]}</span></div>`;
-    }).join("");
-    const avg = (url, caption) => `<figure>
-        <div class="sprite" style="${spriteCSS(url, i, m.size, SMALL_TILE)}"></div>
-        <figcaption><small>${caption}</small></figcaption></figure>`;
-    let avgs = avg(m.sprites.mean_topk, `average of the top ${k}`) +
-      avg(m.sprites.mean_p99, `average of the ${doc.p99_count[i]} images at or above the 99th percentile`);
+    });
+    const avgs = [avgFigure(m.sprites.mean_topk, i, m, `average of the top ${k}`),
+      avgFigure(m.sprites.mean_p99, i, m,
+                `average of the ${doc.p99_count[i]} images at or above the 99th percentile`)];
     if (m.sprites.weights) {
-      avgs += avg(m.sprites.weights, state.meta.channels === 3
+      avgs.push(avgFigure(m.sprites.weights, i, m, state.meta.channels === 3
         ? "input weights (each channel's, mid-grey = 0)"
-        : `input weights <span class="pos">+</span> / <span class="neg">&minus;</span>`);
+        : html`input weights <span class="pos">+</span> / <span class="neg">&minus;</span>`));
     }
     if (m.sprites.exact) {  // layer 1: the exact maximum over the image box
-      avgs += avg(m.sprites.exact, `exact maximum (pixels of positive weight on): ` +
-        `${num("exact_activation", doc.exact_activation[i])}; the visualisation reaches ` +
-        `${Math.round(100 * doc.exact_reached[i])}% of its z range`);
+      avgs.push(avgFigure(m.sprites.exact, i, m, html`exact maximum (pixels of positive weight
+        on): ${num("exact_activation", doc.exact_activation[i])}; the visualisation reaches
+        ${Math.round(100 * doc.exact_reached[i])}% of its z range`));
     }
-    return `<h3>Top ${k} dataset images</h3><div class="digits">${tiles}</div>
+    return html`<h3>Top ${k} dataset images</h3><div class="digits">${tiles}</div>
       <div class="row">${avgs}</div>`;
   }
 
   function histogramHTML(i, doc) {
     const h = doc.histogram[i];
     const top = Math.max(1, ...h);
-    const bars = h.map((c, cls) => `
+    const bars = h.map((c, cls) => html`
       <div class="bar${cls === doc.preferred[i] ? " pref" : ""}" title="class ${cname(cls)}: ${c}">
         <span class="n">${c || ""}</span>
         <span class="fill" style="height:${Math.round((HIST_PX * c) / top)}px"></span>
-        <span class="cls">${cls}</span></div>`).join("");
-    return `<h3>Classes of the top ${h.reduce((a, b) => a + b, 0)}</h3><div class="hist">${bars}</div>`;
+        <span class="cls">${cls}</span></div>`);
+    return html`<h3>Classes of the top ${h.reduce((a, b) => a + b, 0)}</h3><div class="hist">${bars}</div>`;
   }
 
   function clusterHTML(l, i, doc) {
     const c = doc.cluster[i];
     let text;
     if (c < 0) {
-      text = `<p class="muted">In no cluster: its activations over the dataset correlate with no
+      text = html`<p class="muted">In no cluster: its activations over the dataset correlate with no
         other neuron's strongly enough (average r &ge; 0.5).</p>`;
     } else {
       const members = doc.clusters[c].map((j) =>
-        j === i ? `<b class="self">${l}:${j}</b>` : link(l, j)).join(" ");
+        (j === i ? html`<b class="self">${neuronName(l, j)}</b> ` : html`${link(l, j)} `));
       const classes = [...new Set(doc.cluster_classes[c])].sort((a, b) => a - b).map(cname).join(", ");
-      text = `<p>Cluster <b>#${c + 1}</b> of layer ${l}: ${doc.clusters[c].length} neurons whose
+      text = html`<p>Cluster <b>#${c + 1}</b> of layer ${l}: ${doc.clusters[c].length} neurons whose
         activations rise and fall together over the dataset; their preferred classes: ${classes}.</p>
         <p class="members">${members}</p>`;
     }
-    const rising = doc.co_risers_top[i].map((j) => link(l, j)).join(" ");
-    const more = doc.co_risers[i] > doc.co_risers_top[i].length ? " &hellip;" : "";
-    return `<h3>Cluster</h3>${text}
+    const rising = doc.co_risers_top[i].map((j) => html`${link(l, j)} `);
+    const more = doc.co_risers[i] > doc.co_risers_top[i].length ? html`&hellip;` : "";
+    return html`<h3>Cluster</h3>${text}
       <p>Co-risers on its visualisation (&ge; half its activation): <b>${doc.co_risers[i]}</b>
-        ${rising ? `<span class="members">${rising}${more}</span>` : ""}</p>`;
+        ${rising.length ? html`<span class="members">${rising}${more}</span>` : ""}</p>`;
   }
 
   // --- navigation ----------------------------------------------------------------------
@@ -390,17 +384,6 @@ const ATLAS = (() => {
     if (acts[e.key]) { e.preventDefault(); acts[e.key](); }
   }
 
-  /** "7:1", "L7N1", "7 1" -> [7, 1]; "7" or "L7" -> [7, null]; else null. */
-  function parseTarget(text) {
-    let t = text;
-    try { t = decodeURIComponent(text); } catch (e) { /* "50%": not an escape, keep it */ }
-    t = t.trim();
-    let m = /^L?(\d+)\s*[:N,\s]\s*(\d+)$/i.exec(t);
-    if (m) return [+m[1], +m[2]];
-    m = /^L?(\d+)$/i.exec(t);
-    return m ? [+m[1], null] : null;
-  }
-
   function go(text) {
     const t = parseTarget(text);
     if (!t) return searchError(text.trim() ? `"${text.trim()}": type layer:neuron, e.g. 7:1` : "");
@@ -429,12 +412,13 @@ const ATLAS = (() => {
 
   function setMeta(meta) {
     state.meta = meta;
-    const acc = meta.test_accuracy ? ` · test accuracy ${(100 * meta.test_accuracy).toFixed(2)}%` : "";
+    const acc = Number.isFinite(meta.test_accuracy)
+      ? ` · test accuracy ${(100 * meta.test_accuracy).toFixed(2)}%` : "";
     const acts = meta.activations && meta.activations.length ? ` · ${meta.activations.join("/")}` : "";
     const data = meta.dataset ? ` · ${meta.dataset}` : "";
     $("model").textContent = `${meta.run} · ${meta.sizes.join("-")}${acts}${data}${acc}`;
     const classes = meta.sizes[meta.sizes.length - 1];
-    $("f-class").innerHTML += [...Array(classes).keys()].map((c) => `<option value="${c}">${cname(c)}</option>`).join("");
+    for (let c = 0; c < classes; c++) $("f-class").add(new Option(cname(c), String(c)));
     $("draw").hidden = !LIVE;
     buildTabs();
     bindEvents();
@@ -443,5 +427,5 @@ const ATLAS = (() => {
     else go(hash);
   }
 
-  return {setMeta, addLayer, parseTarget, fmt};
+  return {setMeta, addLayer};
 })();

@@ -1,16 +1,22 @@
 // neuronatlas live page: the streamed visualiser and the drawing canvas. Plain JS, no build.
+// Needs common.js (NA) first. Declares no global: everything lives in this function.
+// Text from the server (class names, errors) is set as text, never as markup.
+(() => {
 "use strict";
 
-const $ = (id) => document.getElementById(id);
+const { $, neuronName, parseTarget } = NA;
 const state = { model: null, drawn: null, controller: null, timer: null, curve: [] };
 
 // ---- shared helpers --------------------------------------------------------------------
-function neuronName(layer, index) { return `${layer}:${index}`; }
+/** A number as the atlas shows it; null (JSON has no NaN or inf) is "not finite". */
+const fmt = (x) => NA.fmt(x, "not finite");
 
-function fmt(x) {
-  if (x === null || x === undefined) return "inf";
-  const a = Math.abs(x);
-  return a !== 0 && (a < 1e-3 || a >= 1e4) ? x.toExponential(2) : x.toPrecision(4);
+/** An element with a class and text (never markup). */
+function el(tag, className = "", text = "") {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text) node.textContent = text;
+  return node;
 }
 
 async function errorText(response) {
@@ -38,10 +44,7 @@ const modelShape = () => state.model.input_shape;
 const isMnistShape = () => modelShape().join() === "28,28,1";
 
 // A class as the user knows it: "3" for digits, "0 T-shirt/top" for named classes.
-function className(k) {
-  const n = (state.model.class_names || [])[k];
-  return n === undefined || n === String(k) ? String(k) : `${k} ${n}`;
-}
+const className = (k) => NA.className(state.model.class_names, k);
 
 function decodeImage(b64) {
   return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
@@ -54,10 +57,14 @@ function buildSliders() {
   for (const box of document.querySelectorAll(".slider")) {
     const name = box.dataset.name;
     const values = box.dataset.values.split(" ").map(Number);
-    box.innerHTML = `<label for="s-${name}">${box.dataset.label || name}</label>` +
-      `<input type="range" id="s-${name}" min="0" max="${values.length - 1}" step="1" ` +
-      `value="0"><output id="o-${name}"></output>`;
-    const input = box.querySelector("input");
+    const label = el("label", "", box.dataset.label || name);
+    label.htmlFor = `s-${name}`;
+    const input = el("input");
+    Object.assign(input, { type: "range", id: `s-${name}`, min: "0", max: String(values.length - 1),
+                           step: "1", value: "0" });
+    const output = el("output");
+    output.id = `o-${name}`;
+    box.replaceChildren(label, input, output);
     input.show = () => { $(`o-${name}`).textContent = values[input.value]; };
     input.addEventListener("input", () => { input.show(); markCustom(); schedule(); });
     input.values = values;
@@ -109,12 +116,18 @@ function buildNeuronPicker() {
     const label = l === L ? `${l} — output (${sizes[l]})` : `${l} (${sizes[l]})`;
     $("layer").add(new Option(label, String(l)));
   }
-  const fromHash = location.hash.match(/^#(\d+):(\d+)$/);
-  const layer = fromHash ? Number(fromHash[1]) : Math.min(7, L - 1) || L;
-  const index = fromHash ? Number(fromHash[2]) : 1;
+  const fromHash = hashNeuron();
+  const layer = fromHash ? fromHash[0] : Math.min(7, L - 1) || L;
+  const index = fromHash ? fromHash[1] : 1;
   $("layer").value = String(layer >= 1 && layer <= L ? layer : L);
   $("neuron").value = String(index);
   updateNeuronRange();
+}
+
+// The neuron the URL's hash names (#7:1, as the atlas reads it), or null.
+function hashNeuron() {
+  const t = parseTarget(location.hash.slice(1));
+  return t && t[1] !== null ? t : null;
 }
 
 function updateNeuronRange() {
@@ -163,7 +176,7 @@ async function runVisualiser() {
   const { layer, neuron } = body;
   history.replaceState(null, "", `#${neuronName(layer, neuron)}`);
   $("vis-atlas").href = `index.html#${neuronName(layer, neuron)}`;
-  $("vis-final").innerHTML = "";
+  $("vis-final").replaceChildren();
   state.curve = [];
   drawCurve(body.config.steps);
   setStatus(`starting ${neuronName(layer, neuron)}…`);
@@ -227,15 +240,17 @@ function onEvent(kind, data, request) {
   }
 }
 
+const percent = (p) => (typeof p === "number" ? `${(100 * p).toFixed(1)}%` : fmt(p));
+
 function showFinal(d) {
-  const top = d.top3.map((t) => `${className(t.class)} (${(100 * t.probability).toFixed(1)}%)`).join(", ");
+  const top = d.top3.map((t) => `${className(t.class)} (${percent(t.probability)})`).join(", ");
   const rows = [
     ["activation", fmt(d.activation)],
     ["next highest", `${fmt(d.next_activation)} (neuron ${neuronName(d.layer, d.next_index)})`],
     ["ratio", d.ratio === null ? "only this neuron is active" : fmt(d.ratio)],
     ["top-3 outputs", top],
   ];
-  $("vis-final").innerHTML = rows.map(([k, v]) => `<dt>${k}</dt><dd>${v}</dd>`).join("");
+  $("vis-final").replaceChildren(...rows.flatMap(([k, v]) => [el("dt", "", k), el("dd", "", v)]));
 }
 
 function drawCurve(steps) {
@@ -275,17 +290,25 @@ function wireControls() {
     $(name).addEventListener("change", () => { markCustom(); schedule(); });
   }
   for (const sel of document.querySelectorAll("select.field")) {
-    sel.addEventListener("change", () => { markCustom(); schedule(); });
+    sel.addEventListener("change", () => { noBlurForMaco(sel); markCustom(); schedule(); });
   }
   window.addEventListener("hashchange", () => {
-    const m = location.hash.match(/^#(\d+):(\d+)$/);
+    const m = hashNeuron();
     if (!m) return;
-    $("layer").value = m[1];
-    $("neuron").value = m[2];
+    $("layer").value = String(m[0]);
+    $("neuron").value = String(m[1]);
     updateNeuronRange();
     document.getElementById("vis").scrollIntoView();
     schedule();
   });
+}
+
+// MACO keeps the image's spectrum fixed: no blur goes with it (the server refuses both).
+function noBlurForMaco(sel) {
+  if (sel.dataset.name !== "param" || sel.value !== "maco") return;
+  const blur = $("s-blur_every");
+  blur.value = String(blur.values.indexOf(0));
+  blur.show();
 }
 
 // ---- the drawing canvas ----------------------------------------------------------------
@@ -440,9 +463,13 @@ async function postQuery(image) {
 
 function buildProbabilities() {
   const K = state.model.sizes[state.model.sizes.length - 1];
-  $("probs").innerHTML = Array.from({ length: K }, (_, k) =>
-    `<div class="prob" id="p${k}"><b></b><div class="bar"><i></i></div><span></span></div>`).join("");
-  for (let k = 0; k < K; k++) $(`p${k}`).querySelector("b").textContent = className(k);
+  $("probs").replaceChildren(...Array.from({ length: K }, (_, k) => {
+    const row = el("div", "prob"), bar = el("div", "bar");
+    row.id = `p${k}`;
+    bar.append(el("i"));
+    row.append(el("b", "", className(k)), bar, el("span"));
+    return row;
+  }));
 }
 
 function showProbabilities(probs) {
@@ -455,7 +482,7 @@ function showProbabilities(probs) {
     row.querySelector("span").textContent = probs ? `${(100 * p).toFixed(1)}%` : "";
     row.classList.toggle("best", k === best);
   }
-  if (!probs) { $("strips").querySelectorAll("canvas").forEach(clearStrip); $("top-neurons").innerHTML = ""; }
+  if (!probs) { $("strips").querySelectorAll("canvas").forEach(clearStrip); $("top-neurons").replaceChildren(); }
 }
 
 function showQuery(res) {
@@ -466,11 +493,17 @@ function showQuery(res) {
   for (let l = 1; l < L; l++) {
     const acts = res.layers[String(l)];
     const best = acts.map((v, i) => [v, i]).filter(([v]) => v > 0).sort((a, b) => b[0] - a[0]).slice(0, 4);
-    const links = best.map(([v, i]) =>
-      `<a href="index.html#${neuronName(l, i)}">${neuronName(l, i)} <small>${fmt(v)}</small></a>`);
-    items.push(`<li><b>layer ${l}</b>${links.join("") || "<span class=muted>silent</span>"}</li>`);
+    const links = best.map(([v, i]) => {
+      const a = el("a", "", `${neuronName(l, i)} `);
+      a.href = `index.html#${neuronName(l, i)}`;
+      a.append(el("small", "", fmt(v)));
+      return a;
+    });
+    const item = el("li");
+    item.append(el("b", "", `layer ${l}`), ...(links.length ? links : [el("span", "muted", "silent")]));
+    items.push(item);
   }
-  $("top-neurons").innerHTML = items.join("");
+  $("top-neurons").replaceChildren(...items);
 }
 
 // Every layer as a strip of cells, up to 125 per row, brighter = more active.
@@ -478,12 +511,12 @@ const STRIP_COLS = 125;
 
 function buildStrips() {
   const sizes = state.model.sizes, L = sizes.length - 1;
-  $("strips").innerHTML = "";
+  $("strips").replaceChildren();
   for (let l = 1; l <= L; l++) {
     const cols = Math.min(sizes[l], STRIP_COLS), rows = Math.ceil(sizes[l] / cols);
     const row = document.createElement("div");
     row.className = "strip";
-    row.innerHTML = `<span>${l === L ? "output" : `layer ${l}`}</span>`;
+    row.append(el("span", "", l === L ? "output" : `layer ${l}`));
     const canvas = document.createElement("canvas");
     canvas.width = cols;
     canvas.height = rows;
@@ -559,3 +592,4 @@ async function main() {
 }
 
 main();
+})();
