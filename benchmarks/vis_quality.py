@@ -20,8 +20,7 @@ import numpy as np
 
 import neuronatlas as na
 from neuronatlas.judges import load_judges
-from neuronatlas.readability import benchmark, markdown
-from neuronatlas.vis.presets import candidate_methods
+from neuronatlas.readability import benchmark, candidate_methods, markdown
 
 
 def main(argv=None) -> int:

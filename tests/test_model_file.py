@@ -1,7 +1,6 @@
 """model.safetensors: the contract of docs/format.md and precise errors."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -121,17 +120,3 @@ def test_a_zero_width_layer_is_refused_at_load(tmp_path):
     with pytest.raises(ModelFileError, match="at least one neuron"):
         MLP.load(tmp_path / "zero.safetensors", activation="relu")
 
-
-def test_the_file_format_needs_nothing_of_the_model_at_run_time():
-    """nn/ is layered one way: mlp.py reads and writes through io.py, whose only mention
-    of mlp.py is a type annotation (the two once imported each other)."""
-    import ast
-
-    import neuronatlas.nn.io as model_file
-
-    tree = ast.parse(Path(model_file.__file__).read_text())
-    runtime = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
-    assert not [n for n in runtime if isinstance(n, ast.ImportFrom) and n.module == "mlp"]
-    guarded = [n for n in tree.body if isinstance(n, ast.If)
-               and getattr(n.test, "id", "") == "TYPE_CHECKING"]
-    assert [m.module for g in guarded for m in g.body] == ["mlp"]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from neuronatlas import MLP
-from neuronatlas import report as R
+from neuronatlas import reproduce as R
 from neuronatlas.figures import FIGURES
 from neuronatlas.runs import LOCK
 

@@ -705,7 +705,7 @@ def reproduce(run_dir, dataset, data_dir, quick, model, activation, atlas, reada
     """The paper end to end: train (or reuse) the model, analyse it, draw Figures 1-7,
     build the atlas and write report.md + report.html; a rerun redoes only what changed.
     Without --run: runs/paper, runs/quick with --quick, runs/<model name> with --model."""
-    from .report import reproduce as run_reproduce
+    from .reproduce import reproduce as run_reproduce
 
     if run_dir is None and model is None and quick:  # never the full run's folder
         run_dir = QUICK_RUN

@@ -65,6 +65,25 @@ def data_stats(model: MLP, data: Dataset, chunk: int = 8192) -> DataStats:
                      data_magnitude(data, model.input_shape))
 
 
+def candidate_methods() -> dict:
+    """Every method the readability benchmark compares: the presets and the field's
+    methods as adapted here (name -> VisConfig)."""
+    adam = {"optimizer": "adam", "lr": 0.05, "objective": "pre", "tv": 0.0, "l1": 0.0}
+    return {
+        "paper": VisConfig(),
+        "paper+revive": VisConfig(revive=True),  # what the atlas showed before the readable presets
+        "readable": VisConfig.preset("readable"),
+        "diverse": VisConfig.preset("diverse"),
+        "adam": VisConfig(**adam),  # no regulariser: what the objective alone draws
+        # lucent's defaults for conv nets: Fourier 1/f, jitter, scale, rotation, no TV
+        "fourier": VisConfig(**adam, param="fourier", jitter_px=2, zoom=0.1, rotate=10),
+        # MACO: the data's magnitude spectrum, phase only
+        "maco": VisConfig(**adam, param="maco", jitter_px=1),
+        # readable without its normalisation and L2 (the issue's first untuned try)
+        "tv2+blur": VisConfig(**{**adam, "tv": 0.05}, tv_beta=2.0, blur_every=4, jitter_px=1),
+    }
+
+
 def pick_targets(sizes, per_layer: int | None, seed: int = 0) -> list[tuple[int, int]]:
     """Every neuron, or ``per_layer`` drawn at random from each layer (all of the output)."""
     rng = np.random.default_rng(seed)

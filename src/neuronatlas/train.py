@@ -90,11 +90,13 @@ def snapshot_steps(k: int, total_steps: int) -> tuple[int, ...]:
 SNAPSHOTS = "snapshots"  # in a run folder: snapshots/step-00000000.safetensors, ...
 
 
-def _snapshot_taker(k: int, total_steps: int, steps_per_epoch: int, run: Path | None,
-                    kept: list[Snapshot]) -> Callable[[MLP, int], None]:
-    """``take(model, step)``: a copy of the model at each of the ``k`` steps (written to
-    RUN/snapshots/ too when there is a run folder); a no-op at every other step."""
+def _snapshot_taker(k: int, total_steps: int, steps_per_epoch: int, run: Path | None
+                    ) -> tuple[Callable[[MLP, int], None], list[Snapshot]]:
+    """(``take(model, step)``, the list it fills): a copy of the model at each of the
+    ``k`` steps (written to RUN/snapshots/ too when there is a run folder); a no-op at
+    every other step."""
     wanted = frozenset(snapshot_steps(k, total_steps)) if k else frozenset()
+    kept: list[Snapshot] = []
 
     def take(model: MLP, step: int) -> None:
         if step not in wanted or not all(np.isfinite(p).all() for p in model.weights):
@@ -104,7 +106,7 @@ def _snapshot_taker(k: int, total_steps: int, steps_per_epoch: int, run: Path | 
         kept.append(Snapshot(step, step / steps_per_epoch, copy))
         if run is not None:
             copy.save(run / SNAPSHOTS / f"step-{step:08d}.safetensors")
-    return take
+    return take, kept
 
 
 class Reporter(Protocol):
@@ -235,34 +237,24 @@ def prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
 
 
 @locks_run("train in")
-def train(
-    data: Dataset,
-    config: TrainConfig | None = None,
-    run_dir: str | Path | None = None,
-    *,
-    model: MLP | None = None,
-    resume: bool = False,
-    overwrite: bool = False,
-    stop_after: int | None = None,
-    reporter: Reporter | None = None,
-    should_stop: Callable[[TrainState], bool] | None = None,
-    snapshots: int = 0,
-) -> TrainResult:
+def train(data: Dataset, config: TrainConfig | None = None, run_dir: str | Path | None = None,
+          *, model: MLP | None = None, resume: bool = False, overwrite: bool = False,
+          stop_after: int | None = None, reporter: Reporter | None = None,
+          should_stop: Callable[[TrainState], bool] | None = None, snapshots: int = 0
+          ) -> TrainResult:
     """Train an MLP with ``config``'s schedule on ``data``; write the run folder if one
     is given (the model records the dataset). Example::
 
         res = na.train(na.load_dataset("fashion-mnist"),
                        na.TrainConfig(sizes=(784, 256, 10), activation="gelu"), "runs/f")
 
-
     ``model`` (optional) is trained in place instead of a fresh Kaiming-initialised
     one. ``config=None`` means the paper's config, or the checkpoint's when resuming.
-    ``stop_after`` stops, resumably, once that many epochs are done.
-    ``should_stop`` is asked after every step and acts like Ctrl-C.
-    ``snapshots=K`` keeps K copies of the network over its training, from the initial
-    weights to the end at evenly spaced steps (:func:`snapshot_steps`), in
-    ``result.snapshots`` (and in RUN/snapshots/ with a run folder); a resumed run keeps
-    those from where it resumed. Without a run folder nothing is written.
+    ``stop_after`` stops, resumably, once that many epochs are done; ``should_stop`` is
+    asked after every step and acts like Ctrl-C.
+    ``snapshots=K`` keeps K copies of the network (:func:`snapshot_steps`) in
+    ``result.snapshots``, and in RUN/snapshots/ with a run folder (without one, nothing is
+    written); a resumed run keeps those from where it resumed.
     """
     reporter = reporter or _Silent()
     run = Path(run_dir) if run_dir is not None else None
@@ -276,10 +268,9 @@ def train(
                                                                     config.total_epochs)
     reporter.start(config.total_epochs * steps_per_epoch,
                    state.epoch * steps_per_epoch + state.step_in_epoch, steps_per_epoch)
-    kept: list[Snapshot] = []
-    take = _snapshot_taker(snapshots, config.total_epochs * steps_per_epoch, steps_per_epoch,
-                           run, kept)
-    take(model, state.global_step)
+    take, kept = _snapshot_taker(snapshots, config.total_epochs * steps_per_epoch,
+                                 steps_per_epoch, run)
+    take(model, state.global_step)  # the initial weights (or where a resumed run stands)
     interrupted = False
     try:
         with _deferred_sigint() as sigint, _mention_replaced(run):

@@ -27,7 +27,7 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, NamedTuple
+from typing import BinaryIO, NamedTuple, Protocol
 
 import numpy as np
 from safetensors.numpy import save
@@ -36,8 +36,21 @@ from ..errors import ConfigError, ModelFileError
 from ..fileio import MISSING, atomic_write_bytes, file_problem, open_regular, shown
 from .activations import Activation, parse_activations
 
-if TYPE_CHECKING:  # the format needs only a model's attributes; the model imports this module
-    from .mlp import MLP
+
+class SavedModel(Protocol):
+    """What the format writes of a model (:class:`~neuronatlas.nn.mlp.MLP` has it): the
+    format needs only these attributes, and the model builds on this module."""
+
+    weights: list[np.ndarray]
+    biases: list[np.ndarray]
+    has_bias: tuple[bool, ...]
+    activation_fns: tuple[Activation, ...]
+    input_shape: tuple[int, ...]
+    class_names: tuple[str, ...]
+    metadata: dict[str, str]
+
+    @property
+    def sizes(self) -> tuple[int, ...]: ...
 
 FORMAT = "neuronatlas.mlp/1"
 _KEY = re.compile(r"^(0|[1-9][0-9]{0,5})\.(weight|bias)$")  # canonical ASCII indices only
@@ -57,7 +70,7 @@ _OWN_KEYS = ("format", "sizes", "hidden_activation", "activations", "output_acti
              "input_shape", "class_names")
 
 
-def model_metadata(model: MLP, extra: dict[str, str] | None = None) -> dict[str, str]:
+def model_metadata(model: SavedModel, extra: dict[str, str] | None = None) -> dict[str, str]:
     """The model's own facts as string metadata, then its ``metadata`` and ``extra``."""
     acts = [a.spec for a in model.activation_fns]
     meta = {
@@ -85,7 +98,7 @@ def _canonical_header(raw: bytes) -> bytes:
     return len(header).to_bytes(8, "little") + header + raw[8 + n :]
 
 
-def model_to_bytes(model: MLP, metadata: dict[str, str] | None = None) -> bytes:
+def model_to_bytes(model: SavedModel, metadata: dict[str, str] | None = None) -> bytes:
     tensors = {}
     for i, (W, b) in enumerate(zip(model.weights, model.biases)):
         tensors[f"{2 * i}.weight"] = np.ascontiguousarray(W, dtype=np.float32)
@@ -94,7 +107,7 @@ def model_to_bytes(model: MLP, metadata: dict[str, str] | None = None) -> bytes:
     return _canonical_header(save(tensors, metadata=model_metadata(model, metadata)))
 
 
-def write_model(model: MLP, path: str | os.PathLike, metadata: dict[str, str] | None = None):
+def write_model(model: SavedModel, path: str | os.PathLike, metadata: dict[str, str] | None = None):
     """Write a model atomically as float32 safetensors with the contract's metadata."""
     atomic_write_bytes(Path(path), model_to_bytes(model, metadata))
 
