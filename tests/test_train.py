@@ -14,7 +14,8 @@ from neuronatlas import (
     TrainingDivergedError,
     train,
 )
-from neuronatlas.checkpoint import CHECKPOINT, load_checkpoint
+from neuronatlas.checkpoint import load_checkpoint
+from neuronatlas.layout import CHECKPOINT
 from neuronatlas.nn.sgd_step import SGDStep
 
 from .helpers import synthetic_mnist

@@ -20,8 +20,6 @@ from .nn.activations import parse_activations
 from .nn.io import model_to_bytes, parts_from_tensors, read_safetensors
 from .nn.mlp import MLP
 
-CHECKPOINT = "checkpoints/latest.safetensors"  # in a run folder
-
 
 @dataclass
 class TrainState:

@@ -25,16 +25,25 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from .checkpoint import CHECKPOINT
 from .config import INIT_NAMES, TrainConfig, VisConfig
 from .data import NAMED, SPECS, load_dataset
 from .errors import CheckpointError, ConfigError, NeuronatlasError
 from .evaluate import evaluate as evaluate_model
 from .evaluate import save_evaluation
 from .fileio import ensure_dir, path_problem, shown_path
+from .layout import CHECKPOINT, model_file
 from .nn.activations import KINDS
-from .nn.mlp import PAPER_SIZES, model_sha256
-from .runs import PAPER_RUN, QUICK_RUN, RUNS, claim, default_run, run_dataset, run_model, writing
+from .nn.mlp import model_sha256
+from .runs import (
+    QUICK_RUN,
+    RUNS,
+    claim,
+    default_run,
+    run_dataset,
+    run_model,
+    train_run,
+    writing,
+)
 from .train import train as train_model
 
 console = Console(stderr=True)
@@ -280,7 +289,7 @@ def train(run_dir, dataset, data_dir, quick, resume, overwrite, stop_after_epoch
     if given or quick or not resume:  # else the checkpoint's own config
         config = TrainConfig.quick(**given) if quick else TrainConfig(**given)
     if run_dir is None:
-        run_dir = _train_run(config or TrainConfig(), dataset)
+        run_dir = train_run(config or TrainConfig(), dataset)
     if resume and not (run_dir / CHECKPOINT).is_file():
         raise CheckpointError(f"--resume: no checkpoint in {run_dir / 'checkpoints'}; "
                               "run without --resume to start training")
@@ -290,7 +299,7 @@ def train(run_dir, dataset, data_dir, quick, resume, overwrite, stop_after_epoch
                          snapshots=snapshots or 0)
     if result.completed:
         last = result.metrics[-1] if result.metrics else {}
-        out.print(f"model saved to {run_dir / 'model.safetensors'}"
+        out.print(f"model saved to {model_file(run_dir)}"
                   + (f" (test accuracy {100 * last['test_accuracy']:.2f}%)" if last else ""))
     else:
         out.print(f"stopped after {result.state.epoch} epoch(s) and "
@@ -298,15 +307,6 @@ def train(run_dir, dataset, data_dir, quick, resume, overwrite, stop_after_epoch
                   f"neuronatlas train --run {run_dir} --resume")
         if stop_after_epoch is None:
             sys.exit(130)
-
-
-def _train_run(config: TrainConfig, dataset: str) -> Path:
-    """runs/paper for the paper's network on MNIST, else a name that says what it is."""
-    if dataset == "mnist" and config.sizes == PAPER_SIZES and config.activation == "relu":
-        return PAPER_RUN
-    name = Path(dataset).stem if dataset not in SPECS else dataset
-    act = config.activation.split(",")[0].replace(":", "")
-    return RUNS / f"{name}-{act}-{'-'.join(map(str, config.sizes[1:-1])) or 'linear'}"
 
 
 # --- evaluate --------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .fileio import atomic_write_json, ensure_dir
+from .layout import evaluation_file
 from .nn.mlp import MLP
 
 
@@ -55,6 +56,6 @@ def save_evaluation(run_dir: str | Path, ev: Evaluation, model: str,
                     dataset: dict[str, str] | None = None, suffix: str = "") -> Path:
     """``RUN/evaluation-<split><suffix>.json``: which model, on which dataset, and the
     numbers (a suffix keeps an evaluation on other data beside the model's own)."""
-    path = ensure_dir(run_dir) / f"evaluation-{ev.split}{suffix}.json"
+    path = evaluation_file(ensure_dir(run_dir), ev.split, suffix)
     atomic_write_json(path, {"model": model, "dataset": dataset, **ev.to_dict()})
     return path

@@ -24,7 +24,6 @@ import numpy as np
 
 from .analysis.activations import model_sha256
 from .analysis.run import AnalysisResult, analyze_run
-from .checkpoint import CHECKPOINT
 from .config import TrainConfig, VisConfig
 from .data import Dataset, check_fits, load_dataset
 from .errors import RunFolderError
@@ -39,6 +38,7 @@ from .fileio import (
     atomic_write_text,
     ensure_dir,
 )
+from .layout import CHECKPOINT, CONFIG, METRICS, VISUALIZATIONS, evaluation_file, model_file
 from .nn.mlp import MLP
 from .report import RunFacts, report_html, report_markdown
 from .runs import analysed_k, check_owner, locks_run, run_dataset
@@ -63,7 +63,7 @@ class Context:
 
 
 def _read_metrics(run: Path) -> list[dict]:
-    path = run / "metrics.jsonl"
+    path = run / METRICS
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -72,7 +72,7 @@ def _read_metrics(run: Path) -> list[dict]:
 def _check_owner(run: Path, config: TrainConfig) -> None:
     """A run folder trained (or being trained) with another schedule is not ours to reuse."""
     try:
-        saved = json.loads((run / "config.json").read_text())["train"]
+        saved = json.loads((run / CONFIG).read_text())["train"]
     except (OSError, ValueError, KeyError, TypeError):
         return
     keys = ("sizes", "epochs", "fine_tune_epochs", "lr", "fine_tune_lr", "batch_size")
@@ -105,7 +105,7 @@ def obtain_model(run: Path, data_spec: str | Dataset | None, data_dir, *, quick:
     and data it was trained on), resumed from a checkpoint, or the paper's trained now."""
     if model_path is not None:
         model = MLP.load(model_path, activation=activation)
-        if (run / "model.safetensors").is_file():
+        if model_file(run).is_file():
             try:
                 check_owner(run, model)
             except RunFolderError:
@@ -115,10 +115,10 @@ def obtain_model(run: Path, data_spec: str | Dataset | None, data_dir, *, quick:
         return model, _data_for(model, data_spec, data_dir, data_log), (
             f"loaded from {model_path}")
     config = TrainConfig.quick() if quick else TrainConfig()
-    if (run / "model.safetensors").is_file():  # whatever network and data it holds ...
+    if model_file(run).is_file():  # whatever network and data it holds ...
         if quick:  # ... unless --quick asks for the quick schedule's model
             _check_owner(run, config)
-        model = MLP.load(run / "model.safetensors", activation=activation)
+        model = MLP.load(model_file(run), activation=activation)
         return model, _data_for(model, data_spec, data_dir, data_log), (
             "reused from the run folder")
     _check_owner(run, config)
@@ -129,7 +129,7 @@ def obtain_model(run: Path, data_spec: str | Dataset | None, data_dir, *, quick:
                              f"{data.name}, train a model on it first (neuronatlas train "
                              "--dataset ...) and reproduce on its run folder")
     resume = (run / CHECKPOINT).is_file()
-    if (run / "metrics.jsonl").is_file() and not resume:
+    if (run / METRICS).is_file() and not resume:
         raise RunFolderError(f"{run} has metrics but neither a model nor a checkpoint; "
                              "use another --run or remove it")
     log("resuming the interrupted training" if resume else
@@ -166,9 +166,9 @@ def reproduce(run_dir: str | Path, *, dataset: str | Dataset | None = None, data
 
     t = time.perf_counter()
     ev = evaluate(model, data.test_x, data.test_y, "test")
-    eval_path = run / "evaluation-test.json"
+    eval_path = evaluation_file(run, "test")
     before = file_sha256(eval_path)
-    save_evaluation(run, ev, str(model_path or run / "model.safetensors"), data.identity)
+    save_evaluation(run, ev, str(model_path or model_file(run)), data.identity)
     if file_sha256(eval_path) != before:
         ctx.computed("evaluate", time.perf_counter() - t, f"{ev.n} test images")
 
@@ -181,7 +181,7 @@ def reproduce(run_dir: str | Path, *, dataset: str | Dataset | None = None, data
             if recorded is not None:
                 ctx.computed(f"analysis: {name}", recorded, "by neuronatlas analyze")
 
-    with np.load(result.folder / "visualizations.npz") as z:  # ranks neurons for Figs 1, 6, 7
+    with np.load(result.folder / VISUALIZATIONS) as z:  # ranks neurons for Figs 1, 6, 7
         ranking = (z["targets"], z["ratio"], z["activation"])
     fig_data = {}
     for i, name in enumerate(FIGURES):  # a bar: Figure 2's data alone can take minutes

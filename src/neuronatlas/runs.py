@@ -21,16 +21,17 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from .config import TrainConfig
 from .data import NAMED, Dataset, check_fits, load_dataset
 from .errors import DataError, ModelFileError, RunFolderError
 from .fileio import MISSING, atomic_write_json, ensure_dir, file_problem, shown
-from .nn.mlp import MLP, model_sha256
+from .layout import CHECKPOINT, LOCK, OWNER, analysis_dir, model_file
+from .nn.mlp import MLP, PAPER_SIZES, model_sha256
 
 DEFAULT_K = 16  # dataset examples per neuron when the run has no analysis yet
 RUNS = Path("runs")
 PAPER_RUN = RUNS / "paper"
 QUICK_RUN = RUNS / "quick"  # reproduce --quick: the full run's folder is not the quick one's
-OWNER = "owner.json"  # the model a folder without model.safetensors holds artefacts of
 
 
 def model_name(path: Path) -> str:
@@ -48,17 +49,26 @@ def default_run(run_dir: Path | None, model: Path | None) -> Path:
     return RUNS / model_name(model) if model is not None else PAPER_RUN
 
 
+def train_run(config: TrainConfig, dataset: str) -> Path:
+    """runs/paper for the paper's network on MNIST, else a name that says what it is."""
+    if dataset == "mnist" and config.sizes == PAPER_SIZES and config.activation == "relu":
+        return PAPER_RUN
+    name = Path(dataset).stem if dataset not in NAMED else dataset
+    act = config.activation.split(",")[0].replace(":", "")
+    return RUNS / f"{name}-{act}-{'-'.join(map(str, config.sizes[1:-1])) or 'linear'}"
+
+
 def model_path(run_dir: Path, model: Path | None = None) -> Path:
     """``model`` when given, else the run's ``model.safetensors``, which must exist; when
     it does not, the error says what will make it (train, resume, or another --run)."""
     if model is not None:
         _check_model_file(model, "model file")
         return model
-    path = run_dir / "model.safetensors"
+    path = model_file(run_dir)
     if not run_dir.is_dir():
         raise RunFolderError(f"run folder {run_dir} does not exist; {_make_one(run_dir)}, "
                              "or pass --model PATH")
-    if not path.exists() and (run_dir / "checkpoints" / "latest.safetensors").is_file():
+    if not path.exists() and (run_dir / CHECKPOINT).is_file():
         raise ModelFileError(f"the training in {run_dir} was interrupted before its model was "
                              f"saved; continue it with neuronatlas train --run {run_dir} "
                              "--resume (or rerun the reproduce that started it)")
@@ -99,7 +109,7 @@ def run_model(run_dir: Path, model: Path | None = None, *, activation=None, inpu
 def check_owner(run_dir: Path, model: MLP) -> None:
     """Refuse to mix: a folder whose model.safetensors (or owner.json) is another model's."""
     sha = model_sha256(model)
-    own = run_dir / "model.safetensors"
+    own = model_file(run_dir)
     theirs = None
     if own.is_file():
         try:
@@ -119,7 +129,7 @@ def check_owner(run_dir: Path, model: MLP) -> None:
 def claim(run_dir: Path, model: MLP) -> None:
     """Record which model the folder's artefacts belong to (after :func:`check_owner`)."""
     check_owner(run_dir, model)
-    if not (run_dir / "model.safetensors").is_file():
+    if not model_file(run_dir).is_file():
         atomic_write_json(run_dir / OWNER, {"model_sha256": model_sha256(model)})
 
 
@@ -147,7 +157,6 @@ def run_dataset(model: MLP, dataset: str | None = None, data_dir=None, *, log=No
     return data
 
 
-LOCK = ".neuronatlas.lock"
 _held: dict[str, int] = {}  # run folders this process holds the lock of (re-entrant)
 
 
@@ -228,7 +237,7 @@ def locks_run(what: str, arg: str = "run_dir"):
 def analysed_k(run_dir: Path) -> int:
     """The k of the run's dataset examples, so that a later command reuses them."""
     try:
-        k = json.loads((Path(run_dir) / "analysis" / "examples.json").read_text())["k"]
+        k = json.loads((analysis_dir(run_dir) / "examples.json").read_text())["k"]
     except (OSError, ValueError, KeyError, TypeError):
         return DEFAULT_K
     return k if isinstance(k, int) and not isinstance(k, bool) and k > 0 else DEFAULT_K

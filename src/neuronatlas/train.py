@@ -27,7 +27,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .checkpoint import CHECKPOINT, TrainState, load_checkpoint, save_checkpoint
+from .checkpoint import TrainState, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import Dataset
 from .errors import (
@@ -43,6 +43,7 @@ from .fileio import (
     atomic_write_text,
     ensure_dir,
 )
+from .layout import CHECKPOINT, CONFIG, METRICS, MODEL, REPLACED, model_file, snapshot_file
 from .nn.mlp import MLP
 from .nn.sgd_step import SGDStep
 from .reprs import short_repr
@@ -87,9 +88,6 @@ def snapshot_steps(k: int, total_steps: int) -> tuple[int, ...]:
     return tuple(sorted({round(i * total_steps / (k - 1)) for i in range(k)}))
 
 
-SNAPSHOTS = "snapshots"  # in a run folder: snapshots/step-00000000.safetensors, ...
-
-
 def _snapshot_taker(k: int, total_steps: int, steps_per_epoch: int, run: Path | None
                     ) -> tuple[Callable[[MLP, int], None], list[Snapshot]]:
     """(``take(model, step)``, the list it fills): a copy of the model at each of the
@@ -105,7 +103,7 @@ def _snapshot_taker(k: int, total_steps: int, steps_per_epoch: int, run: Path | 
         copy.metadata.update(snapshot_step=str(step))
         kept.append(Snapshot(step, step / steps_per_epoch, copy))
         if run is not None:
-            copy.save(run / SNAPSHOTS / f"step-{step:08d}.safetensors")
+            copy.save(snapshot_file(run, step))
     return take, kept
 
 
@@ -206,15 +204,12 @@ def _drop_metrics_after(path: Path, epoch: int) -> None:
         atomic_write_text(path, "".join(l + "\n" for l in keep))
 
 
-REPLACED = "replaced"  # where --overwrite keeps a finished run until the new one is saved
-
-
 def prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
     """Create the run folder; refuse to clobber a previous run unless asked. With
     ``overwrite`` a finished run moves to ``RUN/replaced/`` and is deleted only once the
     new model is saved: a new run that fails (diverges, fills the disk) costs nothing."""
     ensure_dir(run_dir)
-    existing = [p for p in ("model.safetensors", CHECKPOINT, "metrics.jsonl")
+    existing = [p for p in (MODEL, CHECKPOINT, METRICS)
                 if (run_dir / p).exists()]
     if resume or not existing:
         return
@@ -223,14 +218,14 @@ def prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
             f"{run_dir} already holds a run ({', '.join(existing)}); pass --resume to "
             "continue it, --overwrite to start again, or choose another --run"
         )
-    if not (run_dir / "model.safetensors").exists():  # an unfinished run: nothing to keep
+    if not model_file(run_dir).exists():  # an unfinished run: nothing to keep
         for p in existing:
             (run_dir / p).unlink()
         return
     kept = run_dir / REPLACED
     if kept.exists():
         shutil.rmtree(kept)
-    for p in [*existing, "config.json"]:
+    for p in [*existing, CONFIG]:
         if (run_dir / p).exists():
             ensure_dir((kept / p).parent)
             os.replace(run_dir / p, kept / p)
@@ -299,7 +294,7 @@ def _mention_replaced(run: Path | None):
     try:
         yield
     except NeuronatlasError as exc:
-        if run is None or not (run / REPLACED / "model.safetensors").exists():
+        if run is None or not model_file(run / REPLACED).exists():
             raise
         raise type(exc)(f"{exc}; the run --overwrite replaced is kept in {run / REPLACED}"
                         ) from None
@@ -346,8 +341,8 @@ def _start(data: Dataset, config: TrainConfig | None, run: Path | None, model: M
     if run is not None:
         prepare_run_dir(run, resume=resume, overwrite=overwrite)
         if resume:
-            _drop_metrics_after(run / "metrics.jsonl", state.epoch)
-        atomic_write_json(run / "config.json", {"train": config.to_dict(),
+            _drop_metrics_after(run / METRICS, state.epoch)
+        atomic_write_json(run / CONFIG, {"train": config.to_dict(),
                                                 "dataset": data.identity})
     return model, state, config, rng
 
@@ -431,7 +426,7 @@ def _end_epoch(model: MLP, data: Dataset, state: TrainState, config: TrainConfig
     reporter.epoch_end(record)
     if run is not None:  # checkpoint first: a record never outruns it
         save_checkpoint(run / CHECKPOINT, model, state, config)
-        append_jsonl(run / "metrics.jsonl", record)
+        append_jsonl(run / METRICS, record)
     return record
 
 
@@ -441,4 +436,4 @@ def _save_model(model: MLP, data: Dataset, config: TrainConfig, metrics: list[di
     test_acc = metrics[-1]["test_accuracy"] if metrics else accuracy(
         model, data.test_x, data.test_y)
     model.metadata.update(config=json.dumps(config.to_dict()), test_accuracy=f"{test_acc:.4f}")
-    model.save(run / "model.safetensors")
+    model.save(model_file(run))

@@ -22,6 +22,7 @@ import numpy as np
 from ..data import Dataset
 from ..errors import ConfigError, RunFolderError
 from ..fileio import atomic_write_json, ensure_dir
+from ..layout import analysis_dir
 from ..nn.mlp import MLP, model_sha256
 
 ProgressFn = Callable[[int, int], None]  # (done, total)
@@ -163,5 +164,5 @@ def build_store(folder: Path, model: MLP, data: Dataset, *, batch: int = 2048,
 def activation_store(run_dir: str | Path, model: MLP, data: Dataset, *,
                      progress: ProgressFn | None = None) -> ActivationStore:
     """The run's activation store, rebuilt when missing, partial or from another model."""
-    folder = Path(run_dir) / "analysis" / "activations"
+    folder = analysis_dir(run_dir) / "activations"
     return open_store(folder, model, data) or build_store(folder, model, data, progress=progress)

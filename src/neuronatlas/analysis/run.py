@@ -17,6 +17,7 @@ import numpy as np
 
 from ..data import Dataset
 from ..fileio import atomic_write_npz, atomic_write_text, ensure_dir
+from ..layout import EXAMPLES, VISUALIZATIONS, analysis_dir
 from ..nn.mlp import MLP
 from ..reprs import short_repr
 from ..runs import locks_run
@@ -48,7 +49,7 @@ def analyze_run(run_dir: str | Path, model: MLP, data: Dataset, *, k: int = 16,
     ``RUN/analysis/``: a rerun skips a stage whose record matches the model, the data
     and the stage's settings."""
     P.check_analysable(model, data, k)
-    a = _Analysis(ensure_dir(Path(run_dir) / "analysis"), model, data, k, progress,
+    a = _Analysis(ensure_dir(analysis_dir(run_dir)), model, data, k, progress,
                   Stages(model_sha256(model), log, data.identity["sha256"]))
     store = a.activations()
     dead = a.dead(store)
@@ -92,7 +93,7 @@ class _Analysis:
                     "optimisation")
 
     def examples(self, store) -> dict:
-        path = self.folder / "examples.npz"
+        path = self.folder / EXAMPLES
 
         def compute():
             per_layer = P.examples_stage(self.model, self.data, store, self.k, self.progress)
@@ -105,7 +106,7 @@ class _Analysis:
                                        "of every neuron")
 
     def visualizations(self) -> dict[str, np.ndarray]:
-        path = self.folder / "visualizations.npz"
+        path = self.folder / VISUALIZATIONS
 
         def compute():
             atomic_write_npz(path, **P.visualizations_stage(self.model, self.progress))
@@ -126,7 +127,7 @@ class _Analysis:
     def layers(self, vis, dead: dict, examples: dict, groups: dict) -> dict:
         def compute():
             doc = P.layers_stage(self.model, self.data, vis, dead, examples, groups,
-                                 load_examples(self.folder / "examples.npz"))
+                                 load_examples(self.folder / EXAMPLES))
             atomic_write_text(self.folder / "layers.md", C.markdown(doc["table"],
                                                                     doc["claims"]))
             return doc

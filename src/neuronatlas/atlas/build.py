@@ -39,6 +39,7 @@ from ..config import VisConfig
 from ..data import Dataset
 from ..errors import RunFolderError
 from ..fileio import ensure_dir
+from ..layout import EXAMPLES, VISUALIZATIONS
 from ..nn.mlp import MLP, model_sha256
 from ..runs import analysed_k, locks_run, run_dataset, run_model
 from ..stages import Log, Progress
@@ -101,7 +102,7 @@ def _gather(run_dir: Path, model: MLP, data: Dataset, k: int, progress: Progress
             log: Log) -> _Inputs:
     """The analysis (computed where missing), its arrays, and the variants."""
     result = analyze_run(run_dir, model, data, k=k, progress=progress, log=log)
-    with np.load(result.folder / "visualizations.npz") as z:
+    with np.load(result.folder / VISUALIZATIONS) as z:
         paper = {name: z[name] for name in z.files}
     settings = json.loads((result.folder / "visualizations.json").read_text())["settings"]
     cache = ensure_dir(run_dir / "atlas-cache")
@@ -111,7 +112,7 @@ def _gather(run_dir: Path, model: MLP, data: Dataset, k: int, progress: Progress
     diverse = variant(cache, model, sha, targets, DIVERSE, progress)
     variants = [paper] + [variant(cache, model, sha, targets, c, progress) for c in VARIANTS]
     return _Inputs(run_dir.resolve().name, model, data, result, tiles, TILES,
-                   load_examples(result.folder / "examples.npz"), variants,
+                   load_examples(result.folder / EXAMPLES), variants,
                    [VisConfig.from_dict(settings), *VARIANTS], diverse, dataset_labels(data))
 
 

@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 
 from ..analysis.examples import load_examples
 from ..data import Dataset
+from ..layout import EXAMPLES
 from ..nn.mlp import MLP
 from ..shapes import MNIST_SHAPE
 from .common import TV_DOUBLING, vis
@@ -34,7 +35,7 @@ CAPTION = (
 
 def compute(model: MLP, data: Dataset, analysis: Path, chosen: dict) -> dict[str, np.ndarray]:
     """Each output beside the mean of its images above the 99th percentile."""
-    node_means = load_examples(analysis / "examples.npz")[model.n_layers].mean_p99
+    node_means = load_examples(analysis / EXAMPLES)[model.n_layers].mean_p99
     return data_for(model, SPEC, node_means)
 
 

@@ -21,6 +21,7 @@ import numpy as np
 from ..data import Dataset, check_fits
 from ..errors import ModelFileError, RunFolderError
 from ..fileio import atomic_write_json
+from ..layout import CONFIG, model_file
 from ..nn.io import sequential_names
 from ..nn.mlp import MLP, model_sha256
 from ..runs import LOCK, writing
@@ -158,7 +159,7 @@ def _write(model: MLP, run: Path, source: Path, checked: str, data: Dataset,
     made = not run.exists()
     try:
         with writing(run, "import into"):
-            path = run / "model.safetensors"
+            path = model_file(run)
             if path.is_file() and not overwrite:
                 try:
                     same = model_sha256(MLP.load(path)) == model_sha256(model)
@@ -168,7 +169,7 @@ def _write(model: MLP, run: Path, source: Path, checked: str, data: Dataset,
                     raise RunFolderError(f"{run} already holds another model; pass --overwrite "
                                          "to replace it, or choose another --run")
             model.save(path)
-            atomic_write_json(run / "config.json", {"import": {
+            atomic_write_json(run / CONFIG, {"import": {
                 "source": str(source), "checked": checked, "tolerance": TOLERANCE,
                 "notes": model.notes}, "dataset": data.identity})
     except BaseException:
