@@ -114,3 +114,19 @@ def test_gemm_plan_rejects_shapes_that_do_not_chain():
 def test_numpy_blas_fast_path_is_found():
     # NumPy wheels on Linux bundle OpenBLAS; this guards the training speed.
     assert has_fast_gemm(np.float32) and has_fast_gemm(np.float64)
+
+
+def test_blas_threads_holds_for_the_block_only():
+    from threadpoolctl import threadpool_info
+
+    from neuronatlas.nn.blas import blas_threads
+
+    def threads():
+        return {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"}
+
+    before = threads()
+    with blas_threads(1):
+        assert threads() == {1}
+    assert threads() == before
+    with blas_threads(None):
+        assert threads() == before

@@ -15,6 +15,7 @@ against ``np.matmul`` guards the fast path when it is first used.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import glob
@@ -125,3 +126,18 @@ class GemmPlan:
                 self.c *= self.beta
             prod *= self.alpha
             self.c += prod
+
+
+@contextlib.contextmanager
+def blas_threads(n: int | None):
+    """BLAS limited to ``n`` threads inside the block (None: as it is), for this one task:
+    the server's optimisations and a study's workers run side by side, and several
+    multi-threaded BLAS calls at once thrash (two 100-step runs of the paper's network at
+    once took 10x longer than one). Restored on leaving."""
+    if n is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(n, user_api="blas"):
+        yield
