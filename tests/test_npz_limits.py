@@ -169,8 +169,26 @@ def test_a_corrupt_member_is_one_clear_error(tmp_path):
         load_dataset(path)
     path = write_zip(tmp_path / "e.npz", members())
     patch_central(path, "y_train.npy", method=99)  # a compression zipfile does not know
-    with pytest.raises(DataError, match="not a readable .npz"):
+    with pytest.raises(DataError, match="compressed with zip method 99"):
         load_dataset(path)
+
+
+def test_a_bzip2_member_is_refused_before_it_is_inflated(tmp_path):
+    """zipfile inflates bzip2 (and lzma) a whole chunk at a time with no cap: a 9 KB file
+    whose member held 256 MiB of zeros took 515 MiB before its CRC failed."""
+    import tracemalloc
+
+    path = tmp_path / "b.npz"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_BZIP2) as zf:
+        for name, data in members(x_train=np.zeros((8192, 64, 64), np.uint8)).items():
+            zf.writestr(name, data)  # 32 MiB of zeros in a few hundred bytes
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError, match="compressed with zip method 12"):
+            load_dataset(path)
+        assert tracemalloc.get_traced_memory()[1] < 8 << 20
+    finally:
+        tracemalloc.stop()
 
 
 # --- fuzzing: any arrays, any bytes: a dataset that keeps its promises, or one DataError ---

@@ -247,3 +247,36 @@ def test_a_hash_the_atlas_accepts_opens_that_neuron_live(server, page):
     page.goto(server + "live.html#L3N2")  # the atlas's search forms work here too
     page.wait_for_function("document.getElementById('vis-image').dataset.runs === '1'")
     assert page.input_value("#layer") == "3" and page.input_value("#neuron") == "2"
+
+
+def test_the_page_offers_the_librarys_names(server, page):
+    """Every select's options are the registries of the Python library, as /api/model
+    sends them (another process: compared with the lists themselves)."""
+    from neuronatlas.config import FIELD_CHOICES, INIT_NAMES
+    from neuronatlas.vis.presets import DESCRIPTIONS, PRESETS
+
+    page.goto(server + "live.html#3:1")
+    page.wait_for_function("document.getElementById('vis-image').dataset.runs === '1'")
+    options = page.evaluate("""() => Object.fromEntries([...document.querySelectorAll(
+        "select[data-name], #preset, #init")].map((s) => [s.dataset.name || s.id,
+        [...s.options].map((o) => o.value)]))""")
+    live = [n for n in PRESETS if na.VisConfig.preset(n).diversity == 1]
+    assert options == {**{k: list(v) for k, v in FIELD_CHOICES.items()},
+                       "preset": [*live, "custom"], "init": [*INIT_NAMES, "mnist"]}
+    page.select_option("#preset", "accentuate")
+    assert page.text_content("#preset-info") == DESCRIPTIONS["accentuate"]
+    helps = na.VisConfig.field_help()
+    assert page.get_attribute("select[data-name=param]", "title") == helps["param"]
+    assert page.get_attribute("#s-tv", "title") == helps["tv"]
+
+
+def test_choosing_maco_sets_blur_to_zero(server, page):
+    page.goto(server + "live.html#3:1")
+    page.wait_for_function("document.getElementById('vis-image').dataset.runs === '1'")
+    assert page.text_content("#o-blur_every") == "4"  # readable blurs every 4 steps
+    page.select_option("select[data-name=param]", "maco")
+    page.wait_for_function("(JSON.parse(document.getElementById('vis-image').dataset.config"
+                           " || '{}').param === 'maco')")
+    sent = json.loads(page.get_attribute("#vis-image", "data-config"))
+    assert sent["blur_every"] == 0 and page.text_content("#o-blur_every") == "0"
+    assert "error" not in page.get_attribute("#vis-status", "class")

@@ -43,8 +43,9 @@ def atlas(tmp_path_factory):
     return root / "atlas"
 
 
-def client(tiny_run, model, atlas, **limits) -> TestClient:
-    app = create_app(tiny_run, model, atlas_dir=atlas, limits=ServerLimits(**limits))
+def client(tiny_run, model, atlas, train_images=None, **limits) -> TestClient:
+    app = create_app(tiny_run, model, atlas_dir=atlas, limits=ServerLimits(**limits),
+                     train_images=train_images)
     return TestClient(app)
 
 
@@ -502,9 +503,15 @@ def test_odd_paths_over_http_are_a_json_400(live_server, target):
     assert status == 400 and b"application/json" in head and json.loads(body)["error"]
 
 
-def test_maco_names_the_preset_field_it_conflicts_with(tiny_run, model, atlas):
+def test_maco_names_the_preset_field_it_conflicts_with(tiny_run, model, atlas, mnist):
     """The default preset's blur (not the request) is what maco cannot take: say so."""
-    with client(tiny_run, model, atlas) as c:
+    with client(tiny_run, model, atlas) as c:  # no training images: maco says what it needs
+        r = c.post("/api/visualize", json={"layer": 3, "neuron": 1, "config": {
+            "param": "maco", "blur_every": 0, "steps": 5}})
+        assert events(r.text)[-1] == ("error", {"error": "param 'maco' needs the training "
+                                      "images of the served dataset, which this server was "
+                                      "started without"})
+    with client(tiny_run, model, atlas, train_images=mnist.train_x) as c:
         r = c.post("/api/visualize", json={"layer": 3, "neuron": 1,
                                            "config": {"param": "maco"}})
         assert r.status_code == 422
@@ -566,3 +573,102 @@ def test_a_recorded_accuracy_is_a_number_in_0_1_or_null(tiny_run, model, atlas, 
     odd.metadata["test_accuracy"] = recorded
     expected = 0.9806 if recorded == "0.9806" else None
     assert _accuracy(tmp_path, odd, atlas) == expected
+
+
+# --- the live page's names come from the library's registries ---------------------------
+def test_api_model_sends_the_registries(tiny_run, model, atlas):
+    import dataclasses
+
+    from neuronatlas.config import FIELD_CHOICES, INIT_NAMES
+    from neuronatlas.vis.presets import DESCRIPTIONS, PRESETS, preset_fields
+
+    with client(tiny_run, model, atlas) as c:
+        info = c.get("/api/model").json()
+    opts = info["vis_options"]
+    assert opts["choices"] == {k: list(v) for k, v in FIELD_CHOICES.items()}
+    assert opts["inits"] == list(INIT_NAMES) and opts["init_indexed"] == "mnist"
+    assert [p["name"] for p in opts["presets"]] == list(PRESETS)
+    for p in opts["presets"]:
+        assert p["description"] == DESCRIPTIONS[p["name"]]
+        assert p["sets"] == preset_fields(p["name"])
+        assert p["live"] == (p["name"] in info["presets"])  # diverse: 4 pictures, not live
+    names = [f.name for f in dataclasses.fields(na.VisConfig)]
+    assert list(opts["fields"]) == names
+    helps, plain = na.VisConfig.field_help(), na.VisConfig().to_dict()
+    for name, f in opts["fields"].items():
+        assert f["default"] == plain[name] and f["help"] == helps[name]
+        assert f["type"] == type(plain[name]).__name__
+    assert opts["fields"]["steps"]["cap"] == 1000 and opts["fields"]["tv"]["cap"] == 10.0
+    assert "cap" not in opts["fields"]["decay"]
+    # the keys the page read before are unchanged
+    assert {"presets", "preset_descriptions", "defaults", "default_preset"} <= set(info)
+
+
+def test_a_name_added_in_python_reaches_the_page(tiny_run, model, atlas, monkeypatch):
+    from neuronatlas.config import FIELD_CHOICES, VIS_OPTIMIZERS
+
+    monkeypatch.setitem(FIELD_CHOICES, "optimizer", (*VIS_OPTIMIZERS, "lbfgs"))
+    with client(tiny_run, model, atlas) as c:
+        assert c.get("/api/model").json()["vis_options"]["choices"]["optimizer"] == [
+            *VIS_OPTIMIZERS, "lbfgs"]
+
+
+def test_the_resets_make_every_choice_valid_under_every_live_preset(tiny_run, model, atlas):
+    """What the page sets back when a choice is made (maco: no blur) is derived from
+    VisConfig's own checks, and leaves no preset with a combination it refuses."""
+    with client(tiny_run, model, atlas) as c:
+        info = c.get("/api/model").json()
+    opts = info["vis_options"]
+    assert opts["resets"] == {"param": {"maco": ["blur_every"]}}
+    for preset in info["presets"]:
+        for field, values in opts["choices"].items():
+            for value in values:
+                back = opts["resets"].get(field, {}).get(value, [])
+                na.VisConfig.preset(preset, **{field: value},
+                                    **{f: opts["fields"][f]["default"] for f in back})
+
+
+def test_the_init_names_are_the_librarys():
+    from neuronatlas.atlas import server
+    from neuronatlas.config import INIT_NAMES
+
+    assert not hasattr(server, "START_IMAGES") and server.INIT_NAMES is INIT_NAMES
+
+
+def _live_sources() -> dict[str, str]:
+    from neuronatlas.atlas.server import STATIC
+
+    return {n: (STATIC / n).read_text(encoding="utf-8") for n in ("live.html", "live.js")}
+
+
+#: names the page's code may quote, and why: neither is a copy of a list
+QUOTABLE = {"activation": "the label of the final numbers' first row",
+            "image": "the start the page's drawing enables"}
+
+
+def test_the_live_page_types_no_name_of_the_registries():
+    """The objectives, parametrisations, optimisers, presets and starts come from
+    /api/model: none is written into live.html or live.js."""
+    import re
+
+    from neuronatlas.config import FIELD_CHOICES, INIT_NAMES
+    from neuronatlas.vis.presets import PRESETS
+
+    names = {*INIT_NAMES, *PRESETS, *(v for vs in FIELD_CHOICES.values() for v in vs)}
+    for file, text in _live_sources().items():
+        for name in sorted(names - set(QUOTABLE)):
+            pattern = rf"""["'`]{re.escape(name)}["'`]|value=["']?{re.escape(name)}\b"""
+            assert not re.search(pattern, text), f"{file} names {name!r}"
+        assert "<option" not in text, f"{file} has options of its own"
+
+
+def test_every_control_of_the_live_page_names_a_visconfig_field():
+    import dataclasses
+    import re
+
+    fields = {f.name for f in dataclasses.fields(na.VisConfig)}
+    html = _live_sources()["live.html"]
+    named = set(re.findall(r'data-name="(\w+)"', html))
+    switches = set(re.findall(r'<input type="checkbox" id="(\w+)"', html))
+    assert named and switches and (named | switches) <= fields, (named | switches) - fields
+    assert "data-values" in html  # the sliders' ticks are the page's own choice

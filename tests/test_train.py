@@ -250,3 +250,14 @@ def test_training_in_memory_writes_nothing(toy):
     res, writes = writes_during(train, toy, small_config(), snapshots=3)
     assert res.completed and len(res.snapshots) == 3
     assert writes == []
+
+
+def test_a_bad_snapshots_value_costs_no_finished_run(toy, tmp_path):
+    """Checked before the run it would replace is moved aside (found in review)."""
+    run = tmp_path / "run"
+    train(toy, small_config(), run)
+    before = (run / "model.safetensors").read_bytes()
+    with pytest.raises(ConfigError, match="snapshots must be"):
+        train(toy, small_config(), run, overwrite=True, snapshots=1)
+    assert (run / "model.safetensors").read_bytes() == before
+    assert not (run / "replaced").exists()

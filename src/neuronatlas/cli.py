@@ -684,6 +684,7 @@ def serve(run_dir, model, activation, dataset, data_dir, host, port, rebuild):
                       "machine can use the server (there is no authentication)")
     run_server(run, net, atlas_dir=atlas_dir, host=host or "127.0.0.1", port=port,
                test_images=None if ds is None else ds.test_x,
+               train_images=None if ds is None else ds.train_x,
                dataset=None if ds is None else ds.name,
                log=lambda m: out.print(m, soft_wrap=True))
 

@@ -66,7 +66,7 @@ def sha256_of(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
-MISSING = "does not exist"  # what :func:`file_problem` says of a path that names nothing
+MISSING = "not found"  # what :func:`file_problem` says of a path that names nothing
 _SPECIAL = ((stat.S_ISDIR, "is a directory"), (stat.S_ISFIFO, "is not a regular file (a FIFO)"),
             (stat.S_ISCHR, "is not a regular file (a character device)"),
             (stat.S_ISBLK, "is not a regular file (a block device)"),
@@ -106,16 +106,18 @@ def shown(path: str | os.PathLike) -> str:
     return os.fsdecode(path) if not path_problem(path) else shown_path(path)
 
 
-def open_regular(path: str | os.PathLike, error: type[NeuronatlasError] = NeuronatlasError
-                 ) -> tuple[BinaryIO, int]:
+def open_regular(path: str | os.PathLike, error: type[NeuronatlasError] = NeuronatlasError,
+                 *, what: str | None = None, nofollow: bool = False) -> tuple[BinaryIO, int]:
     """``path`` opened for reading, and its size; else ``error`` saying what it is (see
-    :func:`file_problem`). Opened without blocking and checked again once open, so that a
-    FIFO put in its place after the check is never read."""
+    :func:`file_problem`), after ``what`` (default: the path). Opened without blocking and
+    checked again once open, so that a FIFO put in its place after the check is never
+    read; ``nofollow``: a symbolic link as the last component is refused."""
     why = file_problem(path)
     if why is None:
+        flags = (os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+                 | getattr(os, "O_BINARY", 0) | (getattr(os, "O_NOFOLLOW", 0) if nofollow else 0))
         try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
-                         | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+            fd = os.open(path, flags)
         except OSError as exc:
             why = f"cannot be read ({exc.strerror or exc})"
         else:
@@ -124,7 +126,7 @@ def open_regular(path: str | os.PathLike, error: type[NeuronatlasError] = Neuron
             if why is None:
                 return os.fdopen(fd, "rb"), st.st_size
             os.close(fd)
-    raise error(f"{shown(path)} {why}")
+    raise error(f"{what or shown(path)} {why}")
 
 
 def ensure_dir(path: str | os.PathLike) -> Path:

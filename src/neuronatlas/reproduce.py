@@ -300,7 +300,7 @@ def _readability(ctx: Context, progress) -> dict:
             (ctx.model.n_layers, 0), (ctx.model.n_layers, 1)]
         images, act = [], []
         for config in methods.values():
-            res = visualize(ctx.model, chosen, config)
+            res = visualize(ctx.model, chosen, config, magnitude=stats.magnitude)
             images.append(res.images)
             act.append(res.activation)
         natural = np.stack([ctx.data.train_x[stats.top9[l][i]].mean(axis=0) for l, i in chosen])

@@ -253,6 +253,8 @@ def train(data: Dataset, config: TrainConfig | None = None, run_dir: str | Path 
     """
     reporter = reporter or _Silent()
     run = Path(run_dir) if run_dir is not None else None
+    if snapshots:  # before _start: a bad value must not cost a run it would replace
+        snapshot_steps(snapshots, 1)
     model, state, config, rng = _start(data, config, run, model, resume=resume,
                                        overwrite=overwrite)
     x, y = data.train_x, data.train_y

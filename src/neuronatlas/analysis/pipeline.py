@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import VisConfig
-from ..data import Dataset
+from ..data import Dataset, check_fits
 from ..errors import ConfigError
 from ..nn.mlp import MLP
 from ..reprs import short_repr
@@ -93,6 +93,12 @@ def analyze(model: MLP, data: Dataset, *, k: int = 16, progress: Progress | None
 
 
 def check_analysable(model: MLP, data: Dataset, k: int) -> None:
+    """The model can be analysed on ``data`` with ``k`` examples, or one clear error."""
+    if not isinstance(model, MLP):  # analyze(run_dir, model, data) is analyze_run's call
+        raise ConfigError(f"analyze takes (model, data), got a {type(model).__name__} first; "
+                          "to keep the stages in a run folder use "
+                          "neuronatlas.analysis.analyze_run(run_dir, model, data)")
+    check_fits(model, data)
     check_k(k, len(data.train_x) + len(data.test_x))
     if len(model.sizes) < 3:
         raise ConfigError("the model has no hidden layer: there is nothing to analyse")

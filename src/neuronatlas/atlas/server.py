@@ -5,7 +5,9 @@ An ASGI app (Starlette, run by uvicorn) over one model:
 * ``GET /`` and every other path: files of the atlas folder, and nothing outside it;
 * ``GET /live.html`` (+ ``live.js``, ``live.css`` and ``common.js``, which the atlas page
   loads too): the live page, shipped in the package;
-* ``GET /api/model``: sizes, run name, the limits below and VisConfig's defaults;
+* ``GET /api/model``: sizes, run name, the limits below, VisConfig's defaults and the
+  library's names the live page offers (objectives, parametrisations, optimisers, presets,
+  starts, every VisConfig field's type, default and help): the page types none itself;
 * ``POST /api/visualize``: activation maximisation of one neuron, streamed as
   server-sent events (``step`` events with the activation and a small image, then one
   ``done`` event with the final numbers, or one ``error`` event);
@@ -48,19 +50,20 @@ from starlette.responses import FileResponse, JSONResponse, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ..config import VisConfig
+from ..config import FIELD_CHOICES, INIT_NAMES, VisConfig
 from ..errors import ConfigError, NeuronatlasError
+from ..nn.blas import blas_threads
 from ..nn.mlp import MLP, model_sha256
-from ..runs import run_dataset
 from ..shapes import MNIST_PIXELS
 from ..vis.objectives import check_neuron
+from ..vis.params import mean_magnitude
 from ..vis.presets import DESCRIPTIONS, PRESETS, preset_fields
 from ..vis.query import query
-from ..vis.visualize import data_magnitude, visualize
+from ..vis.visualize import visualize
 
 STATIC = Path(__file__).parent / "static"
 LIVE_FILES = ("live.html", "live.js", "live.css", "common.js")  # common.js: both pages
-START_IMAGES = ("zero", "random", "image")  # and "mnist:<test index>"; never a file path
+INIT_INDEXED = "mnist"  # init "mnist:<test index>", beside INIT_NAMES; never a file path
 
 
 @dataclass(frozen=True)
@@ -174,10 +177,11 @@ def parse_config(fields, limits: ServerLimits) -> VisConfig:
     top (VisConfig's own checks), within the server's caps."""
     if not isinstance(fields, dict):
         raise Problem(422, "config must be a JSON object of VisConfig fields")
-    init = fields.get("init", "zero")
-    if not isinstance(init, str) or not (init in START_IMAGES or init.startswith("mnist:")):
-        raise Problem(422, f"init must be one of {list(START_IMAGES)} or 'mnist:<test index>'"
-                           f", got {init!r}")
+    init = fields.get("init", VisConfig.init)
+    if not isinstance(init, str) or not (init in INIT_NAMES
+                                         or init.startswith(f"{INIT_INDEXED}:")):
+        raise Problem(422, f"init must be one of {list(INIT_NAMES)} or "
+                           f"'{INIT_INDEXED}:<test index>', got {init!r}")
     fields = dict(fields)
     named = "preset" in fields
     preset = fields.pop("preset", DEFAULT_PRESET)
@@ -190,15 +194,54 @@ def parse_config(fields, limits: ServerLimits) -> VisConfig:
         config = VisConfig.preset(preset, **fields)
     except (ConfigError, TypeError) as exc:
         raise Problem(422, config_error(exc, preset, named, fields)) from None
-    caps = [("steps", config.steps, limits.max_steps), ("seed", config.seed, limits.max_seed),
-            ("lr", config.lr, limits.max_lr), ("diversity", config.diversity,
-                                                limits.max_diversity)]
-    caps += [(name, getattr(config, name), limits.max_weight)
-             for name in ("tv", "l1", "penalty", "l2", "tie", "diversity_weight")]
-    for name, value, cap in caps:
-        if value > cap:
+    for name, cap in field_caps(limits).items():
+        if (value := getattr(config, name)) > cap:
             raise Problem(422, f"config: {name} = {value!r} is above the server's cap of {cap}")
     return config
+
+
+def field_caps(limits: ServerLimits) -> dict[str, float]:
+    """The VisConfig fields the server caps, each with its cap (a 422 above it)."""
+    caps = {"steps": limits.max_steps, "seed": limits.max_seed, "lr": limits.max_lr,
+            "diversity": limits.max_diversity}
+    caps.update(dict.fromkeys(("tv", "l1", "penalty", "l2", "tie", "diversity_weight"),
+                              limits.max_weight))
+    return caps
+
+
+def vis_options(limits: ServerLimits) -> dict:
+    """The names and fields the live page builds its controls from, read from the
+    library's registries (config.FIELD_CHOICES, INIT_NAMES, the presets, VisConfig's
+    fields): a name added in Python appears on the page, and the page types none."""
+    plain, helps, caps = VisConfig().to_dict(), VisConfig.field_help(), field_caps(limits)
+    fields = {}
+    for f in dataclasses.fields(VisConfig):
+        kind = f.type if isinstance(f.type, str) else f.type.__name__
+        fields[f.name] = {"type": kind, "default": plain[f.name], "help": helps.get(f.name, "")}
+        if f.name in caps:
+            fields[f.name]["cap"] = caps[f.name]
+    return {
+        "choices": {name: list(values) for name, values in FIELD_CHOICES.items()},
+        "inits": list(INIT_NAMES), "init_indexed": INIT_INDEXED,
+        "presets": [{"name": name, "description": DESCRIPTIONS.get(name, ""),
+                     "sets": preset_fields(name), "live": name in LIVE_PRESETS}
+                    for name in PRESETS],
+        "fields": fields, "resets": choice_resets(),
+    }
+
+
+def choice_resets() -> dict[str, dict[str, list[str]]]:
+    """For a choice that some preset's fields cannot go with (``param: maco`` and
+    readable's ``blur_every = 4``), the fields the page sets back to VisConfig's default
+    when it is chosen; derived from VisConfig's own checks, as a 422 names them."""
+    resets: dict[str, dict[str, list[str]]] = {}
+    for field, values in FIELD_CHOICES.items():
+        for value in values:
+            back = {name for preset in PRESETS if refused(preset, {field: value})
+                    for name in preset_culprits(preset, {field: value})}
+            if back:
+                resets.setdefault(field, {})[value] = sorted(back)
+    return resets
 
 
 def config_error(exc: Exception, preset: str, named: bool, fields: dict) -> str:
@@ -214,6 +257,15 @@ def config_error(exc: Exception, preset: str, named: bool, fields: dict) -> str:
     which = f"preset {preset!r}" + ("" if named else " (the default)")
     return (f"config: {which} sets {sets}, which this request's fields cannot go with "
             f"({exc}); send {send} with them, or choose another preset")
+
+
+def refused(preset: str, fields: dict) -> bool:
+    """Whether VisConfig refuses ``fields`` over ``preset``."""
+    try:
+        VisConfig.preset(preset, **fields)
+    except (ConfigError, TypeError):
+        return True
+    return False
 
 
 def preset_culprits(preset: str, fields: dict) -> dict:
@@ -262,19 +314,25 @@ class LiveServer:
     """Routes over one model; holds the optimisation slots and the MNIST test set."""
 
     def __init__(self, run_dir: Path, model: MLP, limits: ServerLimits,
-                 test_images: np.ndarray | None = None, dataset: str | None = None):
+                 test_images: np.ndarray | None = None, dataset: str | None = None,
+                 train_images: np.ndarray | None = None):
         self.run_dir, self.model, self.limits, self.dataset = run_dir, model, limits, dataset
         self.slots = asyncio.Semaphore(limits.concurrency)  # binds its loop on first use
         self.tasks: set[asyncio.Task] = set()
         self.test_images = test_images  # loaded once before serving, never per request
         self.test_accuracy = test_accuracy(self.run_dir, model)  # read once, at the start
+        self.train_images = train_images  # the served dataset's: maco's spectrum
         self._magnitude: np.ndarray | None = None  # maco's spectrum, made on first use
+        self.vis_options = vis_options(limits)  # the registries, read once at the start
 
     def magnitude(self) -> np.ndarray:
-        """The mean magnitude spectrum of the model's recorded training data (for maco),
+        """The mean magnitude spectrum of the served dataset's training images (for maco),
         computed once per server, in the worker thread that first needs it."""
+        if self.train_images is None:
+            raise ConfigError("param 'maco' needs the training images of the served "
+                              "dataset, which this server was started without")
         if self._magnitude is None:
-            self._magnitude = data_magnitude(run_dataset(self.model), self.model.input_shape)
+            self._magnitude = mean_magnitude(self.train_images, self.model.input_shape)
         return self._magnitude
 
     # -- endpoints
@@ -291,6 +349,7 @@ class LiveServer:
             "defaults": VisConfig.preset(DEFAULT_PRESET).to_dict(),
             "default_preset": DEFAULT_PRESET, "presets": LIVE_PRESETS,
             "preset_descriptions": {k: DESCRIPTIONS[k] for k in LIVE_PRESETS},
+            "vis_options": self.vis_options,
         })
 
     async def query(self, request: Request) -> JSONResponse:
@@ -330,8 +389,8 @@ class LiveServer:
             image = parse_image(body.get("image"), self.model.sizes[0])
         elif "image" in body:
             raise Problem(422, "an image is only used with init 'image'")
-        elif config.init.startswith("mnist:"):
-            image = self._test_image(int(config.init[6:]))
+        elif config.init.startswith(f"{INIT_INDEXED}:"):
+            image = self._test_image(int(config.init.split(":", 1)[1]))
         return VisJob(target, config, image)
 
     def _test_image(self, index: int) -> np.ndarray:
@@ -547,7 +606,7 @@ class HostCheck:
         await self.app(scope, receive, send)
 
 
-def path_problem(scope) -> str | None:
+def request_path_problem(scope) -> str | None:
     """Why the request's path can name no file or endpoint, or None: a NUL byte, or
     percent-encoded bytes that are not UTF-8 (``%ff``; uvicorn hands the app U+FFFD)."""
     path, raw = scope.get("path", ""), scope.get("raw_path")
@@ -569,7 +628,7 @@ class PathCheck:
         self.app = app
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http" and (problem := path_problem(scope)):
+        if scope["type"] == "http" and (problem := request_path_problem(scope)):
             return await refuse(scope, receive, send, 400, problem)
         await self.app(scope, receive, send)
 
@@ -598,13 +657,14 @@ class RequestLimit:
 
 def create_app(run_dir, model: MLP, *, atlas_dir, limits: ServerLimits = ServerLimits(),
                test_images: np.ndarray | None = None, dataset: str | None = None,
+               train_images: np.ndarray | None = None,
                allowed_hosts: tuple[str, ...] = ()) -> Starlette:
     """The ASGI app: the atlas folder's files, the live page and the JSON/SSE API.
     ``allowed_hosts`` (Host headers) keeps pages of other sites from reaching a loopback
     server through DNS rebinding; empty: any host."""
     # an image of the model's input as JSON is about 6 bytes a pixel: room for it
     limits = replace(limits, max_body_bytes=max(limits.max_body_bytes, 8 * model.sizes[0]))
-    live = LiveServer(Path(run_dir), model, limits, test_images, dataset)
+    live = LiveServer(Path(run_dir), model, limits, test_images, dataset, train_images)
 
     def live_file(name: str) -> Route:
         return Route(f"/{name}", lambda request: FileResponse(STATIC / name), methods=["GET"])
@@ -741,7 +801,8 @@ def is_loopback(host: str) -> bool:
 
 def serve(run_dir, model: MLP, *, atlas_dir, host: str = "127.0.0.1", port: int = 8000,
           limits: ServerLimits = ServerLimits(), test_images: np.ndarray | None = None,
-          dataset: str | None = None, log=print) -> None:
+          dataset: str | None = None, train_images: np.ndarray | None = None,
+          log=print) -> None:
     """Listen on ``host:port`` (0: a free port) and serve until interrupted.
 
     BLAS runs single-threaded in this process: the server runs optimisations side by
@@ -750,11 +811,10 @@ def serve(run_dir, model: MLP, *, atlas_dir, host: str = "127.0.0.1", port: int 
     import socket
 
     import uvicorn
-    from threadpoolctl import threadpool_limits
 
     own = f"[{host}]" if ":" in host else host  # as a Host header names it
     app = create_app(run_dir, model, atlas_dir=atlas_dir, limits=limits, test_images=test_images,
-                     dataset=dataset,
+                     dataset=dataset, train_images=train_images,
                      allowed_hosts=("127.0.0.1", "localhost", "[::1]", own)
                      if is_loopback(host) else ())
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -770,7 +830,7 @@ def serve(run_dir, model: MLP, *, atlas_dir, host: str = "127.0.0.1", port: int 
     shown = f"[{host}]" if family == socket.AF_INET6 else host
     log(f"serving {run_dir} at http://{shown}:{port}/ (live visualiser: "
         f"http://{shown}:{port}/live.html); Ctrl-C stops")
-    with threadpool_limits(1, user_api="blas"):
+    with blas_threads(1):
         uvicorn.Server(server_config(app, limits)).run(sockets=[sock])
 
 

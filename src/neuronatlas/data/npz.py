@@ -26,7 +26,7 @@ from tokenize import TokenError
 import numpy as np
 
 from ..errors import DataError
-from ..fileio import checked_path, sha256_of
+from ..fileio import checked_path, file_problem, sha256_of, shown
 from .dataset import MAX_CLASSES, Dataset
 
 try:
@@ -74,8 +74,9 @@ def load_npz(path: str | Path) -> Dataset:
         data = na.load_dataset("mine.npz")
     """
     path = checked_path(path, "dataset", DataError)
-    if not path.is_file():
-        raise DataError(f"dataset file not found: {path}")
+    problem = file_problem(path)
+    if problem:  # a folder, a FIFO (never opened) or nothing at all
+        raise DataError(f"dataset file {shown(path)} {problem}")
     try:
         digest = sha256_of(path)
         with open(path, "rb") as f:
@@ -119,6 +120,12 @@ def _headers(path: Path, zf: zipfile.ZipFile) -> dict[str, _Member]:
         info = by_name.get(key, by_name.get(f"{key}.npy"))
         if info is not None:
             found[key] = info
+    odd = [k for k, info in found.items()
+           if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)]
+    if odd:  # zipfile inflates bzip2 and lzma a whole chunk at a time, with no cap
+        raise DataError(f"{path}: {odd[0]} is compressed with zip method "
+                        f"{found[odd[0]].compress_type}; an .npz is stored or deflated (as "
+                        "np.savez and np.savez_compressed write it)")
     missing = [k for k in KEYS if k not in found]
     if missing:
         raise DataError(f"{path} lacks {', '.join(missing)}; a dataset .npz holds "

@@ -17,7 +17,6 @@ state_dict does not record its activations), for the caller to report.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ import numpy as np
 
 from ..errors import ModelFileError
 from ..nn.activations import KINDS, Activation
-from ..nn.io import MAX_HEADER
+from ..nn.io import read_header
 from ..nn.mlp import MLP
 
 TOLERANCE = 1e-4  # largest |logit difference| accepted between source and import
@@ -283,19 +282,12 @@ _HOW = ("import the live module with na.from_torch(module) in Python, or export 
 
 
 def _safetensors_header(path: Path) -> dict | None:
-    """The JSON header of a safetensors file (bounded), or None when it has none or is no
-    regular file (a FIFO is never opened: loading it says what it is)."""
+    """The JSON header of a safetensors file (:func:`~neuronatlas.nn.io.read_header`), or
+    None when it cannot be read: loading it then says why."""
     try:
-        if not path.is_file():
-            return None
-        with open(path, "rb") as f:
-            n = int.from_bytes(f.read(8), "little")
-            if not 2 <= n <= MAX_HEADER:
-                return None
-            header = json.loads(f.read(n))
-    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
+        return read_header(path)
+    except ModelFileError:
         return None
-    return header if isinstance(header, dict) else None
 
 
 def state_dict_metadata(path: str | Path) -> dict:

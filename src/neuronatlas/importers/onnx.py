@@ -19,14 +19,13 @@ from __future__ import annotations
 import math
 import os
 import re
-import stat
 from pathlib import Path
 
 import numpy as np
 from scipy.special import erf, expit
 
 from ..errors import NeuronatlasError
-from ..fileio import path_problem, shown_path
+from ..fileio import open_regular, path_problem, shown_path
 from ..nn.mlp import MLP
 from .common import (
     Chain,
@@ -324,42 +323,6 @@ class _Walker:
 
 # --- reading the file and its external data ------------------------------------------------
 
-_SPECIAL = ((stat.S_ISDIR, "is a directory"), (stat.S_ISFIFO, "is not a regular file (a FIFO)"),
-            (stat.S_ISCHR, "is not a regular file (a character device)"),
-            (stat.S_ISBLK, "is not a regular file (a block device)"),
-            (stat.S_ISSOCK, "is not a regular file (a socket)"))
-
-
-def _kind_problem(mode: int) -> str | None:
-    if stat.S_ISREG(mode):
-        return None
-    return next((problem for test, problem in _SPECIAL if test(mode)), "is not a regular file")
-
-
-def _open_regular(path: Path, what: str, *, nofollow: bool = False) -> int:
-    """A descriptor open for reading on the regular file ``path``; :class:`ImportRefused`
-    (``what`` and the problem) when it is missing, a directory, a FIFO or device (never
-    opened: reading one could wait forever), or unreadable."""
-    try:
-        problem = _kind_problem(os.stat(path).st_mode)
-    except (FileNotFoundError, NotADirectoryError):
-        problem = "not found"
-    except OSError as exc:
-        problem = f"cannot be read ({exc.strerror})"
-    if problem is None:
-        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
-        try:
-            fd = os.open(path, flags | (getattr(os, "O_NOFOLLOW", 0) if nofollow else 0))
-        except OSError as exc:
-            problem = f"cannot be read ({exc.strerror})"
-        else:
-            problem = _kind_problem(os.fstat(fd).st_mode)  # replaced since the stat?
-            if problem is None:
-                return fd
-            os.close(fd)
-    raise ImportRefused(f"{what} {problem}")
-
-
 def _read_span(fd: int, offset: int, length: int) -> bytes:
     """Up to ``length`` bytes from ``offset`` (fewer only at the end of the file)."""
     parts, got = [], 0
@@ -466,13 +429,14 @@ def _inline_external_data(proto, path: Path, used: int) -> list[str]:
     try:
         for file, users in plan.items():
             shown = shown_path(os.path.relpath(file, os.path.realpath(path.parent)))
-            fds.append(_open_regular(file, f"{users[0][2]}: its external data file {shown}",
-                                     nofollow=True))
-            size, claimed = os.fstat(fds[-1]).st_size, 0
+            f, size = open_regular(file, ImportRefused, nofollow=True,
+                                   what=f"{users[0][2]}: its external data file {shown}")
+            fds.append(f)
+            claimed = 0
             for t, entries, what in users:
                 offset, length = _span(t, entries, size, shown, what)
                 claimed, used = claimed + length, used + length
-                spans.append((fds[-1], t, offset, length, what))
+                spans.append((f.fileno(), t, offset, length, what))
             if claimed > size:
                 raise ImportRefused(f"{path.name}: its tensors claim {claimed} bytes of {shown}, "
                                     f"more bytes than it holds ({size}): they overlap")
@@ -487,8 +451,8 @@ def _inline_external_data(proto, path: Path, used: int) -> list[str]:
             del t.external_data[:]
             t.data_location = TensorProto.DEFAULT
     finally:
-        for fd in fds:
-            os.close(fd)
+        for f in fds:
+            f.close()
     return [shown_path(os.path.relpath(f, os.path.realpath(path.parent))) for f in plan]
 
 
@@ -510,26 +474,17 @@ def _read(path) -> tuple[object, Path, list[str]]:
     if problem:
         raise ImportRefused(f"ONNX file {shown_path(path)} {problem}")
     path = Path(path)
-    fd = _open_regular(path, f"ONNX file {shown_path(path)}")
-    try:
-        size = os.fstat(fd).st_size
+    f, size = open_regular(path, ImportRefused, what=f"ONNX file {shown_path(path)}")
+    with f:
         if size > MAX_PROTO:
             raise ImportRefused(f"{path.name} is {size} bytes, more than the 2 GiB an ONNX file "
                                 "holds (larger weights go in an external data file)")
-        data = _read_span(fd, 0, size)
-    finally:
-        os.close(fd)
+        data = _read_span(f.fileno(), 0, size)
     try:
         proto = onnx.load_model_from_string(data)
     except Exception as exc:
         raise ImportRefused(f"{path} is not a readable ONNX file: {str(exc)[:160]}") from None
     return proto, path, _inline_external_data(proto, path, len(data))
-
-
-def read_onnx(path: str | Path):
-    """The parsed ONNX model, with any external data (from the model's own folder only)
-    read into it; :class:`ImportRefused` when it cannot be read."""
-    return _read(path)[0]
 
 
 def _constants(graph, source: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:

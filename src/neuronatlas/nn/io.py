@@ -293,6 +293,18 @@ def read_safetensors(path: str | os.PathLike
         raise ModelFileError(f"cannot read {source}: {exc.strerror or exc}") from None
 
 
+def read_header(path: str | os.PathLike) -> dict:
+    """A safetensors file's JSON header alone (its tensors' entries and ``__metadata__``),
+    read and checked as :func:`read_safetensors` reads it; :class:`ModelFileError`
+    otherwise. Nothing of the data is read."""
+    f, size = open_regular(path, ModelFileError)
+    try:
+        with f:
+            return _read_header(f, size, shown(path))[0]
+    except OSError as exc:
+        raise ModelFileError(f"cannot read {shown(path)}: {exc.strerror or exc}") from None
+
+
 def sequential_names(tensors: dict) -> dict:
     """A PyTorch ``nn.Sequential`` state_dict whose Linears sit at other indices (a Dropout
     or an activation module between them shifts them: 0, 3, 5, ...) renamed to this

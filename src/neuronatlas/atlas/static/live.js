@@ -1,6 +1,9 @@
 // neuronatlas live page: the streamed visualiser and the drawing canvas. Plain JS, no build.
 // Needs common.js (NA) first. Declares no global: everything lives in this function.
-// Text from the server (class names, errors) is set as text, never as markup.
+// Text from the server (class names, errors, the library's names) is set as text, never
+// as markup. The names the controls offer (objectives, parametrisations, optimisers,
+// presets, starts) and every field's default and help come from /api/model: none is
+// typed here or in live.html.
 (() => {
 "use strict";
 
@@ -16,6 +19,13 @@ function el(tag, className = "", text = "") {
   const node = document.createElement(tag);
   if (className) node.className = className;
   if (text) node.textContent = text;
+  return node;
+}
+
+/** An option element of a select: its value and its text, both plain text. */
+function option(value, text = value) {
+  const node = el("option", "", text);
+  node.value = value;
   return node;
 }
 
@@ -51,17 +61,31 @@ function decodeImage(b64) {
 }
 
 // ---- the visualiser --------------------------------------------------------------------
-const SWITCHES = ["clip", "reg_through_clip", "jitter", "revive", "normalize"];
+// The switches are the checkboxes of live.html, each named by its VisConfig field.
+const SWITCHES = [...document.querySelectorAll(".switches input[type=checkbox]")].map((c) => c.id);
+// The start the drawing or upload enables: init "image", with the request's image.
+const DRAWN = "image";
+
+const options = () => state.model.vis_options;
+const fieldHelp = (name) => (options().fields[name] || {}).help || "";
+
+// A slider's ticks: live.html's, with VisConfig's default and every preset's value (a
+// preset is sent as it is, never rounded to a tick), none above the server's cap.
+function ticks(name, listed) {
+  const field = options().fields[name], cap = field.cap ?? Infinity;
+  const values = [...listed, field.default, ...Object.values(state.model.presets).map((c) => c[name])];
+  return [...new Set(values)].filter((v) => typeof v === "number" && v <= cap).sort((a, b) => a - b);
+}
 
 function buildSliders() {
   for (const box of document.querySelectorAll(".slider")) {
     const name = box.dataset.name;
-    const values = box.dataset.values.split(" ").map(Number);
+    const values = ticks(name, box.dataset.values.split(" ").map(Number));
     const label = el("label", "", box.dataset.label || name);
     label.htmlFor = `s-${name}`;
     const input = el("input");
     Object.assign(input, { type: "range", id: `s-${name}`, min: "0", max: String(values.length - 1),
-                           step: "1", value: "0" });
+                           step: "1", value: "0", title: fieldHelp(name) });
     const output = el("output");
     output.id = `o-${name}`;
     box.replaceChildren(label, input, output);
@@ -71,11 +95,27 @@ function buildSliders() {
   }
 }
 
+// The choices of the select fields and the starts, as the library names them.
+function buildChoices() {
+  for (const sel of document.querySelectorAll("select.field")) {
+    const name = sel.dataset.name;
+    sel.replaceChildren(...(options().choices[name] || []).map((v) => option(v)));
+    sel.title = fieldHelp(name);
+  }
+  const indexed = options().init_indexed;
+  $("init").replaceChildren(...options().inits.map((v) => option(v)),
+                            option(indexed, `${indexed}:<test index>`));
+  $("init").title = fieldHelp("init");
+  $("init").value = options().fields.init.default;
+  for (const name of SWITCHES) $(name).parentElement.title = fieldHelp(name);
+}
+
 // The presets (from /api/model): choosing one sets every control to its values.
 function buildPresets() {
-  const names = Object.keys(state.model.presets);
-  for (const name of names) $("preset").add(new Option(name, name));
-  $("preset").add(new Option("custom", "custom"));
+  for (const p of options().presets.filter((p) => p.live)) {
+    $("preset").add(option(p.name));
+  }
+  $("preset").add(option("custom"));
   $("preset").value = state.model.default_preset;
   applyPreset(state.model.default_preset);
   $("preset").addEventListener("change", () => {
@@ -85,19 +125,30 @@ function buildPresets() {
 
 function applyPreset(name) {
   const config = state.model.presets[name];
-  for (const box of document.querySelectorAll(".slider")) {
-    const input = $(`s-${box.dataset.name}`), want = config[box.dataset.name];
-    // the nearest value the slider offers
+  for (const box of document.querySelectorAll(".slider")) setControl(box.dataset.name, config);
+  for (const sel of document.querySelectorAll("select.field")) setControl(sel.dataset.name, config);
+  for (const field of SWITCHES) setControl(field, config);
+  const preset = options().presets.find((p) => p.name === name);
+  $("preset-info").textContent = preset ? preset.description : "";
+}
+
+// Set the control of field `name` to config[name]: a slider to its tick (the nearest,
+// for a value typed into no preset), a select to the choice, a switch on or off.
+function setControl(name, config) {
+  const want = config[name], input = $(`s-${name}`);
+  if (input) {
     let best = 0;
     input.values.forEach((v, i) => {
       if (Math.abs(v - want) < Math.abs(input.values[best] - want)) best = i;
     });
     input.value = String(best);
     input.show();
+  } else if (SWITCHES.includes(name)) {
+    $(name).checked = want;
+  } else {
+    const sel = document.querySelector(`select.field[data-name="${name}"]`);
+    if (sel) sel.value = want;
   }
-  for (const sel of document.querySelectorAll("select.field")) sel.value = config[sel.dataset.name];
-  for (const name of SWITCHES) $(name).checked = config[name];
-  $("preset-info").textContent = state.model.preset_descriptions[name] || "";
 }
 
 function markCustom() {
@@ -114,7 +165,7 @@ function buildNeuronPicker() {
   const sizes = state.model.sizes, L = sizes.length - 1;
   for (let l = 1; l <= L; l++) {
     const label = l === L ? `${l} — output (${sizes[l]})` : `${l} (${sizes[l]})`;
-    $("layer").add(new Option(label, String(l)));
+    $("layer").add(option(String(l), label));
   }
   const fromHash = hashNeuron();
   const layer = fromHash ? fromHash[0] : Math.min(7, L - 1) || L;
@@ -150,10 +201,10 @@ function visRequest() {
   // the fields the page has no control for come from the preset
   const preset = $("preset").value;
   config.preset = preset === "custom" ? state.model.default_preset : preset;
-  const init = $("init").value;
-  config.init = init === "mnist" ? `mnist:${Number($("mnist-index").value) || 0}` : init;
+  const init = $("init").value, indexed = options().init_indexed;
+  config.init = init === indexed ? `${indexed}:${Number($("mnist-index").value) || 0}` : init;
   const body = { ...target(), config };
-  if (init === "image") body.image = state.drawn;
+  if (init === DRAWN) body.image = state.drawn;
   return body;
 }
 
@@ -282,7 +333,7 @@ function wireControls() {
   $("layer").addEventListener("change", () => { updateNeuronRange(); schedule(); });
   $("neuron").addEventListener("input", schedule);
   $("init").addEventListener("change", () => {
-    $("mnist-index").hidden = $("init").value !== "mnist";
+    $("mnist-index").hidden = $("init").value !== options().init_indexed;
     schedule();
   });
   $("mnist-index").addEventListener("input", schedule);
@@ -290,7 +341,7 @@ function wireControls() {
     $(name).addEventListener("change", () => { markCustom(); schedule(); });
   }
   for (const sel of document.querySelectorAll("select.field")) {
-    sel.addEventListener("change", () => { noBlurForMaco(sel); markCustom(); schedule(); });
+    sel.addEventListener("change", () => { applyResets(sel); markCustom(); schedule(); });
   }
   window.addEventListener("hashchange", () => {
     const m = hashNeuron();
@@ -303,12 +354,18 @@ function wireControls() {
   });
 }
 
-// MACO keeps the image's spectrum fixed: no blur goes with it (the server refuses both).
-function noBlurForMaco(sel) {
-  if (sel.dataset.name !== "param" || sel.value !== "maco") return;
-  const blur = $("s-blur_every");
-  blur.value = String(blur.values.indexOf(0));
-  blur.show();
+// A choice some fields cannot go with (MACO keeps the image's spectrum fixed: no blur) sets
+// them back to VisConfig's defaults; the server derives which from VisConfig's checks.
+function applyResets(sel) {
+  const back = (options().resets[sel.dataset.name] || {})[sel.value] || [];
+  const defaults = Object.fromEntries(back.map((f) => [f, options().fields[f].default]));
+  for (const field of back) setControl(field, defaults);
+}
+
+// The init option the drawing enables (none if the library has no such start).
+function enableDrawn(on) {
+  const opt = [...$("init").options].find((o) => o.value === DRAWN);
+  if (opt) opt.disabled = !on;
 }
 
 // ---- the drawing canvas ----------------------------------------------------------------
@@ -330,7 +387,7 @@ function setupPad() {
   canvas.addEventListener("pointercancel", stop);
   $("clear").addEventListener("click", () => { clearPad(); showProbabilities(null); });
   $("use-drawing").addEventListener("click", () => {
-    $("init").value = "image";
+    $("init").value = DRAWN;
     $("mnist-index").hidden = true;
     document.getElementById("vis").scrollIntoView({ behavior: "smooth" });
     schedule();
@@ -348,7 +405,7 @@ function clearPad() {
   state.drawn = null;
   paint($("pad28"), new Uint8Array(784));
   $("use-drawing").disabled = true;
-  $("init").querySelector("option[value=image]").disabled = true;
+  enableDrawn(false);
 }
 
 // A stroke segment as thick as MNIST's pen (about 2.5 of its 28 pixels).
@@ -447,7 +504,7 @@ async function postQuery(image) {
   pad.busy = true;
   state.drawn = Array.from(image, (v) => Math.round(v * 1000) / 1000);
   $("use-drawing").disabled = false;
-  $("init").querySelector("option[value=image]").disabled = false;
+  enableDrawn(true);
   try {
     const response = await fetch("api/query", {
       method: "POST", headers: { "Content-Type": "application/json" },
@@ -581,6 +638,7 @@ async function main() {
   $("upload").addEventListener("change", (e) => { if (e.target.files[0]) upload(e.target.files[0]); });
   buildNeuronPicker();
   buildSliders();
+  buildChoices();
   buildPresets();
   wireControls();
   setupPad();
