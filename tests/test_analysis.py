@@ -200,7 +200,7 @@ def test_analysis_in_memory_writes_nothing_and_equals_the_run_folders(planted, t
 def test_analyze_refuses_a_model_that_does_not_fit_and_the_old_call(planted, tmp_path):
     import neuronatlas as na
 
-    m, data, _ = planted
+    _, data, _ = planted
     with pytest.raises(na.DataError, match="takes 20 inputs"):
         na.analyze(na.MLP.init((20, 4, CLASSES), rng=np.random.default_rng(0)), data)
     with pytest.raises(ConfigError, match="analyze_run"):
