@@ -1,7 +1,7 @@
 """The batched backward pass of a network, seeded at any neuron or output: one row per
 objective, every GEMM shared: the visualiser, adversarial examples and the claims' input
-gradients take their gradients from here (training's step, :mod:`.sgd_step`, keeps its
-own backward, with the weight update fused into the gradient's GEMM).
+gradients take their gradients from here (training's step, :mod:`.sgd_step`, fuses the weight update into its gradient's GEMM;
+both run each hidden layer through the one kernel, :class:`.kernels.HiddenKernel`).
 
 An objective is any record with ``terms`` (each with ``kind`` (:data:`TERM_KINDS`),
 ``layer``, ``index``, ``weight`` and the flags ``pre``, ``revive``), ``depth`` (the
@@ -20,6 +20,7 @@ import numpy as np
 from ..errors import ConfigError
 from . import functional as F
 from .blas import GemmPlan
+from .kernels import HiddenKernel
 from .mlp import MLP
 
 #: where a term enters the backward pass: a neuron's activation (or z), the mean of its
@@ -107,15 +108,6 @@ class Backprop:
         dt, sizes = model.dtype, model.sizes
         self.a = [np.empty((self.n[l], sizes[l]), dt) for l in range(self.top + 1)]
         self.g = [np.empty((self.n[l], sizes[l]), dt) for l in range(self.top + 1)]
-        # hidden layers whose activation is not ReLU keep f'(z) from the forward pass (and
-        # z itself where a reviving objective needs it, below)
-        self.act = [None] + [model.activation(l) if l < L else None
-                             for l in range(1, self.top + 1)]
-        self.deriv = [np.empty((self.m[l], sizes[l]), dt)
-                      if act is not None and not act.is_relu else None
-                      for l, act in enumerate(self.act)]
-        self.mask = [np.empty((self.m[l], sizes[l]), bool) if act is not None and act.is_relu
-                     else None for l, act in enumerate(self.act)]  # ReLU'(z) = [a > 0]
         W, m = model.weights, self.m
         self.fwd = [None] + [GemmPlan(self.a[l - 1][: m[l]], W[l - 1], self.a[l][: m[l]],
                                       trans_b=True) for l in range(1, self.top + 1)]
@@ -129,9 +121,12 @@ class Backprop:
                     by_layer.setdefault(t.layer, []).append((row, t))
         self.seeds = {l: _Seeds(l, sizes[l], terms, l >= L or model.activation(l).is_relu)
                       for l, terms in by_layer.items()}
-        self.z = [np.empty_like(d) if d is not None and l in self.seeds
-                  and self.seeds[l].revive is not None else None
-                  for l, d in enumerate(self.deriv)]
+        # hidden[l]: the activation of hidden layer l over its m[l] GEMM rows (keeping z
+        # where a reviving objective needs it)
+        self.hidden = [None] + [
+            HiddenKernel(model.activation(l), m[l], sizes[l], dt,
+                         keep_z=l in self.seeds and self.seeds[l].revive is not None)
+            if l < L else None for l in range(1, self.top + 1)]
         self.singles = {l: _Single(l, [(row, obj.terms[0]) for row, obj in rows_objs
                                        if obj.depth == l and row >= m[l]], model)
                         for l in range(1, self.top + 1) if m[l] < self.n[l]}
@@ -149,16 +144,10 @@ class Backprop:
             self.fwd[l]()  # a_l = a_{l-1} @ W_l.T: (m,in)@(in,out) -> (m,out)
             a = self.a[l][: self.m[l]]
             a += b[l - 1]
-            if l < L and self.deriv[l] is None:
-                np.maximum(a, 0, out=a)  # ReLU in place
-            elif l < L:  # f(z) and f'(z) together (they share their costly part), in place
-                if self.z[l] is not None:
-                    np.copyto(self.z[l], a)
-                self.act[l].forward_and_derivative_into(a, a, self.deriv[l])
-            else:  # SoftMax with the max subtracted (Appendix item 1)
-                a -= a.max(axis=1, keepdims=True)
-                np.exp(a, out=a)
-                a /= a.sum(axis=1, keepdims=True)
+            if l < L:
+                self.hidden[l].forward(a)  # f(z) in place, f'(z) kept
+            else:
+                F.softmax_into(a)
             if l in self.singles:
                 self.singles[l].forward(self.a[l - 1], self.a[l])
 
@@ -180,15 +169,13 @@ class Backprop:
             seeds = self.seeds.get(l)
             if seeds is not None:
                 seeds.add_post(g)
-            if l < L and self.deriv[l] is None:  # ReLU'(z) = [a > 0]
-                np.greater(a, 0, out=self.mask[l])
-                g *= self.mask[l]
-            elif l < L:
-                g *= self.deriv[l]
+            if l < L:
+                self.hidden[l].backward(g, a)  # dL/dz = dL/da * f'(z)
             else:  # SoftMax Jacobian (Appendix item 1): dz = y * (g - <g, y>)
                 F.softmax_backward_into(g, a)
             if seeds is not None:
-                seeds.add_pre(g, a, self.z[l], self.act[l])
+                hidden = self.hidden[l] if l < L else None
+                seeds.add_pre(g, a, hidden and hidden.z, hidden and hidden.act)
             self.bwd[l]()  # g_{l-1} = g_l @ W_l: (m,out)@(out,in) -> (m,in)
             if l in self.singles:
                 self.singles[l].backward(self.g[l - 1])

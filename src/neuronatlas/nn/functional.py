@@ -46,6 +46,14 @@ def softmax_forward(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def softmax_into(z: np.ndarray) -> np.ndarray:
+    """:func:`softmax_forward` in place over the last axis of ``z`` (same values)."""
+    z -= z.max(axis=-1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=-1, keepdims=True)
+    return z
+
+
 def softmax_backward(dLdY: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Vector-Jacobian product with J = diag(y) - y y^T (Appendix 1, J_SoftMax).
 

@@ -8,8 +8,11 @@ The maths is exactly :meth:`MLP.loss_and_grads` followed by ``p -= lr * grad``
 * the weight update is fused into the gradient GEMM (``beta = 1``, ``alpha = -lr``),
   so ``dL/dW`` is never materialised;
 * layer 1's ``dL/dX`` is not computed (nothing needs it);
-* ReLU layers work in place on the activations (ReLU'(z) = [a > 0]); a layer with
-  another activation keeps f'(z) from the forward pass (element-wise work only).
+* every hidden layer runs through :class:`~neuronatlas.nn.kernels.HiddenKernel`, the
+  kernel the visualiser's backward engine (:mod:`.backprop`) shares: ReLU in place on
+  the activations (ReLU'(z) = [a > 0]), another activation keeping f'(z) from the
+  forward pass (element-wise work only);
+* the SoftMax is fused with the cross-entropy (the loss needs log sum exp).
 
 A bias-free Linear keeps its zero bias: its update is skipped.
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from .blas import GemmPlan
+from .kernels import HiddenKernel
 from .mlp import MLP
 
 
@@ -39,13 +43,9 @@ class SGDStep:
         self.h = [np.empty((B, n), dt) for n in model.sizes]
         # d[l]: dL/dz of layer l (d[0] unused)
         self.d = [np.empty((B, n), dt) for n in model.sizes]
-        # deriv[l]: f'(z) of hidden layer l, from the forward pass, where f is not ReLU
-        self.acts = [None, *model.activation_fns, None]
-        self.deriv = [np.empty((B, n), dt) if act is not None and not act.is_relu else None
-                      for n, act in zip(model.sizes, self.acts)]
-        # mask[l]: ReLU'(z) = [a > 0] of the ReLU layers
-        self.mask = [np.empty((B, n), bool) if act is not None and act.is_relu else None
-                     for n, act in zip(model.sizes, self.acts)]
+        # hidden[l]: layer l's activation and what its backward keeps (l = 1..L-1)
+        self.hidden = [None] + [HiddenKernel(act, B, n, dt) for n, act in
+                                zip(model.sizes[1:-1], model.activation_fns)]
         self.bias_grad = [np.empty(n, dt) for n in model.sizes[1:]]
         W = model.weights
         self.fwd = [GemmPlan(self.h[l], W[l], self.h[l + 1], trans_b=True, use_blas=use_blas)
@@ -70,11 +70,7 @@ class SGDStep:
             self.fwd[l]()  # h[l+1] = h[l] @ W.T: (B,in)@(in,out) -> (B,out)
             h[l + 1] += b[l]
             if l < L - 1:
-                if self.deriv[l + 1] is None:
-                    np.maximum(h[l + 1], 0, out=h[l + 1])  # ReLU in place
-                else:  # f(z) and f'(z) together (they share their costly part), in place
-                    self.acts[l + 1].forward_and_derivative_into(h[l + 1], h[l + 1],
-                                                                 self.deriv[l + 1])
+                self.hidden[l + 1].forward(h[l + 1])  # f(z) in place, f'(z) kept
         # SoftMax + mean cross-entropy from the logits (Appendix 1): loss = lse(z) - z_t
         z = h[L]
         z -= z.max(axis=1, keepdims=True)
@@ -98,9 +94,5 @@ class SGDStep:
                 g *= self._alpha
                 b[l - 1] += g
             if l > 1:
-                if self.deriv[l - 1] is None:
-                    np.greater(h[l - 1], 0, out=self.mask[l - 1])  # ReLU'(z) = [a > 0]
-                    np.multiply(d[l - 1], self.mask[l - 1], out=d[l - 1])
-                else:  # f'(z) of this layer's activation
-                    d[l - 1] *= self.deriv[l - 1]
+                self.hidden[l - 1].backward(d[l - 1], h[l - 1])  # dL/dz = dL/da * f'(z)
         return loss
