@@ -278,12 +278,16 @@ def test_every_name_has_its_own_maths_and_an_unknown_one_is_refused():
     """An unknown activation name computed the identity (the last branch of an if-chain),
     an unknown optimiser name plain ascent: each is now one registry entry, and anything
     else raises with the valid names."""
-    from neuronatlas.config import VIS_OPTIMIZERS
+    from neuronatlas.config import VIS_OPTIMIZERS, VIS_PARAMS
     from neuronatlas.errors import ConfigError
     from neuronatlas.nn.activations import KINDS, REGISTRY
     from neuronatlas.vis.optimizers import OPTIMIZERS, make_optimizer
+    from neuronatlas.vis.params import PARAMS, make_param
 
     assert set(KINDS) == set(REGISTRY) and set(OPTIMIZERS) == set(VIS_OPTIMIZERS)
+    assert tuple(PARAMS) == VIS_PARAMS
+    with pytest.raises(ConfigError, match="unknown parametrisation 'cppn'; one of pixel, "):
+        make_param("cppn", np.zeros((1, 784)), (28, 28, 1))
     z = np.linspace(-3, 3, 7)
     outs = {name: REGISTRY[name].f(z, REGISTRY[name].default).tobytes() for name in REGISTRY}
     assert len(set(outs.values())) == len(outs)  # no two names share one function

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from neuronatlas.atlas import build_atlas
+from neuronatlas.make_atlas import build_atlas
 
 from .conftest import TINY_SIZES
 
@@ -37,7 +37,7 @@ def layer_doc(run, l):
 
 def vis_numbers(run, l, i):
     """The tile's numbers: the readable preset's, as the build cached them."""
-    from neuronatlas.atlas.variants import TILES
+    from neuronatlas.gallery import TILES
     from neuronatlas.vis.store import config_id
 
     with np.load(run / "atlas-cache" / f"{config_id(TILES)}.npz") as z:

@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from neuronatlas.atlas import SIZE_BUDGET, build_atlas
+from neuronatlas import make_atlas
+from neuronatlas.atlas import SIZE_BUDGET
 from neuronatlas.atlas import build as atlas_build
 from neuronatlas.atlas.sprites import COLS, contrast
+from neuronatlas.make_atlas import build_atlas
 from neuronatlas.shapes import MNIST_SIDE as SIDE
 
 from .conftest import TINY_SIZES
@@ -52,7 +54,7 @@ def _cached(run, config) -> dict:
 @pytest.fixture(scope="module")
 def vis(atlas_run):
     """The tiles: the readable preset's pictures (as cached by the build)."""
-    from neuronatlas.atlas.variants import TILES
+    from neuronatlas.gallery import TILES
 
     return _cached(atlas_run, TILES)
 
@@ -196,7 +198,7 @@ def _forbid_rendering(monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("a cached visualisation was rendered again")
 
-    monkeypatch.setattr("neuronatlas.atlas.variants.visualize", boom)
+    monkeypatch.setattr("neuronatlas.gallery.visualize", boom)
     monkeypatch.setattr("neuronatlas.analysis.pipeline.visualize", boom)
     monkeypatch.setattr("neuronatlas.analysis.dead.visualize", boom)
 
@@ -208,9 +210,39 @@ def test_rebuild_reuses_caches_and_is_byte_identical(atlas_run, mnist, monkeypat
     assert tree_bytes(atlas_run / "atlas") == before
 
 
+def test_the_site_is_written_from_the_artefacts_and_computes_nothing(atlas_run, mnist,
+                                                                    monkeypatch, tmp_path):
+    """write_atlas reads the analysis and the gallery; with every computing stage made to
+    fail it writes the same site, and an artefact that is missing or another model's is
+    one error naming what makes it, never computed behind the caller's back."""
+    import neuronatlas as na
+    from neuronatlas.analysis import pipeline
+    from neuronatlas.atlas import write_atlas
+
+    before = tree_bytes(atlas_run / "atlas")
+    _forbid_rendering(monkeypatch)
+    for stage in ("dead_stage", "examples_stage", "clusters_stage", "layers_stage"):
+        monkeypatch.setattr(pipeline, stage, lambda *a, **k: pytest.fail("computed"))
+    model = na.MLP.load(atlas_run / "model.safetensors")
+    write_atlas(atlas_run, model, mnist, k=8)
+    assert tree_bytes(atlas_run / "atlas") == before
+
+    bare = tmp_path / "bare"
+    shutil.copytree(atlas_run, bare, ignore=shutil.ignore_patterns("atlas", "atlas-cache"))
+    with pytest.raises(na.RunFolderError, match="atlas-cache.*missing.*neuronatlas atlas"):
+        write_atlas(bare, model, mnist, k=8)
+    with pytest.raises(na.RunFolderError, match="no current examples stage.*k=9"):
+        write_atlas(bare, model, mnist, k=9)
+    other = model.copy()
+    other.biases[0][0] += 1
+    with pytest.raises(na.RunFolderError, match="no current dead stage"):
+        write_atlas(atlas_run, other, mnist, k=8)
+    assert not (bare / "atlas").exists()
+
+
 def test_a_damaged_variant_cache_is_rendered_again(atlas_run, mnist):
     before = tree_bytes(atlas_run / "atlas")
-    cache = sorted((atlas_run / "atlas-cache").glob("*.npz"))
+    cache = sorted((atlas_run / "atlas-cache").glob("cfg-*.npz"))
     assert len(cache) == 5  # tiles, diverse strip, three variants
     cache[0].write_bytes(b"not an npz")
     build_atlas(atlas_run, data=mnist)
@@ -284,7 +316,7 @@ def test_an_atlas_of_another_version_or_model_is_rebuilt_never_served_stale(atla
     model = na.MLP.load(atlas_run / "model.safetensors")
     site = atlas_run / "atlas"
     assert atlas_build.atlas_is_current(site, model, mnist)
-    assert not atlas_build.ensure_atlas(atlas_run, model, mnist)  # current: left alone
+    assert not make_atlas.ensure_atlas(atlas_run, model, mnist)  # current: left alone
     other = model.copy()
     other.biases[0][0] += 1
     assert not atlas_build.atlas_is_current(site, other, mnist)
@@ -292,5 +324,5 @@ def test_an_atlas_of_another_version_or_model_is_rebuilt_never_served_stale(atla
     doc = json.loads(manifest.read_text())
     manifest.write_text(json.dumps({**doc, "version": 1}))  # built by an older neuronatlas
     assert not atlas_build.atlas_is_current(site, model, mnist)
-    assert atlas_build.ensure_atlas(atlas_run, model, mnist)
+    assert make_atlas.ensure_atlas(atlas_run, model, mnist)
     assert json.loads(manifest.read_text())["version"] == atlas_build.ATLAS_VERSION

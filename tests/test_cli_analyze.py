@@ -1,8 +1,10 @@
 """neuronatlas analyze through the real entry point, on real MNIST with a tiny model."""
 
 import json
+import os
 
 import numpy as np
+import pytest
 
 from neuronatlas import MLP
 
@@ -82,10 +84,52 @@ def test_evaluate_writes_under_the_lock(tmp_path):
         holder.wait()
 
 
-def test_the_lock_is_reentrant_within_a_process(tmp_path):
+def test_the_lock_is_handed_down_never_shared_behind_the_callers_back(tmp_path):
+    """Who holds a run folder's lock is explicit (a RunLock passed down with ``held=`` /
+    ``lock=``), not a process-wide record: a second writer in the same process (a
+    second thread of a Dask worker) is refused like another process, and a lock whose
+    block ended covers nothing."""
+    import threading
+
+    from neuronatlas import RunFolderError
     from neuronatlas.runs import writing
 
-    with writing(tmp_path, "reproduce"), writing(tmp_path, "analyze"):
-        pass
+    with writing(tmp_path, "reproduce") as lock:
+        with writing(tmp_path, "analyze", held=lock) as inner:  # handed down: the same lock
+            assert inner is lock
+        with pytest.raises(RunFolderError, match="being written by another .*reproduce"):
+            with writing(tmp_path, "analyze"):  # not handed down: another writer
+                pass
+        refused = []
+
+        def other_thread():
+            try:
+                with writing(tmp_path, "analyze"):
+                    pass
+            except RunFolderError as exc:
+                refused.append(str(exc))
+
+        t = threading.Thread(target=other_thread)
+        t.start()
+        t.join()
+        assert refused and f"process {os.getpid()}" in refused[0]
+    with pytest.raises(RunFolderError, match="does not cover"):
+        with writing(tmp_path, "analyze", held=lock):  # its block has ended
+            pass
+    with pytest.raises(RunFolderError, match="does not cover"):
+        with writing(tmp_path / "elsewhere", "analyze", held=lock):
+            pass
     with writing(tmp_path, "analyze"):  # released: taken again
         pass
+
+
+def test_a_command_refused_in_a_new_folder_leaves_no_folder(tmp_path):
+    """A refused --resume (or import, or any writer that fails before writing) in a folder
+    it made left that folder behind holding only its lock file."""
+    proc = run_cli("train", "--run", tmp_path / "r", "--resume")
+    assert_user_error(proc, "no checkpoint")
+    assert not (tmp_path / "r").exists()
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    assert_user_error(run_cli("train", "--run", kept, "--resume"), "no checkpoint")
+    assert kept.is_dir()  # the user's own folder stays

@@ -61,6 +61,38 @@ def test_an_output_target_has_no_ratio(model):
     assert na.query(model, x, (1, 3)).ratio is not None
 
 
+def test_a_null_ratio_says_which_null_it_is(model):
+    """JSON has no inf or NaN, so an infinite ratio, an undefined one (a negative
+    activation under GELU) and an output's were all ``null``, and the CLI and the live
+    page showed each as "inf" / "only this neuron is active"; ``ratio_kind`` tells them
+    apart and the text says what each means."""
+    from neuronatlas.vis.query import ratio_text
+
+    gelu = na.MLP.init((784, 16, 10), rng=np.random.default_rng(0), activation="gelu")
+    W = gelu.weights[0]
+    W[:] = 0
+    gelu.biases[0][:] = -1.0  # every neuron at GELU(-1) < 0
+    gelu.biases[0][3] = 2.0
+    x = np.full(784, 0.5, np.float32)
+    assert na.query(gelu, x, (1, 3)).to_dict()["ratio_kind"] == "undefined"
+    relu = na.MLP.init((784, 16, 10), rng=np.random.default_rng(0))
+    relu.weights[0][:] = 0
+    relu.biases[0][:] = -1.0
+    relu.biases[0][3] = 2.0  # only neuron 3 is active
+    q = na.query(relu, x, (1, 3)).to_dict()
+    assert (q["ratio"], q["ratio_kind"]) == (None, "infinite")
+    q = na.query(relu, x, (2, 3)).to_dict()
+    assert (q["ratio"], q["ratio_kind"]) == (None, "output")
+    assert na.query(model, x, (1, 3)).to_dict()["ratio_kind"] == "finite"
+    assert na.query(model, x).to_dict()["ratio_kind"] is None  # no target, no ratio
+    res = na.visualize(model, [(1, 3), (2, 3)], na.VisConfig(steps=2))
+    assert res.record(1)["ratio"] is None and res.record(1)["ratio_kind"] == "output"
+    assert np.isfinite(res.ratio[1])  # the array keeps it, as the paper's captions do
+    assert [ratio_text(r) for r in (2.0, float("inf"), float("nan"), None)] == [
+        "2.00", "inf (only this neuron is active)", "none (a negative activation: no ratio)",
+        "none (an output neuron: compare the probabilities)"]
+
+
 def test_query_json_has_every_activation(tmp_path, model):
     model.save(tmp_path / "model.safetensors", {"dataset": "mnist"})
     np.save(tmp_path / "x.npy", np.full(784, 0.25, np.float32))

@@ -40,7 +40,7 @@ def stop(proc: subprocess.Popen) -> None:
 def served_run(tiny_run, mnist, tmp_path_factory):
     """A copy of the tiny run with its real atlas, and a file beside the atlas that must
     never be served."""
-    from neuronatlas.atlas import build_atlas
+    from neuronatlas.make_atlas import build_atlas
 
     run = tmp_path_factory.mktemp("serve") / "run"
     shutil.copytree(tiny_run, run)

@@ -261,3 +261,30 @@ def test_a_bad_snapshots_value_costs_no_finished_run(toy, tmp_path):
         train(toy, small_config(), run, overwrite=True, snapshots=1)
     assert (run / "model.safetensors").read_bytes() == before
     assert not (run / "replaced").exists()
+
+
+def test_a_resumed_run_keeps_its_snapshots_whole_and_of_one_spacing(toy, tmp_path):
+    """Resumed with the same K, the result holds every snapshot (those taken before the
+    interruption read back) with the bits of an uninterrupted run; resumed with another K
+    or none, it is refused (the folder would mix two spacings); a run started again
+    never keeps the snapshots of the one it replaces (found in review)."""
+    config = small_config()
+    whole = train(toy, config, snapshots=4)
+    run = tmp_path / "run"
+    train(toy, config, run, stop_after=1, snapshots=4)
+    for other in (3, 0):
+        with pytest.raises(ConfigError, match="snapshots=4; resume with the same"):
+            train(toy, None, run, resume=True, snapshots=other)
+    res = train(toy, None, run, resume=True, snapshots=4)
+    assert [s.step for s in res.snapshots] == [s.step for s in whole.snapshots]
+    for a, b in zip(whole.snapshots, res.snapshots):
+        assert all(np.array_equal(x, y) for x, y in zip(a.model.weights, b.model.weights))
+    assert len(list((run / "snapshots").iterdir())) == 4
+    # started again: a finished run's snapshots move aside with it, then go
+    train(toy, config, run, overwrite=True, snapshots=3)
+    assert len(list((run / "snapshots").iterdir())) == 3
+    # an unfinished run's snapshots go with it
+    cut = tmp_path / "cut"
+    train(toy, config, cut, stop_after=1, snapshots=4)
+    train(toy, config, cut, overwrite=True)
+    assert not (cut / "snapshots").exists()

@@ -27,7 +27,7 @@ from rich.table import Table
 
 from .config import INIT_NAMES, TrainConfig, VisConfig
 from .data import NAMED, SPECS, load_dataset
-from .errors import CheckpointError, ConfigError, NeuronatlasError
+from .errors import ConfigError, NeuronatlasError
 from .evaluate import evaluate as evaluate_model
 from .evaluate import save_evaluation
 from .fileio import ensure_dir, path_problem, shown_path
@@ -290,9 +290,6 @@ def train(run_dir, dataset, data_dir, quick, resume, overwrite, stop_after_epoch
         config = TrainConfig.quick(**given) if quick else TrainConfig(**given)
     if run_dir is None:
         run_dir = train_run(config or TrainConfig(), dataset)
-    if resume and not (run_dir / CHECKPOINT).is_file():
-        raise CheckpointError(f"--resume: no checkpoint in {run_dir / 'checkpoints'}; "
-                              "run without --resume to start training")
     ds = load_dataset(dataset, data_dir, log=_log)
     result = train_model(ds, config, run_dir, resume=resume, overwrite=overwrite,
                          stop_after=stop_after_epoch, reporter=RichTrainReporter(),
@@ -386,6 +383,7 @@ def visualize(targets, layers, all_, run_dir, model, activation, dataset, data_d
               **flags):
     """Activation maximisation of neurons given as LAYER:NEURON (e.g. 7:1 8:3)."""
     from .vis.objectives import parse_target, select_targets
+    from .vis.query import ratio_text
     from .vis.store import save_vis
     from .vis.visualize import resolve_init_image
     from .vis.visualize import visualize as run_vis
@@ -417,7 +415,7 @@ def visualize(targets, layers, all_, run_dir, model, activation, dataset, data_d
     for i in range(min(len(pairs), 20)):
         rec = result.record(i)
         top = ", ".join(f"{t['class']}:{t['probability']:.3f}" for t in rec["top3"])
-        ratio = "inf" if rec["ratio"] is None else f"{rec['ratio']:.2f}"
+        ratio = ratio_text(result.shown_ratio(i))
         lo, hi = float(result.images[i].min()), float(result.images[i].max())
         out.print(f"L{rec['layer']}N{rec['neuron']}: activation {rec['activation']:.4g}, "
                   f"next {rec['next_activation']:.4g} (neuron {rec['next_index']}), "
@@ -440,6 +438,7 @@ def query(image, target, run_dir, model, activation, dataset, data_dir, as_json)
 
     from .vis.objectives import parse_target
     from .vis.query import query as run_query
+    from .vis.query import ratio_text
     from .vis.visualize import resolve_init_image
 
     tgt = parse_target(target) if target else None  # before the model: a typo is a typo
@@ -457,10 +456,9 @@ def query(image, target, run_dir, model, activation, dataset, data_dir, as_json)
                       str(int(acts.argmax())), f"{acts.max():.4g}")
     out.print(table)
     if tgt:
-        ratio = ("none for an output: compare the probabilities" if res.ratio is None
-                 else "inf" if not np.isfinite(res.ratio) else f"{res.ratio:.3f}")
         out.print(f"target {tgt[0]}:{tgt[1]}: activation {res.activation:.4g}; next-highest "
-                  f"neuron {res.next_index} at {res.next_activation:.4g}; ratio {ratio}")
+                  f"neuron {res.next_index} at {res.next_activation:.4g}; ratio "
+                  f"{ratio_text(res.ratio, 3)}")
     out.print("top-3 outputs: " + ", ".join(f"{_cls(net, c)} ({100 * p:.2f}%)"
                                             for c, p in res.top3))
 
@@ -524,13 +522,13 @@ def adversarial(index, target_class, method, steps, lr, objective, project, conf
 @click.option("--k", type=int, default=16, help="Dataset examples kept per neuron.")
 def analyze(run_dir, model, activation, dataset, data_dir, k):
     """Dead neurons, dataset examples, clusters and the paper's layer claims (resumable)."""
-    from .analysis.examples import check_k
+    from .analysis.examples import PURE, check_k, purity_by_layer
     from .analysis.run import analyze_run
 
     run, net, _ = _open_model(run_dir, model, activation)
     ds = _dataset(net, dataset, data_dir)
     check_k(k, len(ds.train_x) + len(ds.test_x))
-    with writing(run, "analyze"), Progress(
+    with writing(run, "analyze") as lock, Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), console=console) as progress:
         claim(run, net)  # under the lock: no other writer can claim the folder in between
@@ -542,7 +540,7 @@ def analyze(run_dir, model, activation, dataset, data_dir, k):
             progress.update(tasks[stage], completed=done)
 
         result = analyze_run(run, net, ds, k=k, progress=report,
-                             log=lambda m: progress.console.print(m))
+                             log=lambda m: progress.console.print(m), lock=lock)
     table = Table(title=f"dead neurons ({result.dead['images']} images)")
     for col in ("layer", "size", "dead", "fraction", "silent on data", "revivable"):
         table.add_column(col, justify="right")
@@ -552,11 +550,10 @@ def analyze(run_dir, model, activation, dataset, data_dir, k):
                       str(len(d["revivable"])))
     out.print(table)
     purity = Table(title=f"dataset examples: class purity of the top-{k}")
-    for col in ("layer", "mean purity", "neurons with purity >= 0.9"):
+    for col in ("layer", "mean purity", f"neurons with purity >= {PURE}"):
         purity.add_column(col, justify="right")
-    for layer, d in result.examples["layers"].items():
-        p = np.array(d["purity"])
-        purity.add_row(layer, f"{p.mean():.3f}", f"{int((p >= 0.9).sum())} / {p.size}")
+    for layer, (mean, pure, n) in purity_by_layer(result.examples["layers"]).items():
+        purity.add_row(layer, f"{mean:.3f}", f"{pure} / {n}")
     out.print(purity)
     stats = Table(title="per layer (medians over neurons)")
     for col in ("layer", "clusters", "eff. pixels vis", "eff. pixels grad", "top-1 prob",
@@ -575,6 +572,49 @@ def analyze(run_dir, model, activation, dataset, data_dir, k):
     if result.reused:
         out.print(f"reused: {', '.join(result.reused)} (same model, dataset and settings)")
     out.print(f"written {result.folder}")
+
+
+# --- compare ---------------------------------------------------------------------------
+@cli.command("compare")
+@click.argument("a", type=SafePath(path_type=Path))
+@click.argument("b", type=SafePath(path_type=Path))
+@data_options
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+def compare_(a, b, dataset, data_dir, as_json):
+    """Do two networks learn the same neurons? A and B are run folders or model files;
+    on the test images of their dataset (or --dataset), every hidden neuron of A is
+    correlated with every neuron of B at the same depth and matched one to one (the
+    Hungarian method), and every pair of hidden layers gets its linear CKA."""
+    import json
+
+    from .compare import compare as run_compare
+    from .runs import open_model, shared_dataset
+
+    net_a, net_b = open_model(a), open_model(b)
+    ds = shared_dataset([net_a, net_b], dataset, data_dir, log=_log)
+    cmp = run_compare(net_a, net_b, ds.test_x, names=(str(a), str(b)))
+    if as_json:
+        click.echo(json.dumps(cmp.to_dict(), allow_nan=False))
+        return
+    table = Table(title=f"{shown_path(a)} against {shown_path(b)} ({cmp.images} test images "
+                        f"of {ds.name})")
+    for col in ("layer", "sizes", "dead", "matched r >= 0.9", "r >= 0.5", "median best r",
+                "CKA"):
+        table.add_column(col, justify="right")
+    for r in cmp.layers:
+        best = r["best_corr"][~np.isnan(r["best_corr"])]
+        table.add_row(str(r["layer"]), f"{r['size_a']} / {r['size_b']}",
+                      f"{r['dead_a']} / {r['dead_b']}", _share(r["share_0_9"]),
+                      _share(r["share_0_5"]), f"{np.median(best):.3f}" if best.size else "-",
+                      f"{r['cka']:.3f}")
+    out.print(table)
+    out.print("linear CKA, every hidden layer of A (rows) against every one of B: "
+              + "; ".join(f"{i + 1}: " + " ".join(f"{v:.2f}" for v in row)
+                          for i, row in enumerate(cmp.cka_matrix)), highlight=False)
+
+
+def _share(v: float) -> str:
+    return "-" if not np.isfinite(v) else f"{100 * v:.1f}%"
 
 
 # --- import ----------------------------------------------------------------------------
@@ -631,14 +671,14 @@ def atlas(run_dir, model, activation, dataset, data_dir):
     """Build the static atlas of every neuron in RUN/atlas (opens from file://)."""
     import json
 
-    from .atlas.build import build_atlas
+    from .make_atlas import build_atlas
 
     t0 = time.perf_counter()
     run, net, _ = _open_model(run_dir, model, activation)
     ds = _dataset(net, dataset, data_dir)
-    with writing(run, "build the atlas of"), stage_bars() as (report, log):
+    with writing(run, "build the atlas of") as lock, stage_bars() as (report, log):
         claim(run, net)
-        folder = build_atlas(run, net, ds, progress=report, log=log)
+        folder = build_atlas(run, net, ds, progress=report, log=log, lock=lock)
     size = json.loads((folder / "manifest.json").read_text())["total_bytes"]
     out.print(f"atlas written to {folder / 'index.html'} ({size / 2**20:.1f} MiB, "
               f"{time.perf_counter() - t0:.0f} s)")
@@ -660,7 +700,7 @@ def serve(run_dir, model, activation, dataset, data_dir, host, port, rebuild):
 
     if any(importlib.util.find_spec(m) is None for m in ("starlette", "uvicorn")):
         raise NeuronatlasError('serve needs the optional extra: pip install "neuronatlas[serve]"')
-    from .atlas.build import atlas_is_current, atlas_model_sha256, ensure_atlas
+    from .atlas.build import atlas_model_sha256
     from .atlas.server import is_loopback
     from .atlas.server import serve as run_server
     from .errors import DataError
@@ -674,11 +714,13 @@ def serve(run_dir, model, activation, dataset, data_dir, host, port, rebuild):
             raise
         ds = None
         console.print(f"[yellow]warning:[/] starts from test images are off: {exc}")
-    if rebuild or not atlas_is_current(atlas_dir, net, ds):
+    from .make_atlas import atlas_needs_build, build_atlas
+
+    if atlas_needs_build(run, net, ds, rebuild):
         console.print(f"building the atlas of this model and dataset in {atlas_dir} first")
-        claim(ensure_dir(run), net)
-        with stage_bars() as (report, log):
-            ensure_atlas(run, net, ds, rebuild=True, progress=report, log=log)
+        with writing(run, "build the atlas of") as lock, stage_bars() as (report, log):
+            claim(run, net)
+            build_atlas(run, net, ds, progress=report, log=log, lock=lock)
     if host is not None and not is_loopback(host):
         console.print(f"[bold yellow]warning:[/] listening on {host}: anyone who can reach this "
                       "machine can use the server (there is no authentication)")

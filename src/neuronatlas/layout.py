@@ -8,6 +8,7 @@ thing lives.
     RUN/checkpoints/latest.safetensors     RUN/snapshots/step-00000000.safetensors
     RUN/replaced/                          the run --overwrite replaces, until saved
     RUN/evaluation-test.json               RUN/analysis/{dead,examples,...}.json, .npz
+    RUN/atlas-cache/cfg-*.npz, layer1-exact.npz (the pictures)   RUN/atlas/ (the site)
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ REPLACED = "replaced"  # where --overwrite keeps a finished run until the new on
 ANALYSIS = "analysis"
 EXAMPLES = "examples.npz"  # in ANALYSIS, beside examples.json
 VISUALIZATIONS = "visualizations.npz"  # in ANALYSIS, beside visualizations.json
+GALLERY = "atlas-cache"  # the atlas's pictures: <config id>.npz, keyed by model and targets
+LAYER1_EXACT = "layer1-exact.npz"  # in GALLERY: layer 1's exact optimum
+ATLAS = "atlas"  # the site
 
 
 def model_file(run: str | Path) -> Path:

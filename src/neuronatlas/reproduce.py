@@ -41,7 +41,7 @@ from .fileio import (
 from .layout import CHECKPOINT, CONFIG, METRICS, VISUALIZATIONS, evaluation_file, model_file
 from .nn.mlp import MLP
 from .report import RunFacts, report_html, report_markdown
-from .runs import analysed_k, check_owner, locks_run, run_dataset
+from .runs import RunLock, analysed_k, check_owner, locks_run, run_dataset
 from .stages import Log, Progress, Stages, file_sha256
 from .train import Reporter, train
 from .vis.visualize import visualize
@@ -100,7 +100,7 @@ def _data_for(model: MLP, data_spec, data_dir, log: Log) -> Dataset:
 
 def obtain_model(run: Path, data_spec: str | Dataset | None, data_dir, *, quick: bool,
                  model_path: Path | None, activation, reporter: Reporter | None, log: Log,
-                 data_log: Log) -> tuple[MLP, Dataset, str]:
+                 data_log: Log, lock: RunLock | None = None) -> tuple[MLP, Dataset, str]:
     """The run's model and its dataset: a given model, the run's own (whatever network
     and data it was trained on), resumed from a checkpoint, or the paper's trained now."""
     if model_path is not None:
@@ -134,7 +134,8 @@ def obtain_model(run: Path, data_spec: str | Dataset | None, data_dir, *, quick:
                              "use another --run or remove it")
     log("resuming the interrupted training" if resume else
         f"training ({config.total_epochs} epochs)")
-    result = train(data, None if resume else config, run, resume=resume, reporter=reporter)
+    result = train(data, None if resume else config, run, resume=resume, reporter=reporter,
+                   lock=lock)
     if not result.completed:
         raise KeyboardInterrupt
     return result.model, data, "resumed and finished" if resume else "trained now"
@@ -145,7 +146,7 @@ def reproduce(run_dir: str | Path, *, dataset: str | Dataset | None = None, data
               quick: bool = False, model_path: Path | None = None, activation=None,
               reporter: Reporter | None = None, log: Log = lambda m: None,
               progress: Progress | None = None, atlas: bool = True, readability: bool = True,
-              data_log: Log = lambda m: None) -> Path:
+              data_log: Log = lambda m: None, lock: RunLock | None = None) -> Path:
     """Train or reuse the model, analyse it, draw Figures 1-7, build the atlas, run the
     readability benchmark (``readability=False`` skips it: minutes on a large network) and
     write the report; returns the path of ``report.md``. ``dataset`` defaults to the one
@@ -153,7 +154,7 @@ def reproduce(run_dir: str | Path, *, dataset: str | Dataset | None = None, data
     run = ensure_dir(run_dir)
     model, data, how = obtain_model(run, dataset, data_dir, quick=quick, model_path=model_path,
                                     activation=activation, reporter=reporter, log=log,
-                                    data_log=data_log)
+                                    data_log=data_log, lock=lock)
     times = _load_times(run)
     ctx = Context(run, model, data, Stages(model_sha256(model), log, data.identity["sha256"]),
                   times, log)
@@ -172,14 +173,9 @@ def reproduce(run_dir: str | Path, *, dataset: str | Dataset | None = None, data
     if file_sha256(eval_path) != before:
         ctx.computed("evaluate", time.perf_counter() - t, f"{ev.n} test images")
 
-    result = analyze_run(run, model, data, k=analysed_k(run), log=log, progress=progress)
-    for name, seconds in result.seconds.items():
-        if name not in result.reused:
-            ctx.computed(f"analysis: {name}", seconds)
-        elif f"analysis: {name}" not in times["stages"]:  # computed by `analyze` before
-            recorded = _recorded_seconds(result.folder / f"{name}.json")
-            if recorded is not None:
-                ctx.computed(f"analysis: {name}", recorded, "by neuronatlas analyze")
+    result = analyze_run(run, model, data, k=analysed_k(run), log=log, progress=progress,
+                         lock=lock)
+    _analysis_times(ctx, result)
 
     with np.load(result.folder / VISUALIZATIONS) as z:  # ranks neurons for Figs 1, 6, 7
         ranking = (z["targets"], z["ratio"], z["activation"])
@@ -192,7 +188,7 @@ def reproduce(run_dir: str | Path, *, dataset: str | Dataset | None = None, data
     if progress:
         progress("figures", len(FIGURES), len(FIGURES))
     if atlas:
-        _atlas(ctx, progress)
+        _atlas(ctx, progress, lock)
     readable = _readability(ctx, progress) if readability else None
     _save_times(run, times)
 
@@ -325,12 +321,24 @@ def _readability(ctx: Context, progress) -> dict:
     return doc["benchmark"]
 
 
-def _atlas(ctx: Context, progress) -> None:
-    from .atlas.build import build_atlas
+def _analysis_times(ctx: Context, result: AnalysisResult) -> None:
+    """Each analysis stage's seconds: this run's, or those recorded when ``analyze``
+    computed it before."""
+    for name, seconds in result.seconds.items():
+        if name not in result.reused:
+            ctx.computed(f"analysis: {name}", seconds)
+        elif f"analysis: {name}" not in ctx.times["stages"]:
+            recorded = _recorded_seconds(result.folder / f"{name}.json")
+            if recorded is not None:
+                ctx.computed(f"analysis: {name}", recorded, "by neuronatlas analyze")
+
+
+def _atlas(ctx: Context, progress, lock: RunLock) -> None:
+    from .make_atlas import build_atlas
 
     t = time.perf_counter()
     manifest = ctx.run / "atlas" / "manifest.json"
     before = file_sha256(manifest)
-    build_atlas(ctx.run, ctx.model, ctx.data, progress=progress, log=ctx.log)
+    build_atlas(ctx.run, ctx.model, ctx.data, progress=progress, log=ctx.log, lock=lock)
     if file_sha256(manifest) != before:
         ctx.computed("atlas", time.perf_counter() - t)

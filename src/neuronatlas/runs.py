@@ -19,6 +19,7 @@ import re
 import socket
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from .config import TrainConfig
@@ -106,6 +107,30 @@ def run_model(run_dir: Path, model: Path | None = None, *, activation=None, inpu
     return net, path
 
 
+def open_model(path: str | Path) -> MLP:
+    """The model at ``path``: a run folder's (its ``model.safetensors``) or a model file."""
+    path = Path(path)
+    return run_model(path)[0] if path.is_dir() else MLP.load(model_path(path.parent, path))
+
+
+def shared_dataset(models: list[MLP], dataset: str | None = None, data_dir=None, *,
+                   log=None) -> Dataset:
+    """The data several models are compared on: ``dataset`` when named, else the one
+    they all record (models made on different data need it named: never one of them
+    picked behind the user's back); it must fit every model."""
+    if dataset is None:
+        recorded = {m.metadata.get("dataset_sha256") or m.metadata.get("dataset_path")
+                    or m.metadata.get("dataset") for m in models}
+        if len(recorded) > 1:
+            names = sorted({str(m.metadata.get("dataset", "unknown"))[:40] for m in models})
+            raise DataError(f"the networks were made on different data ({', '.join(names)}): "
+                            "name the images to compare them on with --dataset")
+    data = run_dataset(models[0], dataset, data_dir, log=log)
+    for m in models[1:]:
+        check_fits(m, data)
+    return data
+
+
 def check_owner(run_dir: Path, model: MLP) -> None:
     """Refuse to mix: a folder whose model.safetensors (or owner.json) is another model's."""
     sha = model_sha256(model)
@@ -157,25 +182,36 @@ def run_dataset(model: MLP, dataset: str | None = None, data_dir=None, *, log=No
     return data
 
 
-_held: dict[str, int] = {}  # run folders this process holds the lock of (re-entrant)
+@dataclass
+class RunLock:
+    """The proof that this caller holds a run folder's lock, handed down to the functions
+    it calls (``lock=``) so that they write under it instead of taking it again: no
+    process-global record of who holds what (two threads of one Dask worker are two
+    writers, and the second is refused like any other)."""
+
+    folder: Path  # resolved
+    what: str
+    held: bool = True  # False once the ``with`` block that took it has ended
+
+    def covers(self, run_dir: str | Path) -> bool:
+        return self.held and Path(run_dir).resolve() == self.folder
 
 
 @contextmanager
-def writing(run_dir: str | Path, what: str):
-    """Hold the run folder's lock while ``what`` writes into it. A second writer (another
-    process: two ``analyze`` at once once saved a wrong analysis) is refused with one line
-    naming the holder (the lock file says which process on which host, doing what, since
-    when); readers never take it. Re-entrant within a process (``reproduce`` runs
-    ``analyze`` and ``atlas`` under its own lock)."""
-    folder = ensure_dir(run_dir)
-    key = str(folder.resolve())
-    if _held.get(key):
-        _held[key] += 1
-        try:
-            yield
-        finally:
-            _held[key] -= 1
+def writing(run_dir: str | Path, what: str, held: RunLock | None = None):
+    """Hold the run folder's lock while ``what`` writes into it; yields a :class:`RunLock`.
+    A second writer (another process or thread: two ``analyze`` at once once saved a wrong
+    analysis) is refused with one line naming the holder (the lock file says which process
+    on which host, doing what, since when); readers never take it. ``held``: a lock the
+    caller already holds on this folder (``reproduce`` runs ``analyze`` and ``atlas`` under
+    its own), used as it is."""
+    if held is not None:
+        if not held.covers(run_dir):
+            raise RunFolderError(f"the lock held on {held.folder} does not cover {run_dir}")
+        yield held
         return
+    made = not Path(run_dir).exists()
+    folder = ensure_dir(run_dir)
     f = open(folder / LOCK, "a+b")  # read and written through its descriptor only
     try:
         try:
@@ -185,14 +221,26 @@ def writing(run_dir: str | Path, what: str):
                                  f"{_holder(f)}; wait for it to finish before you {what} it, "
                                  "or use another --run") from None
         _say_holder(f, what)
-        _held[key] = 1
+        lock = RunLock(folder.resolve(), what)
         try:
-            yield
+            yield lock
         finally:
-            _held.pop(key, None)
+            lock.held = False
+            if made:  # refused or failed before writing anything: no empty folder left
+                _remove_if_only_lock(folder)
             fcntl.flock(f, fcntl.LOCK_UN)
     finally:
         f.close()
+
+
+def _remove_if_only_lock(folder: Path) -> None:
+    """Remove a folder this command made when it holds nothing but its lock file."""
+    try:
+        if os.listdir(folder) == [LOCK]:
+            os.unlink(folder / LOCK)
+            os.rmdir(folder)
+    except OSError:
+        pass
 
 
 def _say_holder(f, what: str) -> None:
@@ -219,17 +267,21 @@ def _holder(f) -> str:
 
 def locks_run(what: str, arg: str = "run_dir"):
     """Decorate a function that writes into the run folder named by its ``arg`` parameter
-    (None: no folder, no lock) so that it holds :func:`writing`'s lock."""
+    (None: no folder, no lock) so that it holds :func:`writing`'s lock. The decorated
+    function takes ``lock=``, a :class:`RunLock` its caller already holds on that folder;
+    a function that declares a ``lock`` parameter itself receives the lock it runs under,
+    to hand down to what it calls."""
     def decorate(fn):
         signature = inspect.signature(fn)
+        hands_down = "lock" in signature.parameters
 
         @functools.wraps(fn)
-        def locked(*args, **kwargs):
+        def locked(*args, lock: RunLock | None = None, **kwargs):
             run = signature.bind_partial(*args, **kwargs).arguments.get(arg)
             if run is None:
                 return fn(*args, **kwargs)
-            with writing(run, what):
-                return fn(*args, **kwargs)
+            with writing(run, what, held=lock) as held:
+                return fn(*args, **kwargs, **({"lock": held} if hands_down else {}))
         return locked
     return decorate
 

@@ -1,19 +1,25 @@
-"""Resumable stages: each writes a JSON record (model hash, dataset hash, settings, the
-hash of its arrays file) and is skipped when the record shows the same work is already
-on disk.
+"""The run folder as a keyed artefact store: every artefact is kept with the key of what
+it was computed from, and read back only when that key matches.
 
-Used by ``analyze`` and ``reproduce``: a rerun redoes only what changed (another model,
-other settings, a half-written or edited arrays file), never trusting a stale cache.
+Two forms: a stage writes a JSON record (model hash, dataset hash, settings, the hash of
+its arrays file) and is skipped when the record shows the same work is already on disk
+(``analyze``, ``reproduce``); a keyed array file holds its key arrays beside its values
+(the atlas's pictures: the model's hash and the targets). A rerun redoes only what
+changed (another model, other settings, a half-written or edited file), never trusting
+a stale cache. Where each artefact lives is :mod:`.layout`'s business.
 """
 
 from __future__ import annotations
 
 import json
 import time
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from .fileio import atomic_write_json, sha256_of
+import numpy as np
+
+from .fileio import atomic_write_json, atomic_write_npz, sha256_of
 
 Log = Callable[[str], None]  # one line of news for the user
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -71,3 +77,20 @@ class Stages:
         if arrays is not None and doc.get("arrays_sha256") != file_sha256(arrays):
             return None
         return doc
+
+
+def read_keyed(path: Path, key: dict[str, np.ndarray], fields) -> dict[str, np.ndarray] | None:
+    """The arrays ``fields`` of a keyed ``.npz`` whose key arrays equal ``key``; None when
+    it is absent, damaged, lacks a field or was computed from another key."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if not all(np.array_equal(z[name], value) for name, value in key.items()):
+                return None
+            return {name: z[name] for name in fields}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+
+
+def write_keyed(path: Path, key: dict[str, np.ndarray], arrays: dict[str, np.ndarray]) -> None:
+    """Write ``arrays`` with their ``key`` (atomically) for :func:`read_keyed`."""
+    atomic_write_npz(path, **key, **arrays)

@@ -43,7 +43,16 @@ from .fileio import (
     atomic_write_text,
     ensure_dir,
 )
-from .layout import CHECKPOINT, CONFIG, METRICS, MODEL, REPLACED, model_file, snapshot_file
+from .layout import (
+    CHECKPOINT,
+    CONFIG,
+    METRICS,
+    MODEL,
+    REPLACED,
+    SNAPSHOTS,
+    model_file,
+    snapshot_file,
+)
 from .nn.mlp import MLP
 from .nn.sgd_step import SGDStep
 from .reprs import short_repr
@@ -100,11 +109,32 @@ def _snapshot_taker(k: int, total_steps: int, steps_per_epoch: int, run: Path | 
         if step not in wanted or not all(np.isfinite(p).all() for p in model.weights):
             return  # (non-finite weights: the epoch's end reports the divergence)
         copy = model.copy()
-        copy.metadata.update(snapshot_step=str(step))
+        copy.metadata.update(snapshot_step=str(step), snapshots=str(k))
         kept.append(Snapshot(step, step / steps_per_epoch, copy))
         if run is not None:
             copy.save(snapshot_file(run, step))
     return take, kept
+
+
+def _earlier_snapshots(run: Path, k: int, steps_per_epoch: int, before: int
+                       ) -> list[Snapshot]:
+    """The snapshots a resumed run took before step ``before`` (in RUN/snapshots/), so that
+    its result holds them all; snapshots taken with another K (or none asked now) are
+    refused: the folder would hold a mixture of two spacings, silently."""
+    folder = run / SNAPSHOTS
+    files = sorted(folder.glob("step-*.safetensors")) if folder.is_dir() else []
+    found = []
+    for path in files:
+        snap = MLP.load(path)
+        if snap.metadata.get("snapshots") != str(k):
+            had = snap.metadata.get("snapshots", "another number of")
+            raise ConfigError(f"{folder} holds snapshots of this run taken with snapshots="
+                              f"{had}; resume with the same (--snapshots {had}), or start "
+                              "again with --overwrite")
+        step = int(snap.metadata["snapshot_step"])
+        if step < before:
+            found.append(Snapshot(step, step / steps_per_epoch, snap))
+    return sorted(found, key=lambda s: s.step)
 
 
 class Reporter(Protocol):
@@ -209,7 +239,7 @@ def prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
     ``overwrite`` a finished run moves to ``RUN/replaced/`` and is deleted only once the
     new model is saved: a new run that fails (diverges, fills the disk) costs nothing."""
     ensure_dir(run_dir)
-    existing = [p for p in (MODEL, CHECKPOINT, METRICS)
+    existing = [p for p in (MODEL, CHECKPOINT, METRICS, SNAPSHOTS)
                 if (run_dir / p).exists()]
     if resume or not existing:
         return
@@ -220,7 +250,7 @@ def prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
         )
     if not model_file(run_dir).exists():  # an unfinished run: nothing to keep
         for p in existing:
-            (run_dir / p).unlink()
+            shutil.rmtree(run_dir / p) if p == SNAPSHOTS else (run_dir / p).unlink()
         return
     kept = run_dir / REPLACED
     if kept.exists():
@@ -267,6 +297,8 @@ def train(data: Dataset, config: TrainConfig | None = None, run_dir: str | Path 
                    state.epoch * steps_per_epoch + state.step_in_epoch, steps_per_epoch)
     take, kept = _snapshot_taker(snapshots, config.total_epochs * steps_per_epoch,
                                  steps_per_epoch, run)
+    if resume and run is not None:
+        kept[:0] = _earlier_snapshots(run, snapshots, steps_per_epoch, state.global_step)
     take(model, state.global_step)  # the initial weights (or where a resumed run stands)
     interrupted = False
     try:
@@ -313,6 +345,9 @@ def _start(data: Dataset, config: TrainConfig | None, run: Path | None, model: M
     if resume:
         if run is None:
             raise CheckpointError("resume needs a run folder")
+        if not (run / CHECKPOINT).is_file():
+            raise CheckpointError(f"--resume: no checkpoint in {run / CHECKPOINT}; run "
+                                  "without --resume to start training")
         model, state, saved = load_checkpoint(run / CHECKPOINT)
         _check_checkpoint_data(model, data, run)
         config = config or saved

@@ -117,6 +117,20 @@ def examples_summary(examples: dict[int, LayerExamples]) -> dict:
             for l, ex in examples.items()}
 
 
+PURE = 0.9  # a neuron whose top-k is at least this share of one class is "pure"
+
+
+def purity_by_layer(summary: dict) -> dict[str, tuple[float, int, int]]:
+    """Per layer of an :func:`examples_summary` (``layers`` of the examples stage): the
+    mean class purity of the neurons' top-k, how many neurons reach :data:`PURE`, and how
+    many there are."""
+    out = {}
+    for layer, d in summary.items():
+        p = np.asarray(d["purity"], np.float64)
+        out[layer] = (float(p.mean()), int((p >= PURE).sum()), int(p.size))
+    return out
+
+
 def load_examples(path: Path) -> dict[int, LayerExamples]:
     with np.load(path) as z:
         layers = sorted({int(key.split("_")[0][1:]) for key in z.files})

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data import Dataset
+from ..errors import RunFolderError
 from ..fileio import atomic_write_npz, atomic_write_text, ensure_dir
 from ..layout import EXAMPLES, VISUALIZATIONS, analysis_dir
 from ..nn.mlp import MLP
@@ -59,6 +60,30 @@ def analyze_run(run_dir: str | Path, model: MLP, data: Dataset, *, k: int = 16,
     layers = a.layers(vis, dead, examples, groups)
     return AnalysisResult(a.folder, dead, examples, groups, layers, a.stages.seconds,
                           a.stages.reused)
+
+
+#: the stages kept as records: (name, record file, arrays file)
+RECORDS = (("dead", "dead.json", None), ("examples", "examples.json", EXAMPLES),
+           ("visualizations", "visualizations.json", VISUALIZATIONS),
+           ("clusters", "clusters.json", None), ("layers", "layers.json", None))
+
+
+def load_analysis(run_dir: str | Path, model: MLP, data: Dataset, *, k: int) -> AnalysisResult:
+    """The analysis kept in ``run_dir`` for this model, data and k, read and never
+    computed: a stage that is missing or stale is a :class:`RunFolderError` naming it."""
+    folder = analysis_dir(run_dir)
+    stages = Stages(model_sha256(model), lambda m: None, data.identity["sha256"])
+    docs = {}
+    for name, record, arrays in RECORDS:
+        doc = stages.cached(folder / record, P.settings(name, k),
+                            None if arrays is None else folder / arrays)
+        if doc is None:
+            raise RunFolderError(f"the analysis of {run_dir} has no current {name} stage for "
+                                 f"this model, dataset and k={k}: run neuronatlas analyze "
+                                 f"--run {run_dir} --k {k}")
+        docs[name] = doc
+    docs.pop("visualizations")  # its arrays are the result: RUN/analysis/visualizations.npz
+    return AnalysisResult(folder, **docs, reused=[name for name, _, _ in RECORDS])
 
 
 @dataclass

@@ -1,4 +1,6 @@
-"""``neuronatlas atlas``: a static web atlas of every neuron, built from a run's analysis.
+"""The static web atlas of every neuron, written from a run's artefacts: its model, its
+analysis and its gallery of pictures (:mod:`neuronatlas.gallery`). It reads them and
+computes nothing; :mod:`neuronatlas.make_atlas` makes whatever is missing first.
 
 The site opens from ``file://`` with no server: plain HTML/JS/CSS from ``static/``,
 data as ``.js`` files that call a global (Chromium forbids ``fetch`` of local files),
@@ -34,18 +36,17 @@ import numpy as np
 
 from ..analysis.activations import dataset_labels
 from ..analysis.examples import LayerExamples, load_examples
-from ..analysis.run import AnalysisResult, analyze_run
+from ..analysis.run import AnalysisResult, load_analysis
 from ..config import VisConfig
 from ..data import Dataset
 from ..errors import RunFolderError
 from ..fileio import ensure_dir
-from ..layout import EXAMPLES, VISUALIZATIONS
+from ..gallery import DIVERSE, TILES, VARIANTS, label, read_gallery
+from ..layout import ATLAS, EXAMPLES, VISUALIZATIONS
 from ..nn.mlp import MLP, model_sha256
-from ..runs import analysed_k, locks_run, run_dataset, run_model
+from ..runs import locks_run
 from ..stages import Log, Progress
-from ..vis.exact import layer1_optimum
 from . import sprites
-from .variants import DIVERSE, TILES, VARIANTS, label, variant
 
 SIZE_BUDGET = 50 * 2**20  # bytes: the paper's network must stay well under this
 # what the site shows and how: an atlas built by another version is rebuilt, never served
@@ -71,20 +72,18 @@ class _Inputs:
     variants: list[dict[str, np.ndarray]]  # the paper's (the analysis's), then VARIANTS
     variant_configs: list[VisConfig]
     diverse: dict[str, np.ndarray]  # the diverse preset's K pictures per neuron
+    exact: dict[str, np.ndarray] | None  # layer 1's exact optimum (gallery.EXACT_FIELDS)
     labels: np.ndarray  # class of every dataset image, train then test
 
 
 @locks_run("build the atlas of")
-def build_atlas(run_dir: str | Path, model: MLP | None = None, data: Dataset | None = None, *,
-                k: int | None = None, progress: Progress | None = None,
-                log: Log = lambda m: None) -> Path:
-    """Build ``RUN/atlas/`` (computing whatever analysis or variant is missing) and return
-    its path. ``progress(stage, done, total)`` reports long stages; ``k`` (dataset examples
-    per neuron) defaults to the run's existing analysis, else 16."""
+def write_atlas(run_dir: str | Path, model: MLP, data: Dataset, *, k: int,
+                progress: Progress | None = None, log: Log = lambda m: None) -> Path:
+    """Write ``RUN/atlas/`` from the run's artefacts (the analysis with ``k`` examples per
+    neuron, the gallery) and return its path; an artefact that is missing or stale is a
+    :class:`RunFolderError` naming what makes it."""
     run_dir = Path(run_dir)
-    model = run_model(run_dir)[0] if model is None else model
-    data = run_dataset(model, log=log) if data is None else data
-    inputs = _gather(run_dir, model, data, k or analysed_k(run_dir), progress, log)
+    inputs = _gather(run_dir, model, data, k)
     try:
         folder = _publish(run_dir, lambda tmp: _write_site(tmp, inputs, progress))
     except OSError as exc:  # a full disk, a quota: one line, the previous atlas kept
@@ -98,22 +97,17 @@ def build_atlas(run_dir: str | Path, model: MLP | None = None, data: Dataset | N
 
 
 # --- inputs ------------------------------------------------------------------------------
-def _gather(run_dir: Path, model: MLP, data: Dataset, k: int, progress: Progress | None,
-            log: Log) -> _Inputs:
-    """The analysis (computed where missing), its arrays, and the variants."""
-    result = analyze_run(run_dir, model, data, k=k, progress=progress, log=log)
+def _gather(run_dir: Path, model: MLP, data: Dataset, k: int) -> _Inputs:
+    """The analysis, its arrays and the gallery, as kept in the run folder."""
+    result = load_analysis(run_dir, model, data, k=k)
     with np.load(result.folder / VISUALIZATIONS) as z:
         paper = {name: z[name] for name in z.files}
     settings = json.loads((result.folder / "visualizations.json").read_text())["settings"]
-    cache = ensure_dir(run_dir / "atlas-cache")
-    sha = model_sha256(model)
-    targets = paper["targets"]
-    tiles = {"targets": targets, **variant(cache, model, sha, targets, TILES, progress)}
-    diverse = variant(cache, model, sha, targets, DIVERSE, progress)
-    variants = [paper] + [variant(cache, model, sha, targets, c, progress) for c in VARIANTS]
-    return _Inputs(run_dir.resolve().name, model, data, result, tiles, TILES,
-                   load_examples(result.folder / EXAMPLES), variants,
-                   [VisConfig.from_dict(settings), *VARIANTS], diverse, dataset_labels(data))
+    pictures = read_gallery(run_dir, model, paper["targets"])
+    return _Inputs(run_dir.resolve().name, model, data, result, pictures.tiles, TILES,
+                   load_examples(result.folder / EXAMPLES), [paper, *pictures.variants],
+                   [VisConfig.from_dict(settings), *VARIANTS], pictures.diverse,
+                   pictures.exact, dataset_labels(data))
 
 
 # --- publishing --------------------------------------------------------------------------
@@ -121,7 +115,7 @@ def _publish(run_dir: Path, write: Callable[[Path], None]) -> Path:
     """Run ``write(tmp)`` on a fresh folder beside ``RUN/atlas`` and rename it over the
     atlas once it succeeded (unless it is identical to the atlas there, which is then
     left untouched); on failure the old atlas stays and the folder goes."""
-    final = run_dir / "atlas"
+    final = run_dir / ATLAS
     if not final.exists():  # killed between its two renames: the previous atlas comes back
         for old in sorted(run_dir.glob(".atlas.old-*")):
             old.rename(final)
@@ -209,17 +203,6 @@ def atlas_is_current(atlas_dir: Path, model: MLP, data: Dataset | None) -> bool:
     return data is None or (built.get("dataset") or {}).get("sha256") == data.identity["sha256"]
 
 
-def ensure_atlas(run_dir: str | Path, model: MLP, data: Dataset | None, *,
-                 rebuild: bool = False, progress: Progress | None = None,
-                 log: Log = lambda m: None) -> bool:
-    """Build ``RUN/atlas`` unless it is current (:func:`atlas_is_current`) or when
-    ``rebuild``; returns whether it was built."""
-    if not rebuild and atlas_is_current(Path(run_dir) / "atlas", model, data):
-        return False
-    build_atlas(run_dir, model, data, progress=progress, log=log)
-    return True
-
-
 def atlas_model_sha256(atlas_dir: Path) -> str | None:
     """The hash of the model an existing atlas was built for (None: no usable atlas)."""
     return atlas_manifest(atlas_dir).get("model_sha256")
@@ -262,7 +245,7 @@ def _write_layer(folder: Path, l: int, inp: _Inputs, digits: np.ndarray) -> dict
     if l == 1 and inp.model.n_layers > 1:
         files["weights"] = _write_png(folder, "L1-weights",
                                       *sprites.diverging(inp.model.weights[0], shape))
-        files["exact"] = _write_png(folder, "L1-exact", layer1_optimum(inp.model).images, shape)
+        files["exact"] = _write_png(folder, "L1-exact", inp.exact["exact_images"], shape)
     doc = _layer_doc(l, rows, inp, digits)
     doc["unmoved"] = unmoved.tolist()
     _write_js(folder / "data" / f"layer{l}.js", "ATLAS.addLayer", doc)
@@ -288,12 +271,9 @@ def _layer_doc(l: int, rows: np.ndarray, inp: _Inputs, digits: np.ndarray) -> di
     """Per-neuron numbers of layer l as columns (lists indexed by neuron)."""
     v, ex = inp.vis, inp.examples[l]
     exact = {}
-    if l == 1 and inp.model.n_layers > 1:  # how far the visualisation is from the optimum
-        best = layer1_optimum(inp.model)
-        W, b = inp.model.weights[0].astype(np.float64), inp.model.biases[0]
-        z = np.einsum("ij,ij->i", v["images"][rows].astype(np.float64), W) + b  # (n1,)
-        exact = {"exact_activation": _num(best.activation),
-                 "exact_reached": _num(best.reached(z))}
+    if l == 1 and inp.exact is not None:  # how far the visualisation is from the optimum
+        exact = {"exact_activation": _num(inp.exact["exact_activation"]),
+                 "exact_reached": _num(inp.exact["exact_reached"])}
     groups = inp.analysis.clusters["layers"].get(str(l), [])
     rising = inp.analysis.clusters["co_risers"].get(str(l), {"count": [], "top": []})
     return {

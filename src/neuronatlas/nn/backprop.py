@@ -1,7 +1,8 @@
 """The batched backward pass of a network, seeded at any neuron or output: one row per
 objective, every GEMM shared: the visualiser, adversarial examples and the claims' input
-gradients take their gradients from here (training's step, :mod:`.sgd_step`, fuses the weight update into its gradient's GEMM;
-both run each hidden layer through the one kernel, :class:`.kernels.HiddenKernel`).
+gradients take their gradients from here (training's step, :mod:`.sgd_step`, fuses the
+weight update into its gradient's GEMM; both run each hidden layer through the one
+kernel, :class:`.kernels.HiddenKernel`).
 
 An objective is any record with ``terms`` (each with ``kind`` (:data:`TERM_KINDS`),
 ``layer``, ``index``, ``weight`` and the flags ``pre``, ``revive``), ``depth`` (the

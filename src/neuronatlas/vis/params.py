@@ -141,15 +141,20 @@ class MacoParam:
                 ).astype(self.p.dtype, copy=False)
 
 
+#: every parametrisation by its VisConfig name (config.VIS_PARAMS lists the same names):
+#: how each is built from the start images and the options that concern it
+PARAMS = {
+    "pixel": lambda x0, shape, decay, magnitude, phase: PixelParam(x0, shape),
+    "fourier": lambda x0, shape, decay, magnitude, phase: FourierParam(x0, shape, decay),
+    "maco": lambda x0, shape, decay, magnitude, phase: MacoParam(x0, shape, magnitude, phase),
+}
+
+
 def make_param(name: str, x0: np.ndarray, shape, *, decay: float = 1.0,
                magnitude: np.ndarray | None = None, random_phase: np.ndarray | None = None):
     """The parametrisation called ``name``, starting at images ``x0`` (R, D)."""
-    if name == "pixel":
-        return PixelParam(x0, shape)
-    if name == "fourier":
-        return FourierParam(x0, shape, decay)
-    if name == "maco":
-        if magnitude is None:
-            raise ConfigError("param 'maco' needs the data's mean magnitude spectrum")
-        return MacoParam(x0, shape, magnitude, random_phase)
-    raise ConfigError(f"unknown parametrisation {name!r}; one of pixel, fourier, maco")
+    if name not in PARAMS:
+        raise ConfigError(f"unknown parametrisation {name!r}; one of {', '.join(PARAMS)}")
+    if name == "maco" and magnitude is None:
+        raise ConfigError("param 'maco' needs the data's mean magnitude spectrum")
+    return PARAMS[name](x0, shape, decay, magnitude, random_phase)

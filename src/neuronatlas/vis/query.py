@@ -32,6 +32,30 @@ def activation_ratio(act: np.ndarray, nxt: np.ndarray) -> np.ndarray:
     return np.where((act < 0) | (nxt < 0), np.nan, r)
 
 
+#: what each kind of ratio means, for a reader: JSON's ``ratio_kind`` beside ``ratio``
+#: (null unless "finite"), so that no null is read as another null
+RATIO_KINDS = {"finite": "act / next-highest",
+               "infinite": "only this neuron is active",
+               "undefined": "a negative activation: no ratio",
+               "output": "an output neuron: compare the probabilities"}
+
+
+def ratio_kind(ratio: float | None) -> str:
+    """Which of :data:`RATIO_KINDS` a ratio is (None: an output neuron's, which has none)."""
+    if ratio is None:
+        return "output"
+    return "undefined" if np.isnan(ratio) else "infinite" if np.isinf(ratio) else "finite"
+
+
+def ratio_text(ratio: float | None, digits: int = 2) -> str:
+    """A ratio for a reader: ``3.21``, or ``inf (only this neuron is active)``, ``none (a
+    negative activation: no ratio)``, ``none (an output neuron: ...)``."""
+    kind = ratio_kind(ratio)
+    if kind == "finite":
+        return f"{ratio:.{digits}f}"
+    return f"{'inf' if kind == 'infinite' else 'none'} ({RATIO_KINDS[kind]})"
+
+
 def top_k(probs: np.ndarray, k: int = 3) -> tuple[np.ndarray, np.ndarray]:
     """Classes (N, k) and probabilities (N, k), most probable first."""
     cls = np.argsort(-probs, axis=1, kind="stable")[:, :k]
@@ -104,23 +128,23 @@ class QueryResult:
         lines = [" · ".join(f"{class_label(self.class_names, c)} {100 * p:.1f}%"
                             for c, p in self.top3)]
         if self.target is not None:
-            ratio = ("none (an output)" if self.ratio is None else "∞"
-                     if not np.isfinite(self.ratio) else f"{self.ratio:.2f}")
             lines.insert(0, f"<b>{self.target[0]}:{self.target[1]}</b> act "
-                            f"{self.activation:.3g}, ratio {ratio}")
+                            f"{self.activation:.3g}, ratio {ratio_text(self.ratio)}")
         image = self.image if self.image is not None else np.zeros(int(np.prod(
             self.input_shape)))
         return cards_html([image], self.input_shape, ["<br>".join(lines)], "QueryResult")
 
     def to_dict(self) -> dict:
         """JSON-ready: a non-finite number (an infinite ratio, or any number of a network
-        whose huge weights overflow) becomes null."""
+        whose huge weights overflow) becomes null; ``ratio_kind`` says what a null ratio
+        means (:data:`RATIO_KINDS`; None without a target)."""
         return {
             "target": list(self.target) if self.target else None,
             "activation": _finite(self.activation),
             "next_index": self.next_index,
             "next_activation": _finite(self.next_activation),
             "ratio": _finite(self.ratio),
+            "ratio_kind": ratio_kind(self.ratio) if self.target else None,
             "top3": [{"class": c, "probability": _finite(p)} for c, p in self.top3],
             "layers": {str(l): {"max": _finite(a.max()), "argmax": int(a.argmax()),
                                 "active": self.active(l), "size": int(a.size),

@@ -16,7 +16,7 @@ from .images import load_image
 from .objectives import Objective, check_neuron, log_prob, neuron, others, parse_target
 from .params import mean_magnitude
 from .parts import RowDraws
-from .query import target_stats
+from .query import ratio_kind, ratio_text, target_stats
 from .render import SnapshotCallback, StepCallback, render
 from .transforms import SHIFTS
 
@@ -127,6 +127,7 @@ class VisResult:
     class_names: tuple[str, ...] | None = None
     diverse_images: np.ndarray | None = None  # (T, K, n_inputs) when config.diversity > 1
     diverse_activation: np.ndarray | None = None  # (T, K)
+    n_layers: int | None = None  # the model's L: targets in layer L are outputs (no ratio)
 
     __repr__ = short_repr  # arrays by their shape, not their numbers
 
@@ -146,7 +147,7 @@ class VisResult:
 
         caps = []
         for i, (l, n) in enumerate(self.targets[:64]):
-            ratio = "∞" if not np.isfinite(self.ratio[i]) else f"{self.ratio[i]:.2f}"
+            ratio = ratio_text(self.shown_ratio(i))
             top = class_label(self.class_names, int(self.top3_classes[i, 0]))
             caps.append(f"<b>{l}:{n}</b><br>act {self.activation[i]:.3g}<br>ratio {ratio}"
                         f"<br>→ {top} {100 * self.top3_probs[i, 0]:.0f}%")
@@ -156,15 +157,23 @@ class VisResult:
                           f"steps, lr {self.config.lr:g}, TV {self.config.tv:g}, "
                           f"L1 {self.config.l1:g}")
 
+    def shown_ratio(self, i: int) -> float | None:
+        """Target i's ratio as shown and recorded: None for an output neuron, whose SoftMax
+        ratio (1e8 and more once one class dominates) says nothing (``ratio`` still holds
+        it, as the paper's captions do)."""
+        return None if self.targets[i][0] == self.n_layers else float(self.ratio[i])
+
     def record(self, i: int) -> dict:
-        """JSON-ready record of target i (inf ratios become null)."""
-        ratio = float(self.ratio[i])
+        """JSON-ready record of target i (a ratio that is no number becomes null, with
+        ``ratio_kind`` saying why: :data:`~neuronatlas.vis.query.RATIO_KINDS`)."""
+        ratio = self.shown_ratio(i)
         return {
             "layer": self.targets[i][0], "neuron": self.targets[i][1],
             "activation": float(self.activation[i]),
             "next_index": int(self.next_index[i]),
             "next_activation": float(self.next_activation[i]),
-            "ratio": ratio if np.isfinite(ratio) else None,
+            "ratio": ratio if ratio is not None and np.isfinite(ratio) else None,
+            "ratio_kind": ratio_kind(ratio),
             "top3": [{"class": int(c), "probability": float(p)}
                      for c, p in zip(self.top3_classes[i], self.top3_probs[i])],
             "config": self.config.to_dict(),
@@ -217,7 +226,7 @@ def visualize(
         s = target_stats(model, images, pairs)
     return VisResult(pairs, config, images, s.activation, s.next_index, s.next_activation,
                      s.ratio, s.top3_classes, s.top3_probs, model.input_shape, model.class_names,
-                     diverse, diverse_act)
+                     diverse, diverse_act, model.n_layers)
 
 
 def _objectives(targets, config: VisConfig, sizes: tuple[int, ...]) -> list[Objective]:

@@ -291,6 +291,13 @@ function onEvent(kind, data, request) {
   }
 }
 
+// what a ratio that is no number means (the server's ratio_kind; vis/query.py RATIO_KINDS)
+const RATIO_KINDS = {
+  infinite: "inf: only this neuron is active",
+  undefined: "none: a negative activation",
+  output: "none: an output neuron (compare the probabilities)",
+};
+
 const percent = (p) => (typeof p === "number" ? `${(100 * p).toFixed(1)}%` : fmt(p));
 
 function showFinal(d) {
@@ -298,7 +305,7 @@ function showFinal(d) {
   const rows = [
     ["activation", fmt(d.activation)],
     ["next highest", `${fmt(d.next_activation)} (neuron ${neuronName(d.layer, d.next_index)})`],
-    ["ratio", d.ratio === null ? "only this neuron is active" : fmt(d.ratio)],
+    ["ratio", d.ratio_kind === "finite" ? fmt(d.ratio) : RATIO_KINDS[d.ratio_kind] || "none"],
     ["top-3 outputs", top],
   ];
   $("vis-final").replaceChildren(...rows.flatMap(([k, v]) => [el("dt", "", k), el("dd", "", v)]));
