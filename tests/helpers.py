@@ -80,3 +80,12 @@ def writes_during(fn, *args, **kwargs):
     finally:
         _AUDIT["on"] = False
     return result, list(_AUDIT["writes"])
+
+
+def assert_logits_match(model, net, torch, shape, *, seed=0, atol=1e-5):
+    """``model`` (imported from the PyTorch module ``net``) gives ``net``'s logits on
+    random images of ``shape`` (N, ...) as ``net`` takes them."""
+    x = np.random.default_rng(seed).random(shape, dtype=np.float32)
+    with torch.no_grad():
+        ref = net(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(model.forward(x.reshape(len(x), -1)), ref, atol=atol)

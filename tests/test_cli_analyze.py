@@ -2,6 +2,7 @@
 
 import json
 import os
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -37,51 +38,44 @@ def test_analyze_bad_input(tmp_path):
     assert_user_error(run_cli("analyze", "--run", tmp_path, "--k", "70001"), "k must be")
 
 
-def test_a_second_writer_is_refused_while_the_first_holds_the_run(tmp_path, mnist):
-    """Two analyses of one run folder at once once saved a wrong dead.json: now the second
-    writer is refused with one line while the first holds the folder, and runs after it."""
+@contextmanager
+def _held_by_another_process(run):
+    """A small model in ``run``, whose lock another process holds inside the block."""
     import subprocess
     import sys
 
-    m = MLP.init((784, 4, 10), rng=np.random.default_rng(0))
-    m.save(tmp_path / "model.safetensors", {"dataset": "mnist"})
+    MLP.init((784, 4, 10), rng=np.random.default_rng(0)).save(
+        run / "model.safetensors", {"dataset": "mnist"})
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from neuronatlas.runs import writing\n"
-         f"with writing({str(tmp_path)!r}, 'analyze'):\n"
+        [sys.executable, "-c", "import time; from neuronatlas.runs import writing\n"
+         f"with writing({str(run)!r}, 'analyze'):\n"
          "    print('held', flush=True); time.sleep(60)"],
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_second_writer_is_refused_while_the_first_holds_the_run(tmp_path, mnist):
+    """Two analyses of one run folder at once once saved a wrong dead.json: now the second
+    writer is refused with one line while the first holds the folder, and runs after it."""
+    with _held_by_another_process(tmp_path) as holder:
         proc = run_cli("analyze", "--run", tmp_path, "--k", "4")
         assert_user_error(proc, "is being written by another neuronatlas command")
         assert f"(process {holder.pid} on " in proc.stderr and "analyze, since" in proc.stderr
         assert not (tmp_path / "analysis").exists()
-    finally:
-        holder.kill()
-        holder.wait()
     assert run_cli("analyze", "--run", tmp_path, "--k", "4").returncode == 0
 
 
 def test_evaluate_writes_under_the_lock(tmp_path):
     """evaluate wrote evaluation-test.json (and claimed the folder) without the lock."""
-    import subprocess
-    import sys
-
-    m = MLP.init((784, 4, 10), rng=np.random.default_rng(0))
-    m.save(tmp_path / "model.safetensors", {"dataset": "mnist"})
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import time; from neuronatlas.runs import writing\n"
-         f"with writing({str(tmp_path)!r}, 'analyze'):\n"
-         "    print('held', flush=True); time.sleep(60)"],
-        stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with _held_by_another_process(tmp_path):
         assert_user_error(run_cli("evaluate", "--run", tmp_path),
                           "is being written by another neuronatlas command")
         assert not (tmp_path / "evaluation-test.json").exists()
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 def test_the_lock_is_handed_down_never_shared_behind_the_callers_back(tmp_path):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import neuronatlas as na
-from neuronatlas.compare import LAYER_FIELDS, compare
+from neuronatlas.similarity import LAYER_FIELDS, compare
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def test_numbers_equal_independent_computations(images):
 
 def test_the_matching_is_the_best_one_to_one_assignment():
     """Brute force over every assignment of a small layer."""
-    from neuronatlas.compare.matching import match
+    from neuronatlas.similarity.matching import match
 
     rng = np.random.default_rng(3)
     for _ in range(20):
@@ -130,3 +130,30 @@ def test_networks_of_other_inputs_or_too_few_images_are_refused(images):
     with pytest.raises(na.ConfigError, match="without hidden layers"):
         compare(na.MLP.init((64, 10), rng=np.random.default_rng(0), input_shape=(8, 8, 1)),
                 net(1), images)
+
+
+def test_cli_compares_two_run_folders_or_model_files(tmp_path, mnist):
+    from .test_cli import assert_user_error, run_cli
+
+    for name, seed in (("a", 1), ("b", 2)):
+        m = na.MLP.init((784, 12, 8, 10), rng=np.random.default_rng(seed))
+        (tmp_path / name).mkdir()
+        m.save(tmp_path / name / "model.safetensors", {"dataset": "mnist"})
+    proc = run_cli("compare", tmp_path / "a", tmp_path / "b" / "model.safetensors", "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["images"] == 10_000 and len(doc["layers"]) == 2
+    assert all(tuple(r) == LAYER_FIELDS for r in doc["layers"])
+    assert len(doc["cka_matrix"]) == 2 and len(doc["cka_matrix"][0]) == 2
+    same = run_cli("compare", tmp_path / "a", tmp_path / "a")
+    assert same.returncode == 0 and "100.0%" in same.stdout and "1.000" in same.stdout
+    assert_user_error(run_cli("compare", tmp_path / "a", tmp_path / "nothing"), "not found")
+    assert_user_error(run_cli("compare", tmp_path / "a", tmp_path), "no model")
+    other = na.MLP.init((784, 12, 10), rng=np.random.default_rng(3))
+    other.save(tmp_path / "f.safetensors", {"dataset": "fashion-mnist"})
+    assert_user_error(run_cli("compare", tmp_path / "a", tmp_path / "f.safetensors"),
+                      "made on different data", "--dataset")
+    wide = na.MLP.init((1568, 12, 10), rng=np.random.default_rng(3), input_shape=(28, 56, 1))
+    wide.save(tmp_path / "w.safetensors", {"dataset": "mnist"})
+    assert_user_error(run_cli("compare", tmp_path / "a", tmp_path / "w.safetensors",
+                              "--dataset", "mnist"), "1568 inputs")

@@ -9,6 +9,7 @@ import pytest
 
 from neuronatlas import ImportRefused, ModelFileError, from_onnx, from_torch
 
+from .helpers import assert_logits_match
 from .test_cli import assert_user_error, run_cli
 
 pytestmark = pytest.mark.torch
@@ -39,10 +40,7 @@ def test_sequential_with_flatten_dropout_batchnorm_and_bias_free_layers(torch, n
     m = from_torch(net, input_shape=(28, 28, 1))
     assert m.sizes == (784, 32, 16, 10) and m.has_bias == (True, False, True)
     assert [a.spec for a in m.activation_fns] == ["leaky_relu:0.1", "gelu"]
-    x = np.random.default_rng(0).random((50, 784), dtype=np.float32)
-    with torch.no_grad():
-        ref = net(torch.from_numpy(x)).numpy()
-    np.testing.assert_allclose(m.forward(x), ref, atol=1e-4)
+    assert_logits_match(m, net, torch, (50, 784), atol=1e-4)
     assert any("BatchNorm1d folded" in n for n in m.notes)
     assert any("logits equal PyTorch's" in n for n in m.notes)
     assert net.training is False and next(net.parameters()).dtype == torch.float32  # untouched
@@ -257,10 +255,7 @@ def test_a_channel_last_onnx_input_is_read_as_such(torch, nn, tmp_path):
     path = export(torch, net, tmp_path / "last.onnx", 17, shape=(1, 8, 6, 1))
     m = from_onnx(path)
     assert m.input_shape == (8, 6, 1)
-    x = np.random.default_rng(3).random((4, 8, 6, 1), dtype=np.float32)
-    with torch.no_grad():
-        ref = net(torch.from_numpy(x)).numpy()
-    np.testing.assert_allclose(m.forward(x.reshape(4, -1)), ref, atol=1e-5)
+    assert_logits_match(m, net, torch, (4, 8, 6, 1), seed=3)
     both = export(torch, nn.Sequential(nn.Flatten(), nn.Linear(27, 4)), tmp_path / "b.onnx", 17,
                   shape=(1, 3, 3, 3))
     with pytest.raises(ImportRefused, match="say which"):
@@ -523,10 +518,7 @@ def test_input_normalisation_is_folded_into_the_first_linear(torch, nn, form):
     forward, buffers = NORMALISATIONS[form]
     net = _normalising(torch, nn, forward, buffers and buffers(torch))
     m = from_torch(net)
-    x = np.random.default_rng(5).random((40, 784), dtype=np.float32)
-    with torch.no_grad():
-        ref = net(torch.from_numpy(x)).numpy()
-    np.testing.assert_allclose(m.forward(x), ref, atol=1e-4)
+    assert_logits_match(m, net, torch, (40, 784), seed=5, atol=1e-4)
     assert any("folded into the first Linear" in n for n in m.notes)
 
 
@@ -556,10 +548,7 @@ def test_flatten_idioms_are_the_inputs_flattening(torch, nn, form):
     flatten = FLATTENS[form]
     net = _normalising(torch, nn, lambda self, x: _head(self, flatten(x)))
     m = from_torch(net, input_shape=(28, 28, 1))
-    x = np.random.default_rng(6).random((30, 1, 28, 28), dtype=np.float32)
-    with torch.no_grad():
-        ref = net(torch.from_numpy(x)).numpy()
-    np.testing.assert_allclose(m.forward(x.reshape(30, -1)), ref, atol=1e-4)
+    assert_logits_match(m, net, torch, (30, 1, 28, 28), seed=6, atol=1e-4)
 
 
 def test_a_flatten_of_the_batch_is_refused(torch, nn):

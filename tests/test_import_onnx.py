@@ -11,6 +11,7 @@ import pytest
 
 from neuronatlas import ImportRefused, ModelFileError, from_onnx
 
+from .helpers import assert_logits_match
 from .test_cli import assert_user_error, run_cli
 
 onnx = pytest.importorskip("onnx")
@@ -202,10 +203,7 @@ def test_external_data_beside_the_model_is_read(torch, exported):
     path, net = exported
     assert external(path) and (path.parent / "m.onnx.data").is_file()
     m = from_onnx(path)
-    x = np.random.default_rng(0).random((20, 784), dtype=np.float32)
-    with torch.no_grad():
-        ref = net(torch.from_numpy(x)).numpy()
-    np.testing.assert_allclose(m.forward(x), ref, atol=1e-5)
+    assert_logits_match(m, net, torch, (20, 784))
     assert any("m.onnx.data" in n for n in m.notes)
 
 

@@ -6,6 +6,7 @@ The curated public API (docs/api.md)::
     data = na.load_mnist()
     result = na.train(data, na.TrainConfig(), run_dir="runs/paper")
     an = na.analyze(result.model, data)            # in memory: dead, examples, clusters, claims
+    cmp = na.compare(model_a, model_b, data.test_x)  # matched neurons and CKA, per layer
     model = na.MLP.load("runs/paper/model.safetensors")
     acts = model.activations(data.test_x)          # {1: (N, 1250), ..., 8: (N, 10)}
     res = na.visualize(model, [(7, 1), (8, 3)], na.VisConfig(tv=0.016, l1=0.0016))
@@ -31,6 +32,7 @@ from .evaluate import Evaluation, evaluate
 from .importers import ImportRefused, from_onnx, from_torch, import_model
 from .nn.activations import Activation
 from .nn.mlp import MLP, PAPER_SIZES
+from .similarity import Comparison, compare
 from .train import TrainResult, train
 from .vis import Objective, QueryResult, VisResult, log_prob, neuron, others, query, visualize
 from .vis.adversarial import AdversarialResult, adversarial
@@ -47,6 +49,7 @@ __all__ = [
     "AdversarialResult",
     "Analysis",
     "CheckpointError",
+    "Comparison",
     "ConfigError",
     "CorruptFileError",
     "DataError",
@@ -68,6 +71,7 @@ __all__ = [
     "VisualizationDivergedError",
     "adversarial",
     "analyze",
+    "compare",
     "evaluate",
     "from_onnx",
     "from_torch",

@@ -587,8 +587,8 @@ def compare_(a, b, dataset, data_dir, as_json):
     Hungarian method), and every pair of hidden layers gets its linear CKA."""
     import json
 
-    from .compare import compare as run_compare
     from .runs import open_model, shared_dataset
+    from .similarity import compare as run_compare
 
     net_a, net_b = open_model(a), open_model(b)
     ds = shared_dataset([net_a, net_b], dataset, data_dir, log=_log)

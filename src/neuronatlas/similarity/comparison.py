@@ -4,7 +4,7 @@ For each depth with a hidden layer in both networks (layer d of A against layer 
 B): every neuron's Pearson correlation with every neuron of the other layer over the
 images, its best match, the one-to-one matching that maximises the total correlation
 (:mod:`.matching`), the shares of A's live neurons matched at r >= 0.9 and >= 0.5, and
-linear CKA (:mod:`.similarity`); and ``cka_matrix``, every hidden layer of A against
+linear CKA (:mod:`.measures`); and ``cka_matrix``, every hidden layer of A against
 every hidden layer of B. The two measures can disagree (CKA near 0.9 across seeds
 while few neurons match one to one), which is why both are given. Pure: nothing is
 written, so a Dask worker can run it anywhere.
@@ -25,7 +25,7 @@ from ..errors import ConfigError
 from ..nn.mlp import MLP, model_sha256
 from ..reprs import short_repr
 from .matching import THRESHOLDS, match
-from .similarity import cka_matrix, correlation, cross_products, linear_cka
+from .measures import cka_matrix, correlation, cross_products, linear_cka
 
 #: the names of each depth's record in ``Comparison.layers`` (and in ``--json``)
 LAYER_FIELDS = ("layer", "size_a", "size_b", "dead_a", "dead_b", "best_corr", "assignment",
@@ -58,7 +58,11 @@ class Comparison:
 def compare(model_a: MLP, model_b: MLP, images: np.ndarray, *, names: tuple[str, str] |
             None = None) -> Comparison:
     """Compare the hidden neurons of ``model_a`` and ``model_b`` on ``images`` (N images
-    both take); ``names`` label them (default: their hashes)."""
+    both take); ``names`` label them (default: their hashes). Example::
+
+        cmp = na.compare(seed0, seed1, data.test_x)
+        [(r["layer"], r["share_0_9"], r["cka"]) for r in cmp.layers]
+    """
     _check_comparable(model_a, model_b)
     x = model_a.check_input(images)
     if len(x) < 2:

@@ -1,5 +1,5 @@
 """Networks compared neuron by neuron (matching) and layer by layer (CKA)."""
 
-from .compare import LAYER_FIELDS, Comparison, compare
+from .comparison import LAYER_FIELDS, Comparison, compare
 
 __all__ = ["LAYER_FIELDS", "Comparison", "compare"]
