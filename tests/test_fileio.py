@@ -36,3 +36,29 @@ def test_checked_path_names_the_problem_with_the_bytes_escaped():
         checked_path("x\x00.npz", "dataset", DataError)
     with pytest.raises(DataError, match=r"^dataset 'x\\xff' is not valid UTF-8$"):
         checked_path(os.fsdecode(b"x\xff"), "dataset", DataError)
+
+
+def test_a_killed_writers_temporary_files_are_removed_and_no_others(tmp_path):
+    """A worker SIGKILLed between writing and renaming left ``.config.json.*.tmp`` in its
+    run folder for good; the next writer to take the folder's lock removes the files of
+    dead writers of this host, never a live writer's or another host's."""
+    import socket
+    import subprocess
+    import sys
+
+    from neuronatlas.fileio import remove_stale_temps
+    from neuronatlas.runs import writing
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    host = socket.gethostname()
+    (tmp_path / "sub").mkdir()
+    dead = tmp_path / "sub" / f".config.json.@{host}-{gone}.abc123.tmp"
+    live = tmp_path / f".metrics.jsonl.@{host}-{os.getpid()}.abc123.tmp"
+    other = tmp_path / f".model.safetensors.@elsewhere-{gone}.abc123.tmp"
+    for p in (dead, live, other):
+        p.write_text("half")
+    with writing(tmp_path, "train in"):
+        pass
+    assert not dead.exists() and live.exists() and other.exists()
+    assert remove_stale_temps(tmp_path) == []

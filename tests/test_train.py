@@ -288,3 +288,15 @@ def test_a_resumed_run_keeps_its_snapshots_whole_and_of_one_spacing(toy, tmp_pat
     train(toy, config, cut, stop_after=1, snapshots=4)
     train(toy, config, cut, overwrite=True)
     assert not (cut / "snapshots").exists()
+
+
+def test_a_resumed_runs_snapshots_are_the_bytes_of_an_uninterrupted_one(toy, tmp_path):
+    """The snapshots taken after a resume carried the checkpoint's metadata (the model was
+    loaded from it), so their files differed from an uninterrupted run's (found by the
+    study's Ctrl-C test)."""
+    config = small_config()
+    train(toy, config, tmp_path / "whole", snapshots=4)
+    train(toy, config, tmp_path / "cut", stop_after=1, snapshots=4)
+    train(toy, None, tmp_path / "cut", resume=True, snapshots=4)
+    for p in sorted((tmp_path / "whole" / "snapshots").iterdir()):
+        assert p.read_bytes() == (tmp_path / "cut" / "snapshots" / p.name).read_bytes(), p.name

@@ -731,6 +731,74 @@ def serve(run_dir, model, activation, dataset, data_dir, host, port, rebuild):
                log=lambda m: out.print(m, soft_wrap=True))
 
 
+# --- study -----------------------------------------------------------------------------
+@cli.command()
+@click.argument("spec_path", metavar="SPEC.toml", type=SafePath(dir_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=SafePath(file_okay=False, path_type=Path), default=None,
+              help="The study's folder [default: studies/<SPEC's name>].")
+@click.option("--scheduler", default="local", show_default=True,
+              help="local (an embedded Dask LocalCluster), synchronous (every task in this "
+                   "process, no Dask) or tcp://HOST:PORT (a running dask scheduler).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Worker processes of the local cluster [default: the cores].")
+@click.option("--overwrite", is_flag=True,
+              help="Make this spec's study in a folder that holds another's.")
+@DATA_DIR_OPTION
+def study(spec_path, out_dir, scheduler, workers, overwrite, data_dir):
+    """Train, import and compare many networks, as a spec's axes say (seeds, sizes,
+    activations, datasets), on Dask distributed; a rerun or an interrupted study does
+    only what is missing. Exits 1 when a task failed, with a table of why."""
+    import importlib.util
+
+    from .study import load_spec, parse_scheduler, run_study
+
+    spec = load_spec(spec_path)
+    if parse_scheduler(scheduler) != "synchronous" and importlib.util.find_spec(
+            "distributed") is None:
+        raise NeuronatlasError('a study on Dask needs the optional extra: pip install '
+                               '"neuronatlas[study]" (or --scheduler synchronous)')
+    out_dir = out_dir or Path("studies") / spec_path.stem
+    with Progress(TextColumn("[bold]study"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[last]}"), TimeElapsedColumn(),
+                  console=console) as progress:
+        bar = progress.add_task("tasks", total=None, last="")
+
+        def event(status, t, record):
+            progress.update(bar, advance=1, last=f"{status}: {t.label}"[:40])
+            if status != "done":
+                progress.console.print(f"[red]{status}[/]: {t.label}: {record['error']}",
+                                       highlight=False, markup=True)
+
+        try:
+            result = run_study(spec, out_dir, scheduler=scheduler, workers=workers,
+                               overwrite=overwrite, data_dir=data_dir, on_event=event,
+                               on_plan=lambda tasks: progress.update(bar, total=len(tasks)),
+                               log=lambda m: progress.console.print(m, highlight=False))
+        except KeyboardInterrupt:
+            console.print(f"stopped; the same command resumes the study in {out_dir}")
+            sys.exit(130)
+    _study_summary(result)
+
+
+def _study_summary(result) -> None:
+    """Print what the study made; exit 1 with a table of what failed and why."""
+    done = [r for r in result.records.values() if r["status"] == "done"]
+    reused = sum(not r.get("computed", True) for r in done)
+    out.print(f"{len(done)} of {len(result.tasks)} tasks done ({reused} found done already); "
+              f"written {result.folder / 'study.json'}", soft_wrap=True)
+    failed = result.failed
+    if not failed:
+        return
+    table = Table(title="tasks that did not finish")
+    for col in ("task", "status", "why"):
+        table.add_column(col)
+    labels = {t.key: t.label for t in result.tasks}
+    for key, r in failed.items():
+        table.add_row(labels[key], r["status"], r["error"])
+    out.print(table)
+    sys.exit(1)
+
+
 # --- reproduce -------------------------------------------------------------------------
 @cli.command()
 @RUN_OPTION

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import stat
 import tempfile
 from pathlib import Path
@@ -150,7 +151,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, fsync: bool = Tr
         return
     ensure_dir(path.parent)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_temp_tag()}.", suffix=".tmp",
+                                   dir=path.parent)
     except OSError as exc:
         raise RunFolderError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
@@ -169,6 +171,47 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, fsync: bool = Tr
         if isinstance(exc, OSError):  # a full disk, a quota: one line, the old file kept
             raise RunFolderError(f"cannot write {path}: {exc.strerror or exc}") from None
         raise
+
+
+def _temp_tag() -> str:
+    """Who writes a temporary file: ``@<host>-<pid>`` (read at each write: a forked
+    process is another writer)."""
+    return f"@{socket.gethostname()}-{os.getpid()}"
+
+
+def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files of :func:`atomic_write_bytes` under ``folder`` whose
+    writer, a process of this host, is gone (killed between writing and renaming: a
+    worker SIGKILLed mid-task left ``.config.json.*.tmp`` behind); returns them. A live
+    writer's files, and other hosts', are left alone."""
+    host = socket.gethostname()
+    removed = []
+    for tmp in Path(folder).rglob(".*.tmp"):
+        tag = tmp.name.rsplit("@", 1)[-1].split(".", 1)[0]  # "<host>-<pid>"
+        who, _, pid = tag.rpartition("-")
+        if who != host or not pid.isdigit() or _alive(int(pid)):
+            continue
+        try:
+            tmp.unlink()
+            removed.append(tmp)
+        except OSError:
+            pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, killed but not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
 
 
 def _umask() -> int:

@@ -25,7 +25,7 @@ from pathlib import Path
 from .config import TrainConfig
 from .data import NAMED, Dataset, check_fits, load_dataset
 from .errors import DataError, ModelFileError, RunFolderError
-from .fileio import MISSING, atomic_write_json, ensure_dir, file_problem, shown
+from .fileio import MISSING, atomic_write_json, ensure_dir, file_problem, remove_stale_temps, shown
 from .layout import CHECKPOINT, LOCK, OWNER, analysis_dir, model_file
 from .nn.mlp import MLP, PAPER_SIZES, model_sha256
 
@@ -221,6 +221,7 @@ def writing(run_dir: str | Path, what: str, held: RunLock | None = None):
                                  f"{_holder(f)}; wait for it to finish before you {what} it, "
                                  "or use another --run") from None
         _say_holder(f, what)
+        remove_stale_temps(folder)  # the half-writes of a writer that was killed
         lock = RunLock(folder.resolve(), what)
         try:
             yield lock

@@ -108,8 +108,8 @@ def _snapshot_taker(k: int, total_steps: int, steps_per_epoch: int, run: Path | 
     def take(model: MLP, step: int) -> None:
         if step not in wanted or not all(np.isfinite(p).all() for p in model.weights):
             return  # (non-finite weights: the epoch's end reports the divergence)
-        copy = model.copy()
-        copy.metadata.update(snapshot_step=str(step), snapshots=str(k))
+        copy = model.copy()  # its metadata: what it is, never what the model was loaded from
+        copy.metadata = {"snapshot_step": str(step), "snapshots": str(k)}
         kept.append(Snapshot(step, step / steps_per_epoch, copy))
         if run is not None:
             copy.save(snapshot_file(run, step))

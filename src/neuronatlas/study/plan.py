@@ -1,0 +1,119 @@
+"""A study as a graph of tasks, each keyed by the hash of what it computes.
+
+A task is plain data: its ``kind`` (a function of :mod:`.tasks`), the JSON ``payload``
+that function takes, and the keys of the tasks it needs. The key is the hash of the
+kind, the payload and the keys it depends on, so a resubmitted task is the same task
+(Dask's key too) and a rerun or an interrupted study redoes only what is missing.
+Planning reads the datasets once (to check every network against its data before any
+work starts) and the imported models' headers; it writes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass
+
+from ..data import Dataset, load_dataset
+from ..errors import NeuronatlasError
+from ..fileio import sha256_of
+from ..nn.mlp import MLP
+from ..shapes import default_input_shape
+from .spec import NetworkSpec, SpecError, StudySpec
+
+TASKS_VERSION = 1  # bump when a task computes something else from the same payload
+
+
+@dataclass(frozen=True)
+class Task:
+    key: str  # "<kind>-<hash>"
+    kind: str  # "train", "import" or "compare"
+    label: str  # the network's name, or "A ~ B"
+    payload: dict
+    deps: tuple[str, ...] = ()
+
+
+def canonical(value) -> str:
+    """The JSON a key is hashed from: sorted keys, no spaces."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def task(kind: str, label: str, payload: dict, deps: tuple[Task, ...] = ()) -> Task:
+    keys = tuple(d.key for d in deps)
+    digest = hashlib.sha256(canonical([TASKS_VERSION, kind, payload, keys]).encode())
+    return Task(f"{kind}-{digest.hexdigest()[:16]}", kind, label, payload, keys)
+
+
+def plan(spec: StudySpec, data_dir=None, *, log=None) -> list[Task]:
+    """Every task of the study, dependencies first. A network that does not fit its data,
+    or a comparison of networks with different inputs, is a :class:`SpecError` now."""
+    datasets: dict[str, Dataset] = {}
+    for net in spec.networks:
+        if net.dataset not in datasets:
+            try:
+                datasets[net.dataset] = load_dataset(net.dataset, data_dir, log=log)
+            except NeuronatlasError as exc:
+                raise SpecError(f"{net.name}: {exc}") from None
+    made = {net.name: _network_task(net, datasets[net.dataset]) for net in spec.networks}
+    shapes = {net.name: made[net.name][1] for net in spec.networks}
+    tasks = [t for t, _ in made.values()]
+    for a, b in pairs(spec, shapes):
+        da, db = datasets[a.dataset], datasets[b.dataset]
+        images = sorted({da.identity["sha256"]: a.dataset, db.identity["sha256"]: b.dataset}
+                        .items())
+        tasks.append(task("compare", f"{a.name} ~ {b.name}",
+                          {"a": a.name, "b": b.name, "images": [spec_ for _, spec_ in images],
+                           "images_sha256": [sha for sha, _ in images]},
+                          (made[a.name][0], made[b.name][0])))
+    return tasks
+
+
+def _network_task(net: NetworkSpec, data: Dataset) -> tuple[Task, tuple]:
+    """The task that makes ``net`` (trains or imports it), and the input shape it takes."""
+    if net.config is None:
+        try:
+            model = MLP.load(net.source, activation=net.activation)
+        except NeuronatlasError as exc:
+            raise SpecError(f"{net.name}: {exc}") from None
+        payload = {"name": net.name, "source": str(net.source),
+                   "source_sha256": sha256_of(net.source), "activation": net.activation,
+                   "dataset": net.dataset, "dataset_sha256": data.identity["sha256"]}
+        sizes, shape = model.sizes, tuple(model.input_shape)
+        kind = "import"
+    else:
+        payload = {"name": net.name, "config": net.config.to_dict(), "dataset": net.dataset,
+                   "dataset_sha256": data.identity["sha256"], "snapshots": net.snapshots}
+        sizes, shape = net.config.sizes, tuple(data.shape)
+        kind = "train"
+    if sizes[0] != data.n_inputs:
+        raise SpecError(f"{net.name}: the network takes {sizes[0]} inputs but {data.name}'s "
+                        f"images have {data.n_inputs} values")
+    top = int(max(data.train_y.max(initial=0), data.test_y.max(initial=0)))
+    if top >= sizes[-1]:
+        raise SpecError(f"{net.name}: {data.name} has labels up to {top} but the network has "
+                        f"{sizes[-1]} outputs")
+    if kind == "import" and shape not in (default_input_shape(sizes[0]), tuple(data.shape)):
+        raise SpecError(f"{net.name}: the model takes {'x'.join(map(str, shape))} images, "
+                        f"{data.name}'s are {'x'.join(map(str, data.shape))}")
+    return task(kind, net.name, payload), tuple(data.shape)
+
+
+def pairs(spec: StudySpec, shapes: dict[str, tuple]) -> list[tuple[NetworkSpec, NetworkSpec]]:
+    """The pairs compared: with ``compare = AXIS`` the trained networks that differ only
+    on that axis (which must take the same inputs), else every pair of networks that
+    take the same input shape."""
+    nets = spec.networks
+    if spec.compare is None:
+        return [(a, b) for a, b in itertools.combinations(nets, 2)
+                if shapes[a.name] == shapes[b.name]]
+    out = []
+    for a, b in itertools.combinations([n for n in nets if n.config is not None], 2):
+        differ = [k for k in spec.axes if a.axes[k] != b.axes[k]]
+        if differ == [spec.compare]:
+            if shapes[a.name] != shapes[b.name]:
+                raise SpecError(f"compare = {spec.compare!r} pairs {a.name} and {b.name}, which "
+                                "take different inputs: they cannot be compared on the same "
+                                "images")
+            out.append((a, b))
+    return out

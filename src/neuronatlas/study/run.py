@@ -1,0 +1,194 @@
+"""A study run: its tasks (:mod:`.plan`) on Dask distributed, or in this process.
+
+Schedulers: ``local`` (default) starts an embedded ``LocalCluster`` of N worker processes
+with one thread each, its scheduler and dashboard bound to 127.0.0.1; ``tcp://HOST:PORT``
+joins a cluster started with ``dask scheduler`` and ``dask worker`` (the workers must see
+the same study folder, the package and the datasets); ``synchronous`` runs every task in
+this process, without Dask, for debugging. Tasks are submitted as one graph under their
+own keys, so a comparison starts as soon as its two networks exist; every task keeps its
+result in the study's folder as it ends, and ``DIR/study.json`` records, per task, its
+status, the worker that ran it, its start, end and seconds (or its error). The bytes of
+every result are the same whichever scheduler ran them, and however many workers.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import RunFolderError
+from ..fileio import atomic_write_json
+from ..runs import writing
+from .plan import Task, plan
+from .spec import SpecError, StudySpec
+from .tasks import run_task
+
+RECORD = "study.json"
+CONNECT_TIMEOUT = 6  # seconds to wait for a scheduler that does not answer (the command
+# then fails within 10 s of its start)
+#: what happened to a task: (event, task, its record or its error)
+Event = Callable[[str, Task, dict], None]
+
+
+@dataclass
+class StudyResult:
+    """The study's tasks and what became of each (``status``: done, failed, skipped)."""
+
+    folder: Path
+    tasks: list[Task]
+    records: dict[str, dict] = field(default_factory=dict)  # key -> record
+    dashboard: str | None = None
+
+    @property
+    def failed(self) -> dict[str, dict]:
+        return {k: r for k, r in self.records.items() if r["status"] != "done"}
+
+
+def parse_scheduler(text: str) -> str:
+    """``local``, ``synchronous`` or ``tcp://HOST:PORT``; anything else is a SpecError."""
+    if text in ("local", "synchronous"):
+        return text
+    m = re.fullmatch(r"tcp://([A-Za-z0-9.\-\[\]:]+):(\d{1,5})", text or "")
+    if m is None or not 0 < int(m.group(2)) < 65536:
+        raise SpecError(f"--scheduler {text!r}: use local, synchronous or tcp://HOST:PORT "
+                        "(the address dask scheduler prints)")
+    return text
+
+
+def run_study(spec: StudySpec, out: str | Path, *, scheduler: str = "local",
+              workers: int | None = None, overwrite: bool = False, data_dir=None,
+              on_event: Event | None = None, on_plan: Callable[[list[Task]], None] | None = None,
+              log: Callable[[str], None] = lambda m: None) -> StudyResult:
+    """Run every task of ``spec`` that is not already done in ``out``; returns what
+    became of each. ``out`` holds one spec's study: another's is refused unless
+    ``overwrite`` (its networks are replaced one by one as the new ones are made)."""
+    scheduler = parse_scheduler(scheduler)
+    if workers is not None and (isinstance(workers, bool) or workers < 1):
+        raise SpecError(f"--workers must be at least 1, got {workers!r}")
+    out = Path(out).absolute()
+    with writing(out, "run a study in"), _executor(scheduler, workers, log) as execute:
+        _check_folder(out, spec, overwrite)
+        tasks = plan(spec, data_dir, log=log)
+        if on_plan:
+            on_plan(tasks)
+        result = StudyResult(out, tasks, dashboard=getattr(execute, "dashboard", None))
+        doc = {"spec_sha256": spec.text_sha256, "spec": spec.settings,
+               "scheduler": scheduler, "tasks": {t.key: {"kind": t.kind, "label": t.label,
+                                                        "deps": list(t.deps),
+                                                        "status": "pending"} for t in tasks}}
+        atomic_write_json(out / RECORD, doc)
+
+        def finished(t: Task, record: dict) -> None:
+            result.records[t.key] = record
+            doc["tasks"][t.key].update(record)
+            atomic_write_json(out / RECORD, doc)
+            if on_event:
+                on_event(record["status"], t, record)
+
+        execute(tasks, out, finished)
+        return result
+
+
+@contextmanager
+def _executor(scheduler: str, workers: int | None, log):
+    """``execute(tasks, out, finished)`` on the scheduler asked for, connected (or its
+    cluster started) before anything is planned or written; closed on leaving."""
+    if scheduler == "synchronous":
+        yield _synchronous
+        return
+    from distributed import Client, LocalCluster
+
+    cluster = None
+    if scheduler == "local":
+        cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
+                               processes=True, host="127.0.0.1",
+                               dashboard_address="127.0.0.1:0", silence_logs=50)
+        client = Client(cluster)
+    else:
+        try:
+            client = Client(scheduler, timeout=CONNECT_TIMEOUT)
+        except (OSError, TimeoutError) as exc:
+            raise SpecError(f"no Dask scheduler answers at {scheduler} within "
+                            f"{CONNECT_TIMEOUT} s ({type(exc).__name__})") from None
+    log(f"Dask dashboard: {client.dashboard_link}")
+
+    def execute(tasks, out, finished):
+        _submit_and_record(client, tasks, out, finished)
+
+    execute.dashboard = client.dashboard_link
+    try:
+        yield execute
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _check_folder(out: Path, spec: StudySpec, overwrite: bool) -> None:
+    import json
+
+    try:
+        theirs = json.loads((out / RECORD).read_text())["spec_sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    if theirs != spec.text_sha256 and not overwrite:
+        raise RunFolderError(f"{out} holds a study of another spec; use another --out, or "
+                             "--overwrite to make this one there (its networks are replaced "
+                             "only as the new ones are made)")
+
+
+def _failure(exc: BaseException) -> dict:
+    return {"status": "failed", "error": f"{type(exc).__name__}: {exc}"[:2000]}
+
+
+def _skipped(needed: str) -> dict:
+    return {"status": "skipped", "error": f"needs {needed}, which did not finish"}
+
+
+def _synchronous(tasks: list[Task], out: Path, finished) -> None:
+    """Every task in this process, dependencies first; a task whose dependency failed
+    is skipped, the others still run."""
+    status: dict[str, str] = {}
+    labels = {t.key: t.label for t in tasks}
+    for t in tasks:
+        bad = [d for d in t.deps if status.get(d) != "done"]
+        if bad:
+            record = _skipped(labels[bad[0]])
+        else:
+            try:
+                record = {"status": "done", **run_task(t.kind, str(out), t.key, t.payload)}
+            except Exception as exc:  # recorded, as Dask records it; the rest still run
+                record = _failure(exc)
+        status[t.key] = record["status"]
+        finished(t, record)
+
+
+def _submit_and_record(client, tasks: list[Task], out: Path, finished) -> None:
+    from distributed import as_completed
+
+    futures, by_key = {}, {t.key: t for t in tasks}
+    for t in tasks:
+        futures[t.key] = client.submit(run_task, t.kind, str(out), t.key, t.payload,
+                                       *(futures[d] for d in t.deps), key=t.key, pure=False)
+    done: set[str] = set()
+    try:
+        for fut in as_completed(list(futures.values())):
+            t = by_key[fut.key]
+            if fut.status == "finished":
+                done.add(t.key)
+                finished(t, {"status": "done", **fut.result()})
+                continue
+            # a task errs with its dependency's error when that one failed
+            dep = next((d for d in t.deps if d not in done), None)
+            if dep is not None:
+                finished(t, _skipped(by_key[dep].label))
+            else:
+                finished(t, _failure(fut.exception()))
+    except BaseException:
+        client.cancel(list(futures.values()))
+        raise
+

@@ -1,0 +1,152 @@
+"""The study's tasks: plain functions of (the study's folder, the task's key and payload)
+that any process can run, a Dask worker or this one. Each keeps its result in the
+study's folder (a network's run folder, a comparison's JSON) with its key, so a task
+that finds its own result there returns it without computing again; each runs with one
+BLAS thread, so its bytes are the same whichever process ran it. Each returns a small
+record: what it made, where and when it ran.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from pathlib import Path
+
+from ..data import load_dataset
+from ..evaluate import evaluate
+from ..fileio import atomic_write_json
+from ..layout import CHECKPOINT, METRICS, model_file
+from ..nn.blas import blas_threads
+from ..nn.mlp import MLP
+from ..runs import writing
+
+TASK_FILE = "task.json"  # in a network's run folder: the key of the task that made it
+COMPARISONS = "comparisons"  # in the study's folder: <a>~<b>.json
+
+
+def run_task(kind: str, out: str, key: str, payload: dict, *_deps) -> dict:
+    """Run one task (``_deps``: the records of the tasks it needs, passed by the scheduler
+    so that it waits for them); its record, with the worker and times, or raises."""
+    worker, address = _where()
+    start = time.time()
+    with blas_threads(1):
+        made = TASKS[kind](Path(out), key, payload)
+    end = time.time()
+    return {"key": key, "kind": kind, "worker": worker, "address": address, "pid": os.getpid(),
+            "start": _iso(start), "end": _iso(end), "seconds": round(end - start, 3), **made}
+
+
+def _iso(t: float) -> str:
+    """UTC, to the millisecond: ``2026-12-03T16:30:23.123Z``."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
+
+
+def _where() -> tuple[str, str]:
+    """This process's Dask worker name and address, or this process when not a worker."""
+    try:
+        from distributed import get_worker
+
+        w = get_worker()
+        return str(w.name), str(w.address)
+    except (ImportError, ValueError):
+        return f"{socket.gethostname()}:{os.getpid()}", "in-process"
+
+
+def _done(run: Path, key: str) -> bool:
+    try:
+        return (json.loads((run / TASK_FILE).read_text())["key"] == key
+                and model_file(run).is_file())
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def train_network(out: Path, key: str, payload: dict) -> dict:
+    """Train the network into ``out/<name>``; an interrupted training is resumed from its
+    checkpoint (bit for bit), a run of another task replaced."""
+    from ..config import TrainConfig
+    from ..train import train
+
+    run = out / payload["name"]
+    computed = not _done(run, key)
+    if computed:
+        data = load_dataset(payload["dataset"])
+        config = TrainConfig.from_dict(payload["config"])
+        with writing(run, "train in") as lock:
+            resume = (run / CHECKPOINT).is_file() and _task_of(run) == key
+            atomic_write_json(run / TASK_FILE, {"key": key, "done": False, "pid": os.getpid(),
+                                                "worker": _where()[0]})
+            res = train(data, None if resume else config, run, resume=resume,
+                        overwrite=not resume, snapshots=payload["snapshots"], lock=lock)
+            if not res.completed:
+                raise KeyboardInterrupt
+            atomic_write_json(run / TASK_FILE, {"key": key, "done": True})
+    return {**_network_record(run, payload), "computed": computed}
+
+
+def _task_of(run: Path) -> str | None:
+    try:
+        return json.loads((run / TASK_FILE).read_text())["key"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def import_network(out: Path, key: str, payload: dict) -> dict:
+    """Import the model file into ``out/<name>``."""
+    from ..importers import import_model
+
+    run = out / payload["name"]
+    computed = not _done(run, key)
+    if computed:
+        data = load_dataset(payload["dataset"])
+        import_model(payload["source"], run, data, activation=payload["activation"],
+                     overwrite=True)
+        atomic_write_json(run / TASK_FILE, {"key": key, "done": True})
+    return {**_network_record(run, payload), "computed": computed}
+
+
+def _network_record(run: Path, payload: dict) -> dict:
+    """The network's test accuracy (from its metrics, else evaluated now) and seconds."""
+    model = MLP.load(model_file(run))
+    accuracy, seconds = None, None
+    try:
+        lines = [json.loads(l) for l in (run / METRICS).read_text().splitlines() if l.strip()]
+        accuracy = lines[-1]["test_accuracy"]
+        seconds = round(sum(m["seconds"] for m in lines), 3)
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        data = load_dataset(payload["dataset"])
+        accuracy = evaluate(model, data.test_x, data.test_y).accuracy
+    return {"network": payload["name"], "test_accuracy": accuracy, "train_seconds": seconds,
+            "sizes": list(model.sizes)}
+
+
+def compare_networks(out: Path, key: str, payload: dict) -> dict:
+    """Compare two networks of the study on the test images of their datasets; the result
+    is ``out/comparisons/<a>~<b>.json``."""
+    import numpy as np
+
+    from ..similarity import compare
+
+    path = out / COMPARISONS / f"{payload['a']}~{payload['b']}.json"
+    try:
+        doc = json.loads(path.read_text())
+        if doc.get("key") != key:
+            doc = None
+    except (OSError, ValueError):
+        doc = None
+    computed = doc is None
+    if computed:
+        a, b = (MLP.load(model_file(out / payload[n])) for n in ("a", "b"))
+        images = np.concatenate([load_dataset(s).test_x for s in payload["images"]])
+        cmp = compare(a, b, images, names=(payload["a"], payload["b"]))
+        doc = {"key": key, **cmp.to_dict()}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, doc)
+    return {"a": payload["a"], "b": payload["b"], "file": str(path.relative_to(out)),
+            "computed": computed,
+            "share_0_9": [r["share_0_9"] for r in doc["layers"]],
+            "cka": [r["cka"] for r in doc["layers"]]}
+
+
+TASKS = {"train": train_network, "import": import_network, "compare": compare_networks}

@@ -1,0 +1,269 @@
+"""Studies: the spec and its bad inputs, and runs on a real Dask scheduler with real
+worker processes on 127.0.0.1 (no mocks), checked byte for byte against the same study
+run in one process; a worker killed mid-task, a failing network, Ctrl-C and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from neuronatlas.study import SpecError, parse_spec
+
+from .test_cli import assert_user_error, run_cli
+
+pytest.importorskip("distributed")
+
+SMALL = '''
+sizes = "784,24,12,10"
+epochs = 1
+fine-tune-epochs = 0
+'''
+
+
+def write_spec(folder: Path, text: str, name: str = "spec.toml") -> Path:
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def results(folder: Path) -> dict[str, bytes]:
+    """Every file a study made but its timings and process facts (study.json, metrics'
+    seconds, the locks): what must be the same whichever scheduler ran it."""
+    out = {}
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and p.name not in ("study.json", ".neuronatlas.lock", "metrics.jsonl"):
+            out[p.relative_to(folder).as_posix()] = p.read_bytes()
+        elif p.name == "metrics.jsonl":
+            lines = [json.loads(l) for l in p.read_text().splitlines()]
+            out[p.relative_to(folder).as_posix()] = json.dumps(
+                [{k: v for k, v in m.items() if k != "seconds"} for m in lines]).encode()
+    return out
+
+
+# --- the spec ------------------------------------------------------------------------------
+def test_axes_make_the_product_of_networks_named_by_their_values():
+    spec = parse_spec(SMALL + 'activation = ["relu", "gelu"]\nseed = [0, 1, 2]\n'
+                              'compare = "seed"\nsnapshots = 3\n')
+    assert [n.name for n in spec.networks] == [
+        "activation=relu,seed=0", "activation=relu,seed=1", "activation=relu,seed=2",
+        "activation=gelu,seed=0", "activation=gelu,seed=1", "activation=gelu,seed=2"]
+    gelu1 = spec.networks[4]
+    assert gelu1.config.activation == "gelu" and gelu1.config.seed == 1
+    assert gelu1.config.sizes == (784, 24, 12, 10) and gelu1.snapshots == 3
+    assert spec.axes == ("activation", "seed") and spec.compare == "seed"
+    names = [n.name for n in parse_spec('lr = [1e30, 0.5]\nsizes = ["784,10", "784,8,10"]\n'
+                                        'dataset = ["mnist", "data/my set.npz"]').networks]
+    assert names[0] == "lr=1e+30,sizes=784-10,dataset=mnist"  # nothing renamed into another
+    assert names[-1] == "lr=0.5,sizes=784-8-10,dataset=my_set"
+
+
+@pytest.mark.parametrize("text, match", [
+    ("lrr = 0.1", "unknown key 'lrr' .* the keys are sizes, batch-size"),
+    ("fine_tune_epochs = 0", "did you mean 'fine-tune-epochs'"),
+    ("seed = []", "seed = \\[\\] is an empty axis"),
+    ('epochs = "one"', "net: epochs must be an integer"),
+    ("sizes = [784, 10]", "sizes is written as on the command line"),
+    ('compare = "seed"', "compare = 'seed' names no axis"),
+    ('preset = "pretty"', "preset = 'pretty' is none of paper, readable"),
+    ("snapshots = 1", "keep at least 2"),
+    ("seed = [0, 1", "not valid TOML"),
+    ('import = ["missing.onnx"]', "import .*missing.onnx not found"),
+    ("lr = [0.1, -1.0]", "lr=-1.0: lr must be"),
+])
+def test_a_bad_spec_is_one_error_naming_the_key(text, match):
+    with pytest.raises(SpecError, match=match):
+        parse_spec(text)
+
+
+def test_bad_input_is_one_line_and_exit_2_before_any_work(tmp_path, mnist):
+    spec = write_spec(tmp_path, 'sizes = "100,10"\nseed = [0, 1]\nepochs = 1\n')
+    out = tmp_path / "out"
+    assert_user_error(run_cli("study", spec, "--out", out, "--scheduler", "synchronous"),
+                      "seed=0: the network takes 100 inputs but mnist's images have 784")
+    assert not out.exists()  # found before any work: nothing made
+    assert_user_error(run_cli("study", spec, "--scheduler", "tcp://nowhere"),
+                      "use local, synchronous or tcp://HOST:PORT")
+    assert_user_error(run_cli("study", tmp_path / "none.toml"), "not found")
+    # compare pairs two networks whose images have other shapes
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "wide.npz", x_train=rng.random((64, 14, 56), np.float32),
+             y_train=np.arange(64) % 10, x_test=rng.random((16, 14, 56), np.float32),
+             y_test=np.arange(16) % 10)
+    spec = write_spec(tmp_path, SMALL + f'dataset = ["mnist", "{tmp_path / "wide.npz"}"]\n'
+                                        'compare = "dataset"\n')
+    assert_user_error(run_cli("study", spec, "--out", out, "--scheduler", "synchronous"),
+                      "take different inputs")
+    assert not out.exists()
+
+
+def test_a_scheduler_that_does_not_answer_is_an_error_within_10_s(tmp_path, mnist):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    spec = write_spec(tmp_path, SMALL)
+    t = time.perf_counter()
+    proc = run_cli("study", spec, "--out", tmp_path / "out", "--scheduler",
+                   f"tcp://127.0.0.1:{port}")
+    assert time.perf_counter() - t < 10
+    assert_user_error(proc, f"no Dask scheduler answers at tcp://127.0.0.1:{port}")
+    assert not (tmp_path / "out").exists()
+
+
+# --- runs ----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def seeds_spec(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("spec")
+    return write_spec(folder, SMALL.replace("epochs = 1", "epochs = 2")
+                      + "seed = [0, 1, 2, 3]\nsnapshots = 3\n")
+
+
+@pytest.fixture(scope="module")
+def synchronous(seeds_spec, tmp_path_factory, mnist):
+    out = tmp_path_factory.mktemp("sync") / "study"
+    proc = run_cli("study", seeds_spec, "--out", out, "--scheduler", "synchronous")
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def test_a_study_records_every_task_and_compares_every_pair(synchronous):
+    doc = json.loads((synchronous / "study.json").read_text())
+    tasks = doc["tasks"].values()
+    assert sorted(t["kind"] for t in tasks) == ["compare"] * 6 + ["train"] * 4
+    assert all(t["status"] == "done" and t["seconds"] >= 0 and t["worker"] for t in tasks)
+    cmp = json.loads((synchronous / "comparisons" / "seed=0~seed=1.json").read_text())
+    assert [r["layer"] for r in cmp["layers"]] == [1, 2]
+    assert 0 < cmp["layers"][0]["cka"] < 1
+    snaps = sorted(p.name for p in (synchronous / "seed=2" / "snapshots").iterdir())
+    assert len(snaps) == 3
+
+
+def test_a_rerun_does_nothing_and_another_spec_is_refused(synchronous, seeds_spec, tmp_path):
+    before = results(synchronous)
+    proc = run_cli("study", seeds_spec, "--out", synchronous, "--scheduler", "synchronous")
+    assert proc.returncode == 0 and "(10 found done already)" in proc.stdout
+    assert results(synchronous) == before
+    other = write_spec(tmp_path, seeds_spec.read_text() + "batch-size = 64\n", "other.toml")
+    assert_user_error(run_cli("study", other, "--out", synchronous, "--scheduler",
+                              "synchronous"), "holds a study of another spec", "--overwrite")
+    assert results(synchronous) == before
+
+
+def test_two_studies_on_one_folder_the_second_refuses(synchronous, seeds_spec):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import time; from neuronatlas.runs import writing\n"
+         f"with writing({str(synchronous)!r}, 'run a study in'):\n"
+         "    print('held', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert_user_error(run_cli("study", seeds_spec, "--out", synchronous, "--scheduler",
+                                  "synchronous"), "is being written by another")
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+@pytest.fixture()
+def cluster(tmp_path):
+    """A real ``dask scheduler`` and two ``dask worker`` processes (no nanny: a killed
+    worker stays dead) on 127.0.0.1; yields (address, worker processes)."""
+    bin_dir = Path(sys.executable).parent
+    file = tmp_path / "scheduler.json"
+    procs = [subprocess.Popen([bin_dir / "dask", "scheduler", "--host", "127.0.0.1",
+                               "--port", "0", "--no-dashboard", "--scheduler-file", file],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        for _ in range(300):
+            if file.is_file() and file.stat().st_size:
+                break
+            time.sleep(0.1)
+        address = json.loads(file.read_text())["address"]
+        workers = [subprocess.Popen([bin_dir / "dask", "worker", address, "--nthreads", "1",
+                                     "--no-nanny", "--name", f"w{i}", "--no-dashboard"],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                   for i in range(2)]
+        procs += workers
+        yield address, workers
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def test_a_worker_killed_mid_task_changes_no_byte(cluster, seeds_spec, synchronous,
+                                                  tmp_path):
+    """On a real scheduler with two workers, one SIGKILLed while it trains: Dask reruns
+    its task on the other, and every result equals the one-process run's, byte for byte."""
+    address, workers = cluster
+    out = tmp_path / "study"
+    study = subprocess.Popen([sys.executable, "-m", "neuronatlas", "study", seeds_spec,
+                              "--out", out, "--scheduler", address],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pids = {w.pid for w in workers}
+    killed = victim = None
+    deadline = time.time() + 120
+    while killed is None and time.time() < deadline and study.poll() is None:
+        for task in out.glob("*/task.json"):
+            try:
+                doc = json.loads(task.read_text())
+            except ValueError:
+                continue
+            if not doc.get("done") and doc.get("pid") in pids:
+                os.kill(doc["pid"], signal.SIGKILL)
+                killed, victim = doc["pid"], task.parent.name
+                break
+        time.sleep(0.02)
+    _, stderr = study.communicate(timeout=300)
+    assert killed is not None, "no training was caught running"
+    assert study.returncode == 0, stderr
+    doc = json.loads((out / "study.json").read_text())
+    assert all(t["status"] == "done" for t in doc["tasks"].values())
+    rerun = next(t for t in doc["tasks"].values() if t["label"] == victim)
+    assert rerun["pid"] != killed  # finished by the other worker
+    assert results(out) == results(synchronous)
+
+
+def test_a_failing_network_is_recorded_and_the_rest_finish(tmp_path, mnist):
+    spec = write_spec(tmp_path, SMALL + "lr = [0.01, 1e30]\n")
+    out = tmp_path / "study"
+    proc = run_cli("study", spec, "--out", out, "--workers", "2")
+    assert proc.returncode == 1, proc.stderr
+    assert "tasks that did not finish" in proc.stdout and "lr=1e+30" in proc.stdout
+    doc = json.loads((out / "study.json").read_text())
+    status = {t["label"]: (t["status"], t.get("error", "")) for t in doc["tasks"].values()}
+    assert status["lr=0.01"][0] == "done"
+    assert status["lr=1e+30"][0] == "failed" and "Diverged" in status["lr=1e+30"][1]
+    assert status["lr=0.01 ~ lr=1e+30"][0] == "skipped"
+    assert (out / "lr=0.01" / "model.safetensors").is_file()
+
+
+def test_ctrl_c_stops_the_study_and_the_same_command_resumes_it(seeds_spec, synchronous,
+                                                                  tmp_path):
+    out = tmp_path / "study"
+    args = [sys.executable, "-m", "neuronatlas", "study", seeds_spec, "--out", out,
+            "--scheduler", "synchronous"]
+    study = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        running = [t for t in out.glob("seed=1/task.json")
+                   if not json.loads(t.read_text() or "{}").get("done", True)]
+        if running:
+            break
+        time.sleep(0.02)
+    study.send_signal(signal.SIGINT)
+    stdout, stderr = study.communicate(timeout=120)
+    assert study.returncode == 130 and "the same command resumes" in stdout + stderr
+    assert not (out / "seed=3" / "model.safetensors").exists()
+    proc = run_cli("study", seeds_spec, "--out", out, "--scheduler", "synchronous")
+    assert proc.returncode == 0, proc.stderr
+    got, want = results(out), results(synchronous)
+    assert [k for k in set(got) | set(want) if got.get(k) != want.get(k)] == []
