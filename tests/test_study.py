@@ -138,7 +138,8 @@ def synchronous(seeds_spec, tmp_path_factory, mnist):
 def test_a_study_records_every_task_and_compares_every_pair(synchronous):
     doc = json.loads((synchronous / "study.json").read_text())
     tasks = doc["tasks"].values()
-    assert sorted(t["kind"] for t in tasks) == ["compare"] * 6 + ["train"] * 4
+    assert sorted(t["kind"] for t in tasks) == (["compare"] * 6 + ["formation"] * 4
+                                                + ["store"] + ["train"] * 4)
     assert all(t["status"] == "done" and t["seconds"] >= 0 and t["worker"] for t in tasks)
     cmp = json.loads((synchronous / "comparisons" / "seed=0~seed=1.json").read_text())
     assert [r["layer"] for r in cmp["layers"]] == [1, 2]
@@ -147,10 +148,37 @@ def test_a_study_records_every_task_and_compares_every_pair(synchronous):
     assert len(snaps) == 3
 
 
+def test_the_results_are_one_zarr_store_read_by_xarray_alone(synchronous):
+    """study.zarr holds the pairs' numbers as their JSON does, each neuron's universality
+    among the four seeds and its formation over the snapshots."""
+    import xarray as xr
+
+    ds = xr.open_zarr(synchronous / "study.zarr")
+    assert list(ds["network"].values) == ["seed=0", "seed=1", "seed=2", "seed=3"]
+    assert ds.sizes["layer"] == 2 and ds.sizes["neuron"] == 24 and ds.sizes["snapshot"] == 3
+    assert list(ds["size"].sel(network="seed=1").values) == [24, 12]
+    assert (ds["test_accuracy"].values > 0.5).all()  # from the trainings' records
+    doc = json.loads((synchronous / "comparisons" / "seed=1~seed=3.json").read_text())
+    pair = ds.sel(pair="seed=1~seed=3")
+    np.testing.assert_allclose(pair["cka"].values, [r["cka"] for r in doc["layers"]])
+    np.testing.assert_allclose(pair["cka_matrix"].values, doc["cka_matrix"])
+    excess = ds["excess"].sel(network="seed=0", layer=2).values
+    assert np.isnan(excess[12:]).all() and np.isfinite(excess[:12]).any()  # 12 neurons, padded
+    lo, hi = (ds[k].sel(network="seed=0", layer=2).values[:12] for k in ("excess_lo",
+                                                                          "excess_hi"))
+    e = excess[:12][np.isfinite(excess[:12])]
+    live = np.isfinite(excess[:12])
+    assert (lo[live] <= e + 1e-12).all() and (e <= hi[live] + 1e-12).all()
+    assert list(ds["snapshot_step"].sel(network="seed=2").values) == [0, 1875, 3750]
+    final = ds["self_corr"].sel(network="seed=2", snapshot=2, layer=1).values
+    np.testing.assert_allclose(final[np.isfinite(final)], 1, atol=1e-5)  # the end is itself
+    assert float(ds["cka_to_final"].sel(network="seed=2", snapshot=2, layer=1)) == pytest.approx(1)
+
+
 def test_a_rerun_does_nothing_and_another_spec_is_refused(synchronous, seeds_spec, tmp_path):
     before = results(synchronous)
     proc = run_cli("study", seeds_spec, "--out", synchronous, "--scheduler", "synchronous")
-    assert proc.returncode == 0 and "(10 found done already)" in proc.stdout
+    assert proc.returncode == 0 and "(15 found done already)" in proc.stdout
     assert results(synchronous) == before
     other = write_spec(tmp_path, seeds_spec.read_text() + "batch-size = 64\n", "other.toml")
     assert_user_error(run_cli("study", other, "--out", synchronous, "--scheduler",

@@ -29,6 +29,12 @@ VISUALIZATIONS = "visualizations.npz"  # in ANALYSIS, beside visualizations.json
 GALLERY = "atlas-cache"  # the atlas's pictures: <config id>.npz, keyed by model and targets
 LAYER1_EXACT = "layer1-exact.npz"  # in GALLERY: layer 1's exact optimum
 ATLAS = "atlas"  # the site
+# a study's folder: one run folder per network, and
+STUDY_RECORD = "study.json"  # the spec and every task's record
+STUDY_STORE = "study.zarr"  # the results, through xarray
+TASK_FILE = "task.json"  # in a network's run folder: the key of the task that made it
+COMPARISONS = "comparisons"  # <a>~<b>.json
+FORMATION = "formation"  # <network>.json
 
 
 def model_file(run: str | Path) -> Path:

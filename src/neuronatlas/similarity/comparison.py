@@ -25,7 +25,7 @@ from ..errors import ConfigError
 from ..nn.mlp import MLP, model_sha256
 from ..reprs import short_repr
 from .matching import THRESHOLDS, match
-from .measures import cka_matrix, correlation, cross_products, linear_cka
+from .measures import CrossProducts, cka_matrix, correlation, cross_products, linear_cka
 
 #: the names of each depth's record in ``Comparison.layers`` (and in ``--json``)
 LAYER_FIELDS = ("layer", "size_a", "size_b", "dead_a", "dead_b", "best_corr", "assignment",
@@ -67,12 +67,17 @@ def compare(model_a: MLP, model_b: MLP, images: np.ndarray, *, names: tuple[str,
     x = model_a.check_input(images)
     if len(x) < 2:
         raise ConfigError(f"comparing needs at least 2 images (correlations), got {len(x)}")
-    acts_a, acts_b = _hidden(model_a, x), _hidden(model_b, x)
+    acts_a, acts_b = hidden_activations(model_a, x), hidden_activations(model_b, x)
     if not acts_a or not acts_b:
         raise ConfigError("a network without hidden layers has no neurons to compare")
-    products = cross_products(acts_a, acts_b)
+    a, b = names or (model_sha256(model_a)[:12], model_sha256(model_b)[:12])
+    return from_products(cross_products(acts_a, acts_b), (a, b))
+
+
+def from_products(products: CrossProducts, names: tuple[str, str]) -> Comparison:
+    """The :class:`Comparison` that centred cross-products (:func:`cross_products`) hold."""
     layers, corrs = [], []
-    for d in range(min(len(acts_a), len(acts_b))):
+    for d in range(min(len(products.xx), len(products.yy))):
         corr = correlation(products.xy[d][d], products.xx[d], products.yy[d])
         m = match(corr)
         layers.append({
@@ -83,8 +88,7 @@ def compare(model_a: MLP, model_b: MLP, images: np.ndarray, *, names: tuple[str,
             **{f"share_{str(t).replace('.', '_')}": m.share(t) for t in THRESHOLDS},
             "cka": linear_cka(products.xy[d][d], products.xx[d], products.yy[d])})
         corrs.append(corr)
-    a, b = names or (model_sha256(model_a)[:12], model_sha256(model_b)[:12])
-    return Comparison(a, b, len(x), layers, cka_matrix(products), corrs)
+    return Comparison(*names, products.n, layers, cka_matrix(products), corrs)
 
 
 def _check_comparable(model_a: MLP, model_b: MLP) -> None:
@@ -94,7 +98,7 @@ def _check_comparable(model_a: MLP, model_b: MLP) -> None:
                           "only be compared on the same images")
 
 
-def _hidden(model: MLP, x: np.ndarray) -> list[np.ndarray]:
+def hidden_activations(model: MLP, x: np.ndarray) -> list[np.ndarray]:
     """Each hidden layer's activations (N, size), float32."""
     acts = model.activations(x)
     return [np.asarray(acts[l], np.float32) for l in range(1, model.n_layers)]

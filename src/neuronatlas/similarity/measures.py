@@ -32,10 +32,11 @@ class CrossProducts:
 
 
 def cross_products(a_layers: list[np.ndarray], b_layers: list[np.ndarray],
-                   block: int = BLOCK) -> CrossProducts:
+                   block: int = BLOCK, same_depth: bool = False) -> CrossProducts:
     """:class:`CrossProducts` of ``a_layers`` (each (n, p_i)) and ``b_layers`` ((n, q_j)).
     Columns are centred on their float64 means; each block of images is one float32 GEMM
-    per pair, added into float64 sums."""
+    per pair, added into float64 sums. ``same_depth``: only the pairs i == j (the others
+    are left at zero), for a comparison that needs no CKA matrix."""
     n = len(a_layers[0])
     mean_a = [x.mean(axis=0, dtype=np.float64) for x in a_layers]
     mean_b = [y.mean(axis=0, dtype=np.float64) for y in b_layers]
@@ -48,7 +49,8 @@ def cross_products(a_layers: list[np.ndarray], b_layers: list[np.ndarray],
         for i, x in enumerate(xs):
             xx[i] += x.T @ x  # (p,b)@(b,p) -> (p,p)
             for j, y in enumerate(ys):
-                xy[i][j] += x.T @ y  # (p,b)@(b,q) -> (p,q)
+                if i == j or not same_depth:
+                    xy[i][j] += x.T @ y  # (p,b)@(b,q) -> (p,q)
         for j, y in enumerate(ys):
             yy[j] += y.T @ y
     return CrossProducts(n, xy, xx, yy)
@@ -68,7 +70,8 @@ def correlation(xy: np.ndarray, xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
 def linear_cka(xy: np.ndarray, xx: np.ndarray, yy: np.ndarray) -> float:
     """Linear CKA from centred products; NaN when either layer is constant."""
     den = np.linalg.norm(xx) * np.linalg.norm(yy)
-    return float(np.sum(xy * xy) / den) if den > 0 else float("nan")
+    # at most 1 (Cauchy-Schwarz): a layer against itself rounds to 1 + 1e-8, shown as 1
+    return min(float(np.sum(xy * xy) / den), 1.0) if den > 0 else float("nan")
 
 
 def cka_matrix(products: CrossProducts) -> np.ndarray:

@@ -57,20 +57,34 @@ def plan(spec: StudySpec, data_dir=None, *, log=None) -> list[Task]:
                 raise SpecError(f"{net.name}: {exc}") from None
     made = {net.name: _network_task(net, datasets[net.dataset]) for net in spec.networks}
     shapes = {net.name: made[net.name][1] for net in spec.networks}
-    tasks = [t for t, _ in made.values()]
-    for a, b in pairs(spec, shapes):
-        da, db = datasets[a.dataset], datasets[b.dataset]
-        images = sorted({da.identity["sha256"]: a.dataset, db.identity["sha256"]: b.dataset}
-                        .items())
+    tasks = [t for t, _, _ in made.values()]
+    compared = pairs(spec, shapes)
+    for a, b in compared:
         tasks.append(task("compare", f"{a.name} ~ {b.name}",
-                          {"a": a.name, "b": b.name, "images": [spec_ for _, spec_ in images],
-                           "images_sha256": [sha for sha, _ in images]},
+                          {"a": a.name, "b": b.name, **_images(datasets, a, b)},
                           (made[a.name][0], made[b.name][0])))
+    formed = [net for net in spec.networks if net.snapshots >= 2]
+    for net in formed:
+        tasks.append(task("formation", f"formation of {net.name}",
+                          {"name": net.name, **_images(datasets, net)}, (made[net.name][0],)))
+    networks = [{"name": n.name, "sizes": list(made[n.name][2]), "formation": n in formed}
+                for n in spec.networks]
+    tasks.append(task("store", "study.zarr", {
+        "networks": networks, "pairs": [[a.name, b.name] for a, b in compared]},
+        tuple(tasks)))
     return tasks
 
 
-def _network_task(net: NetworkSpec, data: Dataset) -> tuple[Task, tuple]:
-    """The task that makes ``net`` (trains or imports it), and the input shape it takes."""
+def _images(datasets: dict[str, Dataset], *nets: NetworkSpec) -> dict:
+    """The test images a task uses: those of the networks' datasets, each once, in the
+    order of their hashes (the same for A ~ B and B ~ A)."""
+    found = sorted({datasets[n.dataset].identity["sha256"]: n.dataset for n in nets}.items())
+    return {"images": [name for _, name in found], "images_sha256": [sha for sha, _ in found]}
+
+
+def _network_task(net: NetworkSpec, data: Dataset) -> tuple[Task, tuple, tuple]:
+    """The task that makes ``net`` (trains or imports it), the input shape it takes and
+    its layer sizes."""
     if net.config is None:
         try:
             model = MLP.load(net.source, activation=net.activation)
@@ -96,7 +110,7 @@ def _network_task(net: NetworkSpec, data: Dataset) -> tuple[Task, tuple]:
     if kind == "import" and shape not in (default_input_shape(sizes[0]), tuple(data.shape)):
         raise SpecError(f"{net.name}: the model takes {'x'.join(map(str, shape))} images, "
                         f"{data.name}'s are {'x'.join(map(str, data.shape))}")
-    return task(kind, net.name, payload), tuple(data.shape)
+    return task(kind, net.name, payload), tuple(data.shape), tuple(sizes)
 
 
 def pairs(spec: StudySpec, shapes: dict[str, tuple]) -> list[tuple[NetworkSpec, NetworkSpec]]:

@@ -22,12 +22,12 @@ from pathlib import Path
 
 from ..errors import RunFolderError
 from ..fileio import atomic_write_json
+from ..layout import STUDY_RECORD as RECORD
 from ..runs import writing
 from .plan import Task, plan
 from .spec import SpecError, StudySpec
 from .tasks import run_task
 
-RECORD = "study.json"
 CONNECT_TIMEOUT = 6  # seconds to wait for a scheduler that does not answer (the command
 # then fails within 10 s of its start)
 #: what happened to a task: (event, task, its record or its error)
@@ -153,6 +153,7 @@ def _synchronous(tasks: list[Task], out: Path, finished) -> None:
     """Every task in this process, dependencies first; a task whose dependency failed
     is skipped, the others still run."""
     status: dict[str, str] = {}
+    records: dict[str, dict] = {}
     labels = {t.key: t.label for t in tasks}
     for t in tasks:
         bad = [d for d in t.deps if status.get(d) != "done"]
@@ -160,10 +161,12 @@ def _synchronous(tasks: list[Task], out: Path, finished) -> None:
             record = _skipped(labels[bad[0]])
         else:
             try:
-                record = {"status": "done", **run_task(t.kind, str(out), t.key, t.payload)}
+                record = {"status": "done", **run_task(t.kind, str(out), t.key, t.payload,
+                                                       *(records[d] for d in t.deps))}
             except Exception as exc:  # recorded, as Dask records it; the rest still run
                 record = _failure(exc)
         status[t.key] = record["status"]
+        records[t.key] = record
         finished(t, record)
 
 

@@ -17,13 +17,19 @@ from pathlib import Path
 from ..data import load_dataset
 from ..evaluate import evaluate
 from ..fileio import atomic_write_json
-from ..layout import CHECKPOINT, METRICS, model_file
+from ..layout import (
+    CHECKPOINT,
+    COMPARISONS,
+    FORMATION,
+    METRICS,
+    SNAPSHOTS,
+    STUDY_STORE,
+    TASK_FILE,
+    model_file,
+)
 from ..nn.blas import blas_threads
 from ..nn.mlp import MLP
 from ..runs import writing
-
-TASK_FILE = "task.json"  # in a network's run folder: the key of the task that made it
-COMPARISONS = "comparisons"  # in the study's folder: <a>~<b>.json
 
 
 def run_task(kind: str, out: str, key: str, payload: dict, *_deps) -> dict:
@@ -32,7 +38,7 @@ def run_task(kind: str, out: str, key: str, payload: dict, *_deps) -> dict:
     worker, address = _where()
     start = time.time()
     with blas_threads(1):
-        made = TASKS[kind](Path(out), key, payload)
+        made = TASKS[kind](Path(out), key, payload, _deps)
     end = time.time()
     return {"key": key, "kind": kind, "worker": worker, "address": address, "pid": os.getpid(),
             "start": _iso(start), "end": _iso(end), "seconds": round(end - start, 3), **made}
@@ -62,7 +68,7 @@ def _done(run: Path, key: str) -> bool:
         return False
 
 
-def train_network(out: Path, key: str, payload: dict) -> dict:
+def train_network(out: Path, key: str, payload: dict, deps=()) -> dict:
     """Train the network into ``out/<name>``; an interrupted training is resumed from its
     checkpoint (bit for bit), a run of another task replaced."""
     from ..config import TrainConfig
@@ -92,7 +98,7 @@ def _task_of(run: Path) -> str | None:
         return None
 
 
-def import_network(out: Path, key: str, payload: dict) -> dict:
+def import_network(out: Path, key: str, payload: dict, deps=()) -> dict:
     """Import the model file into ``out/<name>``."""
     from ..importers import import_model
 
@@ -121,26 +127,25 @@ def _network_record(run: Path, payload: dict) -> dict:
             "sizes": list(model.sizes)}
 
 
-def compare_networks(out: Path, key: str, payload: dict) -> dict:
+def compare_networks(out: Path, key: str, payload: dict, deps=()) -> dict:
     """Compare two networks of the study on the test images of their datasets; the result
-    is ``out/comparisons/<a>~<b>.json``."""
-    import numpy as np
-
-    from ..similarity import compare
+    is ``out/comparisons/<a>~<b>.json``: the comparison, and each neuron's best match both
+    ways and against the other's rotated layer (the universality test's inputs)."""
+    from ..similarity.comparison import from_products, hidden_activations
+    from ..similarity.measures import cross_products
+    from ..similarity.universality import best_matches, pair_seed
 
     path = out / COMPARISONS / f"{payload['a']}~{payload['b']}.json"
-    try:
-        doc = json.loads(path.read_text())
-        if doc.get("key") != key:
-            doc = None
-    except (OSError, ValueError):
-        doc = None
+    doc = _keyed_json(path, key)
     computed = doc is None
     if computed:
         a, b = (MLP.load(model_file(out / payload[n])) for n in ("a", "b"))
-        images = np.concatenate([load_dataset(s).test_x for s in payload["images"]])
-        cmp = compare(a, b, images, names=(payload["a"], payload["b"]))
-        doc = {"key": key, **cmp.to_dict()}
+        images = _images(payload["images"])
+        products = cross_products(hidden_activations(a, images), hidden_activations(b, images))
+        cmp = from_products(products, (payload["a"], payload["b"]))
+        matches = best_matches(products, pair_seed(key))
+        doc = {"key": key, **cmp.to_dict(),
+               "matches": [{k: _json_list(v) for k, v in m.items()} for m in matches]}
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(path, doc)
     return {"a": payload["a"], "b": payload["b"], "file": str(path.relative_to(out)),
@@ -149,4 +154,61 @@ def compare_networks(out: Path, key: str, payload: dict) -> dict:
             "cka": [r["cka"] for r in doc["layers"]]}
 
 
-TASKS = {"train": train_network, "import": import_network, "compare": compare_networks}
+def formation(out: Path, key: str, payload: dict, deps=()) -> dict:
+    """How a trained network's neurons formed: at each snapshot, every neuron's
+    correlation with its own final self and each layer's linear CKA to its final self,
+    on the test images; ``out/formation/<name>.json``."""
+    from ..similarity.formation import formation_of
+
+    path = out / FORMATION / f"{payload['name']}.json"
+    doc = _keyed_json(path, key)
+    computed = doc is None
+    if computed:
+        run = out / payload["name"]
+        snaps = sorted((run / SNAPSHOTS).glob("step-*.safetensors"))
+        models = [MLP.load(p) for p in snaps]
+        steps = [int(m.metadata["snapshot_step"]) for m in models]
+        final = MLP.load(model_file(run))
+        doc = {"key": key, "network": payload["name"], "steps": steps,
+               **formation_of(models, final, _images(payload["images"]))}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, doc)
+    return {"network": payload["name"], "file": str(path.relative_to(out)),
+            "computed": computed, "formed_median": doc["formed_median"]}
+
+
+def _keyed_json(path: Path, key: str) -> dict | None:
+    """The JSON result at ``path`` when the task ``key`` made it."""
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and doc.get("key") == key else None
+
+
+def _images(specs: list[str]):
+    import numpy as np
+
+    return np.concatenate([load_dataset(s).test_x for s in specs])
+
+
+def _json_list(a) -> list:
+    import numpy as np
+
+    return [None if not np.isfinite(v) else float(v) for v in np.asarray(a, np.float64)]
+
+
+def store(out: Path, key: str, payload: dict, deps=()) -> dict:
+    """The study's results in ``out/study.zarr`` (:mod:`.store`), from what its other
+    tasks kept in ``out``; the networks' test accuracy from their tasks' records."""
+    from .store import build_store, store_key
+
+    accuracy = {r["network"]: r["test_accuracy"] for r in deps if "test_accuracy" in r}
+    nets = [{**n, "test_accuracy": accuracy.get(n["name"])} for n in payload["networks"]]
+    if store_key(out) == key:
+        return {"file": STUDY_STORE, "computed": False}
+    return {**build_store(out, key, {**payload, "networks": nets}), "computed": True}
+
+
+TASKS = {"train": train_network, "import": import_network, "compare": compare_networks,
+         "formation": formation, "store": store}
