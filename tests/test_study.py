@@ -35,11 +35,13 @@ def write_spec(folder: Path, text: str, name: str = "spec.toml") -> Path:
 
 
 def results(folder: Path) -> dict[str, bytes]:
-    """Every file a study made but its timings and process facts (study.json, metrics'
-    seconds, the locks): what must be the same whichever scheduler ran it."""
+    """Every file a study made but its timings and process facts (study.json and the page's
+    data, which show seconds; metrics' seconds; the locks): what must be the same whichever
+    scheduler ran it."""
     out = {}
+    timed = ("study.json", "study-data.js", ".neuronatlas.lock", "metrics.jsonl")
     for p in sorted(folder.rglob("*")):
-        if p.is_file() and p.name not in ("study.json", ".neuronatlas.lock", "metrics.jsonl"):
+        if p.is_file() and p.name not in timed:
             out[p.relative_to(folder).as_posix()] = p.read_bytes()
         elif p.name == "metrics.jsonl":
             lines = [json.loads(l) for l in p.read_text().splitlines()]
@@ -162,6 +164,8 @@ def test_the_results_are_one_zarr_store_read_by_xarray_alone(synchronous):
     pair = ds.sel(pair="seed=1~seed=3")
     np.testing.assert_allclose(pair["cka"].values, [r["cka"] for r in doc["layers"]])
     np.testing.assert_allclose(pair["cka_matrix"].values, doc["cka_matrix"])
+    assert (pair["p_value"].values < 0.05).all()  # trained seeds share their layers
+    np.testing.assert_allclose(pair["cka_debiased"].values, pair["cka"].values, atol=0.02)
     excess = ds["excess"].sel(network="seed=0", layer=2).values
     assert np.isnan(excess[12:]).all() and np.isfinite(excess[:12]).any()  # 12 neurons, padded
     lo, hi = (ds[k].sel(network="seed=0", layer=2).values[:12] for k in ("excess_lo",
@@ -295,3 +299,18 @@ def test_ctrl_c_stops_the_study_and_the_same_command_resumes_it(seeds_spec, sync
     assert proc.returncode == 0, proc.stderr
     got, want = results(out), results(synchronous)
     assert [k for k in set(got) | set(want) if got.get(k) != want.get(k)] == []
+
+
+def test_the_study_page_opens_from_file_and_shows_every_section(synchronous, page):
+    """DIR/index.html: the networks, the pairs' grids per layer, universality and
+    formation, from study-data.js, with no script error (the page fixture fails on any)."""
+    page.goto((synchronous / "index.html").as_uri())
+    assert page.locator("#networks tr").count() == 5  # a header and four networks
+    assert "seed=3" in page.locator("#networks").inner_text()
+    assert page.locator("#pairs table.grid").count() == 4  # 2 layers x (matched, CKA)
+    grid = page.locator("#pairs table.grid").nth(1).inner_text()  # layer 1's CKA
+    doc = json.loads((synchronous / "comparisons" / "seed=0~seed=1.json").read_text())
+    assert f"{doc['layers'][0]['cka']:.4g}"[:4] in grid
+    assert page.locator("#universality tr").count() == 5
+    assert page.locator("#formation svg").count() == 4
+    assert "4 networks, 6 pairs compared on 10000 test images" in page.inner_text("#summary")

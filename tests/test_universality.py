@@ -76,3 +76,36 @@ def test_a_network_forms_by_its_end_and_not_at_its_start():
 def test_correlation_of_a_constant_neuron_is_nan_not_a_number():
     p = cross_products([np.ones((10, 2), np.float32)], [np.arange(20.).reshape(10, 2)])
     assert np.isnan(correlation(p.xy[0][0], p.xx[0], p.yy[0])).all()
+
+
+def _gram_debiased(x, y):
+    """The unbiased HSIC with explicit n x n Gram matrices (Song et al. 2012, eq. 5)."""
+    def hsic(k, l_):
+        n = len(k)
+        k, l_ = k.copy(), l_.copy()
+        np.fill_diagonal(k, 0)
+        np.fill_diagonal(l_, 0)
+        one = np.ones(n)
+        return (np.trace(k @ l_) + (one @ k @ one) * (one @ l_ @ one) / ((n - 1) * (n - 2))
+                - 2 / (n - 2) * one @ k @ l_ @ one) / (n * (n - 3))
+
+    k, l_ = x @ x.T, y @ y.T
+    return hsic(k, l_) / np.sqrt(hsic(k, k) * hsic(l_, l_))
+
+
+def test_debiased_cka_equals_the_gram_matrix_formula_and_is_near_0_for_random_layers():
+    from neuronatlas.similarity.debiased import debiased_cka, permutation_p
+
+    rng = np.random.default_rng(0)
+    x = np.maximum(rng.standard_normal((60, 30)), 0)
+    y = x @ rng.standard_normal((30, 20)) + 0.5 * rng.standard_normal((60, 20))
+    assert debiased_cka(x, y) == pytest.approx(_gram_debiased(x, y), rel=1e-9)
+    # two unrelated wide layers on few images: biased CKA is large, debiased near 0
+    a, b = rng.standard_normal((50, 400)), rng.standard_normal((50, 400))
+    p = cross_products([a.astype(np.float32)], [b.astype(np.float32)])
+    assert linear_cka(p.xy[0][0], p.xx[0], p.yy[0]) > 0.8
+    assert abs(debiased_cka(a, b)) < 0.1
+    # the permutation test: related layers are significant, unrelated ones are not
+    _, p_related = permutation_p(x, y, np.random.default_rng(1), n_permutations=50)
+    _, p_random = permutation_p(a, b, np.random.default_rng(1), n_permutations=50)
+    assert p_related == pytest.approx(1 / 51) and p_random > 0.05

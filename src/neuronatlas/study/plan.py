@@ -22,7 +22,10 @@ from ..nn.mlp import MLP
 from ..shapes import default_input_shape
 from .spec import NetworkSpec, SpecError, StudySpec
 
-TASKS_VERSION = 1  # bump when a task computes something else from the same payload
+# bump when a task computes something else from the same payload (2: comparisons keep
+# debiased CKA and the null model's matches); a result that lacks a field its task writes
+# now is also computed again (tasks._keyed_json)
+TASKS_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -67,8 +70,8 @@ def plan(spec: StudySpec, data_dir=None, *, log=None) -> list[Task]:
     for net in formed:
         tasks.append(task("formation", f"formation of {net.name}",
                           {"name": net.name, **_images(datasets, net)}, (made[net.name][0],)))
-    networks = [{"name": n.name, "sizes": list(made[n.name][2]), "formation": n in formed}
-                for n in spec.networks]
+    networks = [{"name": n.name, "sizes": list(made[n.name][2]), "formation": n in formed,
+                 "axes": n.axes} for n in spec.networks]
     tasks.append(task("store", "study.zarr", {
         "networks": networks, "pairs": [[a.name, b.name] for a, b in compared]},
         tuple(tasks)))

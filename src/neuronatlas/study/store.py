@@ -20,6 +20,7 @@ import numpy as np
 
 from ..layout import COMPARISONS, FORMATION, STUDY_STORE
 from ..similarity.universality import universality
+from .page import write_page
 
 
 def build_store(out: Path, key: str, payload: dict) -> dict:
@@ -44,9 +45,12 @@ def build_store(out: Path, key: str, payload: dict) -> dict:
     _pairs(ds, pairs, depth)
     _formation(ds, out, [n["name"] for n in nets if n.get("formation")], names, depth, width)
     ds.attrs.update({"study_key": key, "written_by": "neuronatlas study",
-                     "universal_excess": 0.5})
+                     "universal_excess": 0.5,
+                     "images": int(pairs[0]["images"]) if pairs else 0})
     _write(ds, out / STUDY_STORE)
-    return {"file": STUDY_STORE, "networks": len(names), "pairs": len(pairs)}
+    write_page(out, ds, nets)
+    return {"file": STUDY_STORE, "page": "index.html", "networks": len(names),
+            "pairs": len(pairs)}
 
 
 def store_key(out: Path) -> str | None:
@@ -98,6 +102,12 @@ def _pairs(ds, pairs: list[dict], depth: int) -> None:
             for rec in d["layers"]:
                 v = rec[field]
                 arr[p, rec["layer"] - 1] = np.nan if v is None else v
+        ds[field] = (("pair", "layer"), arr)
+    for field in ("cka_debiased", "p_value"):
+        arr = np.full((len(pairs), depth), np.nan)
+        for p, d in enumerate(pairs):
+            for rec in d["debiased"]:
+                arr[p, rec["layer"] - 1] = np.nan if rec[field] is None else rec[field]
         ds[field] = (("pair", "layer"), arr)
     cka = np.full((len(pairs), depth, depth), np.nan)
     for p, d in enumerate(pairs):

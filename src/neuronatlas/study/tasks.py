@@ -31,6 +31,11 @@ from ..nn.blas import blas_threads
 from ..nn.mlp import MLP
 from ..runs import writing
 
+#: what a comparison's and a formation's JSON hold (besides their key)
+COMPARISON_FIELDS = ("a", "b", "images", "layers", "cka_matrix", "matches", "debiased")
+FORMATION_FIELDS = ("network", "steps", "self_corr", "cka_to_final", "formed_at",
+                    "formed_median")
+
 
 def run_task(kind: str, out: str, key: str, payload: dict, *_deps) -> dict:
     """Run one task (``_deps``: the records of the tasks it needs, passed by the scheduler
@@ -136,22 +141,38 @@ def compare_networks(out: Path, key: str, payload: dict, deps=()) -> dict:
     from ..similarity.universality import best_matches, pair_seed
 
     path = out / COMPARISONS / f"{payload['a']}~{payload['b']}.json"
-    doc = _keyed_json(path, key)
+    doc = _keyed_json(path, key, COMPARISON_FIELDS)
     computed = doc is None
     if computed:
         a, b = (MLP.load(model_file(out / payload[n])) for n in ("a", "b"))
         images = _images(payload["images"])
-        products = cross_products(hidden_activations(a, images), hidden_activations(b, images))
+        acts_a, acts_b = hidden_activations(a, images), hidden_activations(b, images)
+        products = cross_products(acts_a, acts_b)
         cmp = from_products(products, (payload["a"], payload["b"]))
-        matches = best_matches(products, pair_seed(key))
+        rng = pair_seed(key)
+        matches = best_matches(products, rng)
         doc = {"key": key, **cmp.to_dict(),
-               "matches": [{k: _json_list(v) for k, v in m.items()} for m in matches]}
+               "matches": [{k: _json_list(v) for k, v in m.items()} for m in matches],
+               "debiased": _debiased(acts_a, acts_b, rng)}
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(path, doc)
     return {"a": payload["a"], "b": payload["b"], "file": str(path.relative_to(out)),
             "computed": computed,
             "share_0_9": [r["share_0_9"] for r in doc["layers"]],
             "cka": [r["cka"] for r in doc["layers"]]}
+
+
+def _debiased(acts_a, acts_b, rng) -> list[dict]:
+    """Per depth: debiased CKA on every image, and on the permutation test's images with
+    its p-value."""
+    from ..similarity.debiased import debiased_cka, permutation_p
+
+    out = []
+    for d, (x, y) in enumerate(zip(acts_a, acts_b), start=1):
+        sub, p = permutation_p(x, y, rng)
+        out.append({"layer": d, "cka_debiased": _json_list([debiased_cka(x, y)])[0],
+                    "cka_debiased_sample": _json_list([sub])[0], "p_value": _json_list([p])[0]})
+    return out
 
 
 def formation(out: Path, key: str, payload: dict, deps=()) -> dict:
@@ -161,7 +182,7 @@ def formation(out: Path, key: str, payload: dict, deps=()) -> dict:
     from ..similarity.formation import formation_of
 
     path = out / FORMATION / f"{payload['name']}.json"
-    doc = _keyed_json(path, key)
+    doc = _keyed_json(path, key, FORMATION_FIELDS)
     computed = doc is None
     if computed:
         run = out / payload["name"]
@@ -177,13 +198,16 @@ def formation(out: Path, key: str, payload: dict, deps=()) -> dict:
             "computed": computed, "formed_median": doc["formed_median"]}
 
 
-def _keyed_json(path: Path, key: str) -> dict | None:
-    """The JSON result at ``path`` when the task ``key`` made it."""
+def _keyed_json(path: Path, key: str, fields: tuple[str, ...]) -> dict | None:
+    """The JSON result at ``path`` when the task ``key`` made it and it holds every one of
+    ``fields`` (a result written by an older version of the task is computed again)."""
     try:
         doc = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    return doc if isinstance(doc, dict) and doc.get("key") == key else None
+    if not isinstance(doc, dict) or doc.get("key") != key or any(f not in doc for f in fields):
+        return None
+    return doc
 
 
 def _images(specs: list[str]):
@@ -203,8 +227,10 @@ def store(out: Path, key: str, payload: dict, deps=()) -> dict:
     tasks kept in ``out``; the networks' test accuracy from their tasks' records."""
     from .store import build_store, store_key
 
-    accuracy = {r["network"]: r["test_accuracy"] for r in deps if "test_accuracy" in r}
-    nets = [{**n, "test_accuracy": accuracy.get(n["name"])} for n in payload["networks"]]
+    made = {r["network"]: r for r in deps if "test_accuracy" in r}
+    nets = [{**n, "test_accuracy": made.get(n["name"], {}).get("test_accuracy"),
+             "train_seconds": made.get(n["name"], {}).get("train_seconds")}
+            for n in payload["networks"]]
     if store_key(out) == key:
         return {"file": STUDY_STORE, "computed": False}
     return {**build_store(out, key, {**payload, "networks": nets}), "computed": True}
