@@ -75,6 +75,7 @@ def test_axes_make_the_product_of_networks_named_by_their_values():
     ("sizes = [784, 10]", "sizes is written as on the command line"),
     ('compare = "seed"', "compare = 'seed' names no axis"),
     ('preset = "pretty"', "preset = 'pretty' is none of paper, readable"),
+    ('preset = "readable"', "a study does not render pictures yet"),
     ("snapshots = 1", "keep at least 2"),
     ("seed = [0, 1", "not valid TOML"),
     ('import = ["missing.onnx"]', "import .*missing.onnx not found"),

@@ -14,7 +14,7 @@ written, each named by its values on the axes (``activation=gelu,seed=1``). Besi
 ``import = ["a.onnx", "b.safetensors"]`` adds models as they are (a table
 ``{path = ..., activation = ...}`` for a state_dict that does not record its
 activations); ``snapshots = K`` keeps K snapshots of every trained network over its
-training; ``preset = "readable"`` names the pictures to render; ``compare = "seed"`` pairs
+training; ``preset`` (the pictures to render) is refused for now, never ignored; ``compare = "seed"`` pairs
 the networks that differ only along that axis (default: every pair with the same input).
 Parsing is pure: nothing is read but the spec's own text and nothing is written.
 """
@@ -107,6 +107,9 @@ def parse_spec(text: str, *, base: Path = Path(".")) -> StudySpec:
     preset = _scalar(doc, "preset", str)
     if preset is not None and preset not in PRESETS:
         raise SpecError(f"preset = {preset!r} is none of {', '.join(PRESETS)}")
+    if preset is not None:  # refused rather than ignored: the user would wait for pictures
+        raise SpecError("preset: a study does not render pictures yet; build a network's "
+                        "atlas with neuronatlas atlas --run DIR/<network> (leave preset out)")
     snapshots = _scalar(doc, "snapshots", int) or 0
     if snapshots and snapshots < 2:
         raise SpecError(f"snapshots = {snapshots}: keep at least 2 (the initial weights and "
