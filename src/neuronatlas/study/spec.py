@@ -14,8 +14,9 @@ written, each named by its values on the axes (``activation=gelu,seed=1``). Besi
 ``import = ["a.onnx", "b.safetensors"]`` adds models as they are (a table
 ``{path = ..., activation = ...}`` for a state_dict that does not record its
 activations); ``snapshots = K`` keeps K snapshots of every trained network over its
-training; ``preset`` (the pictures to render) is refused for now, never ignored; ``compare = "seed"`` pairs
-the networks that differ only along that axis (default: every pair with the same input).
+training; ``compare = "seed"`` pairs the networks that differ only along that axis
+(default: every pair with the same input); ``preset`` (the pictures to render) is refused
+for now, never ignored.
 Parsing is pure: nothing is read but the spec's own text and nothing is written.
 """
 
