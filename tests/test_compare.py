@@ -157,3 +157,14 @@ def test_cli_compares_two_run_folders_or_model_files(tmp_path, mnist):
     wide.save(tmp_path / "w.safetensors", {"dataset": "mnist"})
     assert_user_error(run_cli("compare", tmp_path / "a", tmp_path / "w.safetensors",
                               "--dataset", "mnist"), "1568 inputs")
+
+
+def test_a_live_neuron_facing_an_all_dead_layer_is_live_with_no_partner(images):
+    """Liveness was read from NaN rows: against a layer that is all dead every neuron of A
+    counted as dead and the shares were NaN (found in review)."""
+    a, b = net(1), net(2)
+    b.weights[0][:] = 0
+    b.biases[0][:] = -1  # all of B's layer 1 is dead
+    rec = compare(a, b, images).layers[0]
+    assert rec["dead_b"] == rec["size_b"] and rec["dead_a"] < rec["size_a"]
+    assert rec["share_0_9"] == 0.0 and rec["share_0_5"] == 0.0

@@ -109,3 +109,13 @@ def test_debiased_cka_equals_the_gram_matrix_formula_and_is_near_0_for_random_la
     _, p_related = permutation_p(x, y, np.random.default_rng(1), n_permutations=50)
     _, p_random = permutation_p(a, b, np.random.default_rng(1), n_permutations=50)
     assert p_related == pytest.approx(1 / 51) and p_random > 0.05
+
+
+def test_debiased_cka_of_a_constant_or_tiny_layer_is_nan_and_it_ignores_a_shift():
+    from neuronatlas.similarity.debiased import debiased_cka
+
+    rng = np.random.default_rng(2)
+    x, y = rng.standard_normal((40, 8)), rng.standard_normal((40, 6))
+    assert np.isnan(debiased_cka(np.full((40, 3), 3.0), y))
+    assert np.isnan(debiased_cka(x[:3], y[:3]))
+    assert debiased_cka(x + 1000.0, y) == pytest.approx(debiased_cka(x, y), abs=1e-9)

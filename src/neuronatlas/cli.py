@@ -579,8 +579,9 @@ def analyze(run_dir, model, activation, dataset, data_dir, k):
 @click.argument("a", type=SafePath(path_type=Path))
 @click.argument("b", type=SafePath(path_type=Path))
 @data_options
+@ACTIVATION_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
-def compare_(a, b, dataset, data_dir, as_json):
+def compare_(a, b, dataset, data_dir, activation, as_json):
     """Do two networks learn the same neurons? A and B are run folders or model files;
     on the test images of their dataset (or --dataset), every hidden neuron of A is
     correlated with every neuron of B at the same depth and matched one to one (the
@@ -590,7 +591,7 @@ def compare_(a, b, dataset, data_dir, as_json):
     from .runs import open_model, shared_dataset
     from .similarity import compare as run_compare
 
-    net_a, net_b = open_model(a), open_model(b)
+    net_a, net_b = open_model(a, activation=activation), open_model(b, activation=activation)
     ds = shared_dataset([net_a, net_b], dataset, data_dir, log=_log)
     cmp = run_compare(net_a, net_b, ds.test_x, names=(str(a), str(b)))
     if as_json:
@@ -750,6 +751,8 @@ def study(spec_path, out_dir, scheduler, workers, overwrite, data_dir):
     only what is missing. Exits 1 when a task failed, with a table of why."""
     import importlib.util
 
+    from rich.markup import escape
+
     from .study import load_spec, parse_scheduler, run_study
 
     spec = load_spec(spec_path)
@@ -766,8 +769,8 @@ def study(spec_path, out_dir, scheduler, workers, overwrite, data_dir):
         def event(status, t, record):
             progress.update(bar, advance=1, last=f"{status}: {t.label}"[:40])
             if status != "done":
-                progress.console.print(f"[red]{status}[/]: {t.label}: {record['error']}",
-                                       highlight=False, markup=True)
+                progress.console.print(f"[red]{status}[/]: {escape(t.label)}: "
+                                       f"{escape(record['error'])}", highlight=False)
 
         try:
             result = run_study(spec, out_dir, scheduler=scheduler, workers=workers,
@@ -792,9 +795,11 @@ def _study_summary(result) -> None:
     table = Table(title="tasks that did not finish")
     for col in ("task", "status", "why"):
         table.add_column(col)
+    from rich.markup import escape
+
     labels = {t.key: t.label for t in result.tasks}
     for key, r in failed.items():
-        table.add_row(labels[key], r["status"], r["error"])
+        table.add_row(escape(labels[key]), r["status"], escape(r["error"]))
     out.print(table)
     sys.exit(1)
 

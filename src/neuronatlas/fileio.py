@@ -187,7 +187,8 @@ def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
     host = socket.gethostname()
     removed = []
     for tmp in Path(folder).rglob(".*.tmp"):
-        tag = tmp.name.rsplit("@", 1)[-1].split(".", 1)[0]  # "<host>-<pid>"
+        # ".<name>.@<host>-<pid>.<random>.tmp", read from the right (a host may hold dots)
+        tag = tmp.name[: -len(".tmp")].rsplit(".", 1)[0].rsplit("@", 1)[-1]
         who, _, pid = tag.rpartition("-")
         if who != host or not pid.isdigit() or _alive(int(pid)):
             continue

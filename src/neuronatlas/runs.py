@@ -107,10 +107,13 @@ def run_model(run_dir: Path, model: Path | None = None, *, activation=None, inpu
     return net, path
 
 
-def open_model(path: str | Path) -> MLP:
-    """The model at ``path``: a run folder's (its ``model.safetensors``) or a model file."""
+def open_model(path: str | Path, *, activation=None) -> MLP:
+    """The model at ``path``: a run folder's (its ``model.safetensors``) or a model file
+    (``activation`` for one that does not record its activations)."""
     path = Path(path)
-    return run_model(path)[0] if path.is_dir() else MLP.load(model_path(path.parent, path))
+    if path.is_dir():
+        return run_model(path, activation=activation)[0]
+    return MLP.load(model_path(path.parent, path), activation=activation)
 
 
 def shared_dataset(models: list[MLP], dataset: str | None = None, data_dir=None, *,

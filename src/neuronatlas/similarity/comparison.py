@@ -79,7 +79,7 @@ def from_products(products: CrossProducts, names: tuple[str, str]) -> Comparison
     layers, corrs = [], []
     for d in range(min(len(products.xx), len(products.yy))):
         corr = correlation(products.xy[d][d], products.xx[d], products.yy[d])
-        m = match(corr)
+        m = match(corr, np.diag(products.xx[d]) > 0, np.diag(products.yy[d]) > 0)
         layers.append({
             "layer": d + 1, "size_a": corr.shape[0], "size_b": corr.shape[1],
             "dead_a": int((~m.live_a).sum()), "dead_b": int((~m.live_b).sum()),

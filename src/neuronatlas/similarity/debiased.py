@@ -23,16 +23,21 @@ PERMUTATION_IMAGES = 1000  # the test's images: the first this many
 
 
 def debiased_cka(x: np.ndarray, y: np.ndarray) -> float:
-    """Debiased linear CKA of activations ``x`` (n, p) and ``y`` (n, q), n >= 4; NaN when
-    either layer is constant."""
-    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    """Debiased linear CKA of activations ``x`` (n, p) and ``y`` (n, q); NaN when either
+    layer is constant, its unbiased HSIC is not positive, or n < 4."""
+    if len(x) < 4:  # the estimator divides by n - 3
+        return float("nan")
+    # centred first (the estimator is shift-invariant; centring keeps its terms small)
+    x = np.asarray(x, np.float64) - np.mean(x, axis=0, dtype=np.float64)
+    y = np.asarray(y, np.float64) - np.mean(y, axis=0, dtype=np.float64)
+    if not np.any(x) or not np.any(y):  # a constant layer
+        return float("nan")
     kx, ky = _kernel_terms(x), _kernel_terms(y)
     xy = x.T @ y  # (p,n)@(n,q) -> (p,q)
     hxy = _hsic(np.sum(xy * xy), kx, ky, len(x))
     hxx = _hsic(kx["tr"], kx, kx, len(x))
     hyy = _hsic(ky["tr"], ky, ky, len(x))
-    den = hxx * hyy
-    return float(hxy / np.sqrt(den)) if den > 0 else float("nan")
+    return float(hxy / np.sqrt(hxx * hyy)) if hxx > 0 and hyy > 0 else float("nan")
 
 
 def _kernel_terms(x: np.ndarray) -> dict:

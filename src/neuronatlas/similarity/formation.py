@@ -19,7 +19,8 @@ def formation_of(snapshots: list[MLP], final: MLP, images: np.ndarray) -> dict:
     """For ``snapshots`` (in step order) against ``final``: ``self_corr[l][s][i]`` (NaN
     where neuron i is constant at snapshot s or at the end), ``cka_to_final[l][s]``,
     ``formed_at[l][i]`` (the index of the snapshot from which neuron i stays at or above
-    FORMED; None: never) and ``formed_median[l]`` over the neurons that formed."""
+    FORMED, before the end; None: never) and ``formed_median[l]`` over the neurons that
+    formed."""
     x = final.check_input(images)
     end = hidden_activations(final, x)
     self_corr = [[] for _ in end]
@@ -30,10 +31,19 @@ def formation_of(snapshots: list[MLP], final: MLP, images: np.ndarray) -> dict:
             c = correlation(p.xy[l][l], p.xx[l], p.yy[l])
             self_corr[l].append(np.diag(c))
             cka[l].append(linear_cka(p.xy[l][l], p.xx[l], p.yy[l]))
+    # the last snapshot is usually the final model itself, where every live neuron has
+    # r = 1: it is left out, so that "formed" means formed before the end
+    last_is_final = bool(snapshots) and all(
+        np.array_equal(a, b) for a, b in zip(snapshots[-1].weights + snapshots[-1].biases,
+                                             final.weights + final.biases))
     formed, median = [], []
     for l in range(len(end)):
-        r = np.array(self_corr[l])  # (snapshots, n)
+        r = np.array(self_corr[l])[: len(snapshots) - last_is_final]  # (snapshots, n)
         ok = np.nan_to_num(r, nan=-2) >= FORMED
+        if not len(ok):  # nothing before the end
+            formed.append([None] * r.shape[1] if r.ndim == 2 else [])
+            median.append(None)
+            continue
         # stays formed: every later snapshot is too (a suffix of True)
         suffix = np.flip(np.logical_and.accumulate(np.flip(ok, axis=0), axis=0), axis=0)
         first = np.where(suffix.any(axis=0), suffix.argmax(axis=0), -1)

@@ -35,10 +35,16 @@ class Matching:
                      / n)
 
 
-def match(corr: np.ndarray) -> Matching:
-    """:class:`Matching` of the neurons of A (rows of ``corr``) with those of B."""
-    live_a = ~np.all(np.isnan(corr), axis=1) if corr.shape[1] else np.zeros(len(corr), bool)
-    live_b = ~np.all(np.isnan(corr), axis=0) if corr.shape[0] else np.zeros(corr.shape[1], bool)
+def match(corr: np.ndarray, live_a: np.ndarray | None = None,
+          live_b: np.ndarray | None = None) -> Matching:
+    """:class:`Matching` of the neurons of A (rows of ``corr``) with those of B. Which
+    neurons are live is given (non-zero variance), or read from the NaN rows and columns
+    of ``corr`` (which cannot tell a live neuron facing an all-dead layer from a dead one:
+    give them)."""
+    if live_a is None:
+        live_a = ~np.all(np.isnan(corr), axis=1) if corr.shape[1] else np.zeros(len(corr), bool)
+    if live_b is None:
+        live_b = ~np.all(np.isnan(corr), axis=0) if len(corr) else np.zeros(corr.shape[1], bool)
     p = len(corr)
     best = np.full(p, np.nan)
     assignment = np.full(p, -1, np.int64)
@@ -50,4 +56,4 @@ def match(corr: np.ndarray) -> Matching:
         r, c = linear_sum_assignment(live, maximize=True)
         assignment[rows[r]] = cols[c]
         matched[rows[r]] = live[r, c]
-    return Matching(best, assignment, matched, live_a, live_b)
+    return Matching(best, assignment, matched, np.asarray(live_a, bool), np.asarray(live_b, bool))

@@ -38,8 +38,10 @@ def best_matches(products: CrossProducts, rng: np.random.Generator) -> list[dict
         corr = correlation(xy, xx, yy)
         null_ab = _null(xy, xx, yy, rng)  # B rotated
         null_ba = _null(xy.T, yy, xx, rng)  # A rotated
-        out.append({"best_ab": _row_max(corr), "best_ba": _row_max(corr.T),
-                    "null_ab": _row_max(null_ab), "null_ba": _row_max(null_ba)})
+        live_a, live_b = np.diag(xx) > 0, np.diag(yy) > 0
+        out.append({"best_ab": _row_max(corr, live_a), "best_ba": _row_max(corr.T, live_b),
+                    "null_ab": _row_max(null_ab, live_a),
+                    "null_ba": _row_max(null_ba, live_b)})
     return out
 
 
@@ -55,13 +57,13 @@ def _null(xy: np.ndarray, xx: np.ndarray, yy: np.ndarray, rng) -> np.ndarray:
     return correlation(xy_r, xx, yy_r)
 
 
-def _row_max(corr: np.ndarray) -> np.ndarray:
-    """Each row's largest correlation over the live columns; NaN for a dead row."""
+def _row_max(corr: np.ndarray, live: np.ndarray) -> np.ndarray:
+    """Each live row's largest correlation over the live columns (0 when the other layer
+    has none: no partner); NaN for a dead row."""
     out = np.full(len(corr), np.nan)
-    if corr.shape[1] == 0:
-        return out
-    live = ~np.all(np.isnan(corr), axis=1)
-    out[live] = np.nanmax(corr[live], axis=1)
+    out[live] = 0.0
+    has = live & ~np.all(np.isnan(corr), axis=1) if corr.shape[1] else np.zeros_like(live)
+    out[has] = np.nanmax(corr[has], axis=1)
     return out
 
 
@@ -69,16 +71,21 @@ def universality(best: np.ndarray, null: np.ndarray, rng: np.random.Generator,
                  n_boot: int = N_BOOT) -> dict[str, np.ndarray]:
     """Per neuron of one network's layer, from its best-match correlations in each other
     network (``best``, (others, n)) and against their rotated copies (``null``): the mean
-    of each, the excess, its 95% bootstrap interval over the other networks, and whether
+    of each, the excess, its 95% bootstrap interval over the other networks (NaN with one
+    other network: nothing to resample), and whether
     the neuron is universal (excess > :data:`UNIVERSAL_EXCESS`; False for a dead one)."""
     best, null = np.asarray(best, np.float64), np.asarray(null, np.float64)
     diff = best - null  # (others, n)
     with np.errstate(invalid="ignore"):
         mean_best, mean_null = best.mean(axis=0), null.mean(axis=0)
         excess = diff.mean(axis=0)
-        picks = rng.integers(0, len(diff), (n_boot, len(diff)))
-        boot = diff[picks].mean(axis=1)  # (n_boot, n)
-        lo, hi = np.percentile(boot, [2.5, 97.5], axis=0)
+        if len(diff) < 2:  # one other network: no spread to resample
+            lo = hi = np.full(diff.shape[1], np.nan)
+        else:
+            boot = np.empty((n_boot, diff.shape[1]))
+            for b in range(n_boot):  # one resample at a time: memory n, not n_boot x others x n
+                boot[b] = diff[rng.integers(0, len(diff), len(diff))].mean(axis=0)
+            lo, hi = np.percentile(boot, [2.5, 97.5], axis=0)
     return {"best": mean_best, "null": mean_null, "excess": excess, "excess_lo": lo,
             "excess_hi": hi, "universal": np.nan_to_num(excess, nan=-1) > UNIVERSAL_EXCESS}
 

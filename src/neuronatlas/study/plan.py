@@ -22,11 +22,11 @@ from ..nn.mlp import MLP
 from ..shapes import default_input_shape
 from .spec import NetworkSpec, SpecError, StudySpec
 
-# bump when a task computes something else from the same payload (2: comparisons keep
-# debiased CKA and the null model's matches); a result that lacks a field its task writes
-# now is also computed again (tasks._keyed_json)
-TASKS_VERSION = 2
-
+#: each kind's version, in its tasks' keys: bumped when that kind computes something else
+#: from the same payload (compare 2: it keeps debiased CKA and the null model's matches),
+#: so that no other kind's results are made again; a result that lacks a field its task
+#: writes now is also computed again (tasks._keyed_json)
+VERSIONS = {"train": 1, "import": 1, "compare": 2, "formation": 2, "store": 2}
 
 @dataclass(frozen=True)
 class Task:
@@ -44,7 +44,7 @@ def canonical(value) -> str:
 
 def task(kind: str, label: str, payload: dict, deps: tuple[Task, ...] = ()) -> Task:
     keys = tuple(d.key for d in deps)
-    digest = hashlib.sha256(canonical([TASKS_VERSION, kind, payload, keys]).encode())
+    digest = hashlib.sha256(canonical([VERSIONS[kind], kind, payload, keys]).encode())
     return Task(f"{kind}-{digest.hexdigest()[:16]}", kind, label, payload, keys)
 
 

@@ -89,13 +89,14 @@ def run_study(spec: StudySpec, out: str | Path, *, scheduler: str = "local",
             if on_event:
                 on_event(record["status"], t, record)
 
-        execute(tasks, out, finished)
+        execute(tasks, out, {"data_dir": None if data_dir is None else
+                             str(Path(data_dir).absolute())}, finished)
         return result
 
 
 @contextmanager
 def _executor(scheduler: str, workers: int | None, log):
-    """``execute(tasks, out, finished)`` on the scheduler asked for, connected (or its
+    """``execute(tasks, out, context, finished)`` on the scheduler asked for, connected (or its
     cluster started) before anything is planned or written; closed on leaving."""
     if scheduler == "synchronous":
         yield _synchronous
@@ -116,8 +117,8 @@ def _executor(scheduler: str, workers: int | None, log):
                             f"{CONNECT_TIMEOUT} s ({type(exc).__name__})") from None
     log(f"Dask dashboard: {client.dashboard_link}")
 
-    def execute(tasks, out, finished):
-        _submit_and_record(client, tasks, out, finished)
+    def execute(tasks, out, context, finished):
+        _submit_and_record(client, tasks, out, context, finished)
 
     execute.dashboard = client.dashboard_link
     try:
@@ -149,7 +150,7 @@ def _skipped(needed: str) -> dict:
     return {"status": "skipped", "error": f"needs {needed}, which did not finish"}
 
 
-def _synchronous(tasks: list[Task], out: Path, finished) -> None:
+def _synchronous(tasks: list[Task], out: Path, context: dict, finished) -> None:
     """Every task in this process, dependencies first; a task whose dependency failed
     is skipped, the others still run."""
     status: dict[str, str] = {}
@@ -162,7 +163,7 @@ def _synchronous(tasks: list[Task], out: Path, finished) -> None:
         else:
             try:
                 record = {"status": "done", **run_task(t.kind, str(out), t.key, t.payload,
-                                                       *(records[d] for d in t.deps))}
+                                                       context, *(records[d] for d in t.deps))}
             except Exception as exc:  # recorded, as Dask records it; the rest still run
                 record = _failure(exc)
         status[t.key] = record["status"]
@@ -170,28 +171,34 @@ def _synchronous(tasks: list[Task], out: Path, finished) -> None:
         finished(t, record)
 
 
-def _submit_and_record(client, tasks: list[Task], out: Path, finished) -> None:
+def _submit_and_record(client, tasks: list[Task], out: Path, context: dict, finished) -> None:
+    """Submit every task under a key of its own and of this study's folder (two studies on
+    one scheduler never share a task), and record each as it ends."""
+    import hashlib
+
     from distributed import as_completed
 
-    futures, by_key = {}, {t.key: t for t in tasks}
+    folder = hashlib.sha256(str(out).encode()).hexdigest()[:8]
+    futures, by_dask = {}, {}
     for t in tasks:
-        futures[t.key] = client.submit(run_task, t.kind, str(out), t.key, t.payload,
-                                       *(futures[d] for d in t.deps), key=t.key, pure=False)
-    done: set[str] = set()
+        dask_key = f"{t.key}-{folder}"
+        futures[t.key] = client.submit(run_task, t.kind, str(out), t.key, t.payload, context,
+                                       *(futures[d] for d in t.deps), key=dask_key,
+                                       pure=False)
+        by_dask[dask_key] = t
+    labels = {t.key: t.label for t in tasks}
     try:
         for fut in as_completed(list(futures.values())):
-            t = by_key[fut.key]
+            t = by_dask[fut.key]
             if fut.status == "finished":
-                done.add(t.key)
                 finished(t, {"status": "done", **fut.result()})
-                continue
-            # a task errs with its dependency's error when that one failed
-            dep = next((d for d in t.deps if d not in done), None)
-            if dep is not None:
-                finished(t, _skipped(by_key[dep].label))
-            else:
-                finished(t, _failure(fut.exception()))
+            elif fut.status == "error":
+                # Dask errs a task when one of its dependencies erred, at once: blame that one
+                failed = next((d for d in t.deps if futures[d].status == "error"), None)
+                finished(t, _skipped(labels[failed]) if failed else _failure(fut.exception()))
+            else:  # cancelled or lost: the scheduler went away or restarted
+                finished(t, {"status": "failed", "error": f"the task was {fut.status} by Dask "
+                                                          "(scheduler restarted or gone)"})
     except BaseException:
         client.cancel(list(futures.values()))
         raise
-

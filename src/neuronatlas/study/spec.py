@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import TrainConfig
+from ..data import NAMED
 from ..errors import ConfigError, NeuronatlasError
 from ..fileio import MISSING, file_problem, shown
 from ..vis.presets import PRESETS
@@ -115,7 +116,7 @@ def parse_spec(text: str, *, base: Path = Path(".")) -> StudySpec:
     if snapshots and snapshots < 2:
         raise SpecError(f"snapshots = {snapshots}: keep at least 2 (the initial weights and "
                         "the end)")
-    trained = _trained(doc, axes, snapshots)
+    trained = _trained(doc, axes, snapshots, base)
     imported = _imported(doc, base)
     networks = (*trained, *imported)
     names = [n.name for n in networks]
@@ -140,7 +141,8 @@ def _scalar(doc: dict, key: str, kind: type):
     return value
 
 
-def _trained(doc: dict, axes: tuple[str, ...], snapshots: int) -> list[NetworkSpec]:
+def _trained(doc: dict, axes: tuple[str, ...], snapshots: int, base: Path
+             ) -> list[NetworkSpec]:
     """Every network of the product of the axes (none when only imports are given)."""
     given = [k for k in doc if k in TRAIN_KEYS or k in OTHER_TRAIN_KEYS]
     if not given and "import" in doc:
@@ -158,9 +160,18 @@ def _trained(doc: dict, axes: tuple[str, ...], snapshots: int) -> list[NetworkSp
         dataset = settings.pop("dataset", "mnist")
         if not isinstance(dataset, str):
             raise SpecError(f"{name}: dataset must be a name or a path, got {dataset!r}")
-        out.append(NetworkSpec(name, point, dataset, _config(name, settings),
+        out.append(NetworkSpec(name, point, _data_path(dataset, base), _config(name, settings),
                                snapshots=snapshots))
     return out
+
+
+def _data_path(dataset: str, base: Path) -> str:
+    """A dataset's name as it is, a path made absolute from the spec's folder (a worker in
+    another folder finds it, and the task's key does not change with the current folder)."""
+    if dataset in NAMED:
+        return dataset
+    path = Path(dataset)
+    return str((path if path.is_absolute() else base / path).absolute())
 
 
 def _config(name: str, settings: dict) -> TrainConfig:
@@ -211,6 +222,7 @@ def _imported(doc: dict, base: Path) -> list[NetworkSpec]:
     if entries and not isinstance(dataset, str):
         raise SpecError("imported models are checked on the study's one dataset: with import, "
                         f"dataset must be a single name or path, got {dataset!r}")
+    dataset = _data_path(dataset, base) if isinstance(dataset, str) else dataset
     out = []
     for entry in entries:
         activation = None
@@ -219,10 +231,13 @@ def _imported(doc: dict, base: Path) -> list[NetworkSpec]:
             if extra or not isinstance(entry.get("path"), str):
                 raise SpecError(f"an import table has a path (and an activation), got {entry!r}")
             activation = entry.get("activation")
+            if activation is not None and not isinstance(activation, str):
+                raise SpecError(f"an import's activation is a name such as \"gelu\", got "
+                                f"{activation!r}")
             entry = entry["path"]
         if not isinstance(entry, str):
             raise SpecError(f"an import is a model file's path, got {entry!r}")
-        path = (base / entry) if not Path(entry).is_absolute() else Path(entry)
+        path = ((base / entry) if not Path(entry).is_absolute() else Path(entry)).absolute()
         why = file_problem(path)
         if why is not None:
             raise SpecError(f"import {shown(path)} " + ("not found" if why == MISSING else why))

@@ -146,7 +146,10 @@ def _arr(values) -> np.ndarray:
 
 
 def _write(ds, path: Path) -> None:
-    """Write the store beside ``path`` and rename it over the old one."""
+    """Write the store beside ``path`` and rename it over the old one (the leftovers of a
+    write that was killed go first)."""
+    for stale in path.parent.glob(".study.zarr.tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=".study.zarr.tmp-", dir=path.parent))
     try:
         # Zarr format 2: every reader reads it (format 3 has no stable string type yet)

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from ..data import load_dataset
+from ..errors import CheckpointError
 from ..evaluate import evaluate
 from ..fileio import atomic_write_json
 from ..layout import (
@@ -37,13 +38,15 @@ FORMATION_FIELDS = ("network", "steps", "self_corr", "cka_to_final", "formed_at"
                     "formed_median")
 
 
-def run_task(kind: str, out: str, key: str, payload: dict, *_deps) -> dict:
-    """Run one task (``_deps``: the records of the tasks it needs, passed by the scheduler
-    so that it waits for them); its record, with the worker and times, or raises."""
+def run_task(kind: str, out: str, key: str, payload: dict, context: dict, *deps) -> dict:
+    """Run one task; its record, with the worker and times, or raises. ``context`` holds
+    what is not part of the task's identity (``data_dir``: where this machine finds the
+    datasets); ``deps`` are the records of the tasks it needs (passed by the scheduler,
+    so that it waits for them)."""
     worker, address = _where()
     start = time.time()
     with blas_threads(1):
-        made = TASKS[kind](Path(out), key, payload, _deps)
+        made = TASKS[kind](Path(out), key, payload, {**context, "deps": deps})
     end = time.time()
     return {"key": key, "kind": kind, "worker": worker, "address": address, "pid": os.getpid(),
             "start": _iso(start), "end": _iso(end), "seconds": round(end - start, 3), **made}
@@ -66,14 +69,28 @@ def _where() -> tuple[str, str]:
 
 
 def _done(run: Path, key: str) -> bool:
+    """Whether ``run`` holds the finished result of task ``key`` (a task.json of this key
+    that says done: one written before a failed or killed attempt does not)."""
     try:
-        return (json.loads((run / TASK_FILE).read_text())["key"] == key
-                and model_file(run).is_file())
+        doc = json.loads((run / TASK_FILE).read_text())
+        return doc["key"] == key and doc.get("done") is True and model_file(run).is_file()
     except (OSError, ValueError, KeyError, TypeError):
         return False
 
 
-def train_network(out: Path, key: str, payload: dict, deps=()) -> dict:
+def _dataset(spec: str, sha: str, ctx: dict):
+    """The dataset ``spec`` as this machine finds it (``ctx["data_dir"]``), which must be
+    the data the study was planned on."""
+    from ..errors import DataError
+
+    data = load_dataset(spec, ctx.get("data_dir"))
+    if data.identity["sha256"] != sha:
+        raise DataError(f"{spec} here is not the data the study was planned on (sha256 "
+                        f"{data.identity['sha256'][:12]}..., planned {sha[:12]}...)")
+    return data
+
+
+def train_network(out: Path, key: str, payload: dict, ctx: dict) -> dict:
     """Train the network into ``out/<name>``; an interrupted training is resumed from its
     checkpoint (bit for bit), a run of another task replaced."""
     from ..config import TrainConfig
@@ -82,18 +99,22 @@ def train_network(out: Path, key: str, payload: dict, deps=()) -> dict:
     run = out / payload["name"]
     computed = not _done(run, key)
     if computed:
-        data = load_dataset(payload["dataset"])
+        data = _dataset(payload["dataset"], payload["dataset_sha256"], ctx)
         config = TrainConfig.from_dict(payload["config"])
         with writing(run, "train in") as lock:
             resume = (run / CHECKPOINT).is_file() and _task_of(run) == key
             atomic_write_json(run / TASK_FILE, {"key": key, "done": False, "pid": os.getpid(),
                                                 "worker": _where()[0]})
-            res = train(data, None if resume else config, run, resume=resume,
-                        overwrite=not resume, snapshots=payload["snapshots"], lock=lock)
+            try:  # the checkpoint's config must be this task's, or it starts again
+                res = train(data, config, run, resume=resume, overwrite=not resume,
+                            snapshots=payload["snapshots"], lock=lock)
+            except CheckpointError:
+                res = train(data, config, run, overwrite=True, snapshots=payload["snapshots"],
+                            lock=lock)
             if not res.completed:
                 raise KeyboardInterrupt
             atomic_write_json(run / TASK_FILE, {"key": key, "done": True})
-    return {**_network_record(run, payload), "computed": computed}
+    return {**_network_record(run, payload, ctx), "computed": computed}
 
 
 def _task_of(run: Path) -> str | None:
@@ -103,21 +124,21 @@ def _task_of(run: Path) -> str | None:
         return None
 
 
-def import_network(out: Path, key: str, payload: dict, deps=()) -> dict:
+def import_network(out: Path, key: str, payload: dict, ctx: dict) -> dict:
     """Import the model file into ``out/<name>``."""
     from ..importers import import_model
 
     run = out / payload["name"]
     computed = not _done(run, key)
     if computed:
-        data = load_dataset(payload["dataset"])
+        data = _dataset(payload["dataset"], payload["dataset_sha256"], ctx)
         import_model(payload["source"], run, data, activation=payload["activation"],
                      overwrite=True)
         atomic_write_json(run / TASK_FILE, {"key": key, "done": True})
-    return {**_network_record(run, payload), "computed": computed}
+    return {**_network_record(run, payload, ctx), "computed": computed}
 
 
-def _network_record(run: Path, payload: dict) -> dict:
+def _network_record(run: Path, payload: dict, ctx: dict) -> dict:
     """The network's test accuracy (from its metrics, else evaluated now) and seconds."""
     model = MLP.load(model_file(run))
     accuracy, seconds = None, None
@@ -126,13 +147,13 @@ def _network_record(run: Path, payload: dict) -> dict:
         accuracy = lines[-1]["test_accuracy"]
         seconds = round(sum(m["seconds"] for m in lines), 3)
     except (OSError, ValueError, KeyError, IndexError, TypeError):
-        data = load_dataset(payload["dataset"])
+        data = _dataset(payload["dataset"], payload["dataset_sha256"], ctx)
         accuracy = evaluate(model, data.test_x, data.test_y).accuracy
     return {"network": payload["name"], "test_accuracy": accuracy, "train_seconds": seconds,
             "sizes": list(model.sizes)}
 
 
-def compare_networks(out: Path, key: str, payload: dict, deps=()) -> dict:
+def compare_networks(out: Path, key: str, payload: dict, ctx: dict) -> dict:
     """Compare two networks of the study on the test images of their datasets; the result
     is ``out/comparisons/<a>~<b>.json``: the comparison, and each neuron's best match both
     ways and against the other's rotated layer (the universality test's inputs)."""
@@ -145,7 +166,7 @@ def compare_networks(out: Path, key: str, payload: dict, deps=()) -> dict:
     computed = doc is None
     if computed:
         a, b = (MLP.load(model_file(out / payload[n])) for n in ("a", "b"))
-        images = _images(payload["images"])
+        images = _images(payload, ctx)
         acts_a, acts_b = hidden_activations(a, images), hidden_activations(b, images)
         products = cross_products(acts_a, acts_b)
         cmp = from_products(products, (payload["a"], payload["b"]))
@@ -175,7 +196,7 @@ def _debiased(acts_a, acts_b, rng) -> list[dict]:
     return out
 
 
-def formation(out: Path, key: str, payload: dict, deps=()) -> dict:
+def formation(out: Path, key: str, payload: dict, ctx: dict) -> dict:
     """How a trained network's neurons formed: at each snapshot, every neuron's
     correlation with its own final self and each layer's linear CKA to its final self,
     on the test images; ``out/formation/<name>.json``."""
@@ -191,7 +212,7 @@ def formation(out: Path, key: str, payload: dict, deps=()) -> dict:
         steps = [int(m.metadata["snapshot_step"]) for m in models]
         final = MLP.load(model_file(run))
         doc = {"key": key, "network": payload["name"], "steps": steps,
-               **formation_of(models, final, _images(payload["images"]))}
+               **formation_of(models, final, _images(payload, ctx))}
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(path, doc)
     return {"network": payload["name"], "file": str(path.relative_to(out)),
@@ -210,10 +231,12 @@ def _keyed_json(path: Path, key: str, fields: tuple[str, ...]) -> dict | None:
     return doc
 
 
-def _images(specs: list[str]):
+def _images(payload: dict, ctx: dict):
+    """The test images of the task's datasets, in the planned order."""
     import numpy as np
 
-    return np.concatenate([load_dataset(s).test_x for s in specs])
+    return np.concatenate([_dataset(s, sha, ctx).test_x for s, sha in
+                           zip(payload["images"], payload["images_sha256"])])
 
 
 def _json_list(a) -> list:
@@ -222,16 +245,16 @@ def _json_list(a) -> list:
     return [None if not np.isfinite(v) else float(v) for v in np.asarray(a, np.float64)]
 
 
-def store(out: Path, key: str, payload: dict, deps=()) -> dict:
+def store(out: Path, key: str, payload: dict, ctx: dict) -> dict:
     """The study's results in ``out/study.zarr`` (:mod:`.store`), from what its other
     tasks kept in ``out``; the networks' test accuracy from their tasks' records."""
     from .store import build_store, store_key
 
-    made = {r["network"]: r for r in deps if "test_accuracy" in r}
+    made = {r["network"]: r for r in ctx["deps"] if "test_accuracy" in r}
     nets = [{**n, "test_accuracy": made.get(n["name"], {}).get("test_accuracy"),
              "train_seconds": made.get(n["name"], {}).get("train_seconds")}
             for n in payload["networks"]]
-    if store_key(out) == key:
+    if store_key(out) == key and (out / "index.html").is_file():
         return {"file": STUDY_STORE, "computed": False}
     return {**build_store(out, key, {**payload, "networks": nets}), "computed": True}
 
