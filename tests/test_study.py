@@ -340,3 +340,24 @@ def test_two_studies_on_one_scheduler_never_share_a_task(cluster, seeds_spec, sy
         proc = run_cli("study", seeds_spec, "--out", tmp_path / name, "--scheduler", address)
         assert proc.returncode == 0, proc.stderr
     assert results(tmp_path / "second") == results(synchronous)
+
+
+def test_a_relative_dataset_path_is_the_specs_own_wherever_the_command_runs(tmp_path):
+    """A dataset path in a spec is read from the spec's folder, as its imports are (it was
+    taken from the current folder, and a task's key changed with it)."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    np.savez(folder / "small.npz", x_train=rng.random((96, 8, 8), np.float32),
+             y_train=np.arange(96) % 4, x_test=rng.random((32, 8, 8), np.float32),
+             y_test=np.arange(32) % 4)
+    spec = write_spec(folder, 'dataset = "small.npz"\nsizes = "64,6,4"\nepochs = 1\n'
+                              'fine-tune-epochs = 0\nseed = [0, 1]\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    proc = subprocess.run([sys.executable, "-m", "neuronatlas", "study", spec, "--out",
+                           tmp_path / "out", "--scheduler", "synchronous"], cwd=elsewhere,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads((tmp_path / "out" / "study.json").read_text())
+    assert all(t["status"] == "done" for t in doc["tasks"].values())
