@@ -232,6 +232,7 @@ def cluster(tmp_path):
             p.wait()
 
 
+@pytest.mark.slow  # a real cluster or a signal: tens of seconds; in CI's slow step
 def test_a_worker_killed_mid_task_changes_no_byte(cluster, seeds_spec, synchronous,
                                                   tmp_path):
     """On a real scheduler with two workers, one SIGKILLed while it trains: Dask reruns
@@ -265,6 +266,7 @@ def test_a_worker_killed_mid_task_changes_no_byte(cluster, seeds_spec, synchrono
     assert results(out) == results(synchronous)
 
 
+@pytest.mark.slow  # a real cluster or a signal: tens of seconds; in CI's slow step
 def test_a_failing_network_is_recorded_and_the_rest_finish(tmp_path, mnist):
     spec = write_spec(tmp_path, SMALL + "lr = [0.01, 1e30]\n")
     out = tmp_path / "study"
@@ -279,6 +281,7 @@ def test_a_failing_network_is_recorded_and_the_rest_finish(tmp_path, mnist):
     assert (out / "lr=0.01" / "model.safetensors").is_file()
 
 
+@pytest.mark.slow  # a real cluster or a signal: tens of seconds; in CI's slow step
 def test_ctrl_c_stops_the_study_and_the_same_command_resumes_it(seeds_spec, synchronous,
                                                                   tmp_path):
     out = tmp_path / "study"
@@ -331,6 +334,7 @@ def test_a_network_whose_task_did_not_finish_is_made_again(synchronous, seeds_sp
     assert results(out) == results(synchronous)
 
 
+@pytest.mark.slow  # a real cluster or a signal: tens of seconds; in CI's slow step
 def test_two_studies_on_one_scheduler_never_share_a_task(cluster, seeds_spec, synchronous,
                                                         tmp_path):
     """Dask keys were the tasks' keys alone: a second study of the same spec in another
