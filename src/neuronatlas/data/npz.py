@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import math
+import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -176,7 +177,9 @@ def _parse_header(path: Path, key: str, f) -> tuple:
     read = (np.lib.format.read_array_header_1_0 if major == 1
             else np.lib.format.read_array_header_2_0)
     try:
-        shape, fortran, dtype = read(stream)
+        with warnings.catch_warnings():  # a damaged header's odd escapes: the error says it
+            warnings.simplefilter("ignore")
+            shape, fortran, dtype = read(stream)
     except _HEADER_ERRORS as exc:
         raise DataError(f"{path}: {key}'s NPY header is not one NumPy reads: "
                         f"{str(exc)[:120]}") from None
