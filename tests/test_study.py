@@ -36,11 +36,13 @@ def write_spec(folder: Path, text: str, name: str = "spec.toml") -> Path:
 
 def results(folder: Path) -> dict[str, bytes]:
     """Every file a study made but its timings and process facts (study.json and the page's
-    data, which show seconds; metrics' seconds; the locks): what must be the same whichever
-    scheduler ran it."""
+    data, which show seconds; metrics' seconds and the store's copy of them; the locks):
+    what must be the same whichever scheduler ran it."""
     out = {}
     timed = ("study.json", "study-data.js", ".neuronatlas.lock", "metrics.jsonl")
     for p in sorted(folder.rglob("*")):
+        if p.parent.name == "train_seconds":  # study.zarr's copy of the trainings' seconds
+            continue
         if p.is_file() and p.name not in timed:
             out[p.relative_to(folder).as_posix()] = p.read_bytes()
         elif p.name == "metrics.jsonl":
@@ -75,7 +77,6 @@ def test_axes_make_the_product_of_networks_named_by_their_values():
     ("sizes = [784, 10]", "sizes is written as on the command line"),
     ('compare = "seed"', "compare = 'seed' names no axis"),
     ('preset = "pretty"', "preset = 'pretty' is none of paper, readable"),
-    ('preset = "readable"', "a study does not render pictures yet"),
     ("snapshots = 1", "keep at least 2"),
     ("seed = [0, 1", "not valid TOML"),
     ('import = ["missing.onnx"]', "import .*missing.onnx not found"),
@@ -141,7 +142,8 @@ def synchronous(seeds_spec, tmp_path_factory, mnist):
 def test_a_study_records_every_task_and_compares_every_pair(synchronous):
     doc = json.loads((synchronous / "study.json").read_text())
     tasks = doc["tasks"].values()
-    assert sorted(t["kind"] for t in tasks) == (["compare"] * 6 + ["formation"] * 4
+    assert sorted(t["kind"] for t in tasks) == (["compare"] * 6 + ["examples"] * 4
+                                                + ["formation"] * 4 + ["pictures"] * 4
                                                 + ["store"] + ["train"] * 4)
     assert all(t["status"] == "done" and t["seconds"] >= 0 and t["worker"] for t in tasks)
     cmp = json.loads((synchronous / "comparisons" / "seed=0~seed=1.json").read_text())
@@ -183,7 +185,7 @@ def test_the_results_are_one_zarr_store_read_by_xarray_alone(synchronous):
 def test_a_rerun_does_nothing_and_another_spec_is_refused(synchronous, seeds_spec, tmp_path):
     before = results(synchronous)
     proc = run_cli("study", seeds_spec, "--out", synchronous, "--scheduler", "synchronous")
-    assert proc.returncode == 0 and "(15 found done already)" in proc.stdout
+    assert proc.returncode == 0 and "(23 found done already)" in proc.stdout
     assert results(synchronous) == before
     other = write_spec(tmp_path, seeds_spec.read_text() + "batch-size = 64\n", "other.toml")
     assert_user_error(run_cli("study", other, "--out", synchronous, "--scheduler",
@@ -279,6 +281,14 @@ def test_a_failing_network_is_recorded_and_the_rest_finish(tmp_path, mnist):
     assert status["lr=1e+30"][0] == "failed" and "Diverged" in status["lr=1e+30"][1]
     assert status["lr=0.01 ~ lr=1e+30"][0] == "skipped"
     assert (out / "lr=0.01" / "model.safetensors").is_file()
+    import xarray as xr  # the store holds what finished, and says what did not
+
+    ds = xr.open_zarr(out / "study.zarr")
+    assert list(ds["network_done"].values) == [1, 0] and list(ds["pair_done"].values) == [0]
+    assert ds["test_accuracy"].values[0] > 0.5 and np.isnan(ds["test_accuracy"].values[1])
+    assert np.isnan(ds["cka"].values).all() and not ds["universality_done"].values.any()
+    data = (out / "study-data.js").read_text()
+    assert '"universal_done":false' in data and (out / "page" / "net-0-pictures.png").is_file()
 
 
 @pytest.mark.slow  # a real cluster or a signal: tens of seconds; in CI's slow step
@@ -320,6 +330,60 @@ def test_the_study_page_opens_from_file_and_shows_every_section(synchronous, pag
     assert "4 networks, 6 pairs compared on 10000 test images" in page.inner_text("#summary")
 
 
+def test_every_neurons_panel_shows_its_matches_and_its_filmstrip(synchronous, page):
+    """A neuron's panel: its picture, top examples and one tile per snapshot, and a row
+    per other network with the neuron the Hungarian matching gave it (the comparison's
+    assignment, or its inverse when the neuron is B's) at that correlation."""
+    cmp = json.loads((synchronous / "comparisons" / "seed=0~seed=1.json").read_text())
+    layer = cmp["layers"][0]
+    j = next(i for i, k in enumerate(layer["assignment"]) if k >= 0)
+    k = layer["assignment"][j]
+    page.goto((synchronous / "index.html").as_uri() + f"#n=0/1/{j}")
+    assert page.inner_text("#panel h3") == f"seed=0 · 1:{j}"
+    assert page.locator("#panel .film .tile").count() == 3  # snapshots = 3
+    assert page.locator("#panel .me .ex .tile").count() == 8  # its top examples
+    rows = page.locator("#panel table.matches tr")
+    assert rows.count() == 4  # a header and the three other seeds
+    row = rows.filter(has_text="seed=1").inner_text()
+    assert f"1:{k}" in row and f"{layer['matched_corr'][j]:.4g}"[:4] in row
+    assert page.locator("#tiles .tile").count() == 24  # layer 1's neurons
+    page.locator("#panel table.matches a", has_text=f"1:{k}").first.click()
+    page.wait_for_function(f"location.hash === '#n=1/1/{k}'")
+    back = page.locator("#panel table.matches tr").filter(has_text="seed=0").inner_text()
+    assert f"1:{j}" in back  # the inverse of the assignment
+
+
+def test_the_store_holds_every_tasks_region_and_the_pictures_are_the_presets(synchronous):
+    """Each task wrote its own region: every done flag is 1, a pair's assignment is its
+    comparison's, a neuron's top example really drives it that hard, and its picture is
+    what visualize makes with the study's preset (the last snapshot's is the model's)."""
+    import xarray as xr
+
+    from neuronatlas.config import VisConfig
+    from neuronatlas.data import load_dataset
+    from neuronatlas.nn.mlp import MLP
+    from neuronatlas.vis.visualize import visualize
+
+    ds = xr.open_zarr(synchronous / "study.zarr", mask_and_scale=False)
+    for flag in ("network_done", "examples_done", "pictures_done", "formation_done",
+                 "pair_done", "universality_done"):
+        assert (ds[flag].values == 1).all(), flag
+    doc = json.loads((synchronous / "comparisons" / "seed=1~seed=2.json").read_text())
+    got = ds["assignment"].sel(pair="seed=1~seed=2", layer=2).values
+    assert list(got[:12]) == doc["layers"][1]["assignment"] and (got[12:] == -1).all()
+    model = MLP.load(synchronous / "seed=2" / "model.safetensors")
+    data = load_dataset("mnist")
+    index = ds["top_index"].sel(network="seed=2", layer=1).values[5]
+    acts = model.activations(data.rows(index))[1][:, 5]
+    np.testing.assert_allclose(acts, ds["top_activation"].sel(network="seed=2", layer=1)
+                               .values[5], rtol=1e-5)
+    want = visualize(model, [(2, i) for i in range(12)], VisConfig.preset("readable"))
+    pictures = ds["picture"].sel(network="seed=2", layer=2).values
+    assert np.array_equal(pictures[:12], want.images) and np.isnan(pictures[12:]).all()
+    last = ds["film"].sel(network="seed=2", snapshot=2, layer=2).values
+    assert np.array_equal(last[:12], want.images)
+
+
 def test_a_network_whose_task_did_not_finish_is_made_again(synchronous, seeds_spec, tmp_path):
     """task.json says done: false while a task trains; one left so by a failed or killed
     attempt beside an older model was taken for the finished network (found in review)."""
@@ -330,7 +394,7 @@ def test_a_network_whose_task_did_not_finish_is_made_again(synchronous, seeds_sp
     task = out / "seed=0" / "task.json"
     task.write_text(json.dumps({**json.loads(task.read_text()), "done": False}))
     proc = run_cli("study", seeds_spec, "--out", out, "--scheduler", "synchronous")
-    assert proc.returncode == 0 and "(14 found done already)" in proc.stdout
+    assert proc.returncode == 0 and "(22 found done already)" in proc.stdout
     assert results(out) == results(synchronous)
 
 

@@ -35,6 +35,9 @@ STUDY_STORE = "study.zarr"  # the results, through xarray
 TASK_FILE = "task.json"  # in a network's run folder: the key of the task that made it
 COMPARISONS = "comparisons"  # <a>~<b>.json
 FORMATION = "formation"  # <network>.json
+STUDY_EXAMPLES = "examples"  # <network>.npz: every hidden neuron's top examples
+STUDY_PICTURES = "pictures"  # <network>.npz: every hidden neuron's picture, and its film
+STUDY_PAGE_FILES = "page"  # the study page's sprite sheets
 
 
 def model_file(run: str | Path) -> Path:

@@ -44,6 +44,17 @@ def check_k(k: int, n_images: int) -> None:
         raise ConfigError(f"k must be an integer in 1..{n_images}, got {k!r}")
 
 
+def top_k(acts: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of the k largest values of every column of ``acts`` (N, m), most active
+    first, and those values: two (m, k) arrays."""
+    N = len(acts)
+    top = np.argpartition(acts, N - k, axis=0)[N - k :]  # (k, m), unordered
+    vals = np.take_along_axis(acts, top, axis=0)
+    order = np.argsort(-vals, axis=0, kind="stable")
+    top = np.take_along_axis(top, order, axis=0).T  # (m, k)
+    return top, np.take_along_axis(acts, top.T, axis=0).T
+
+
 def layer_examples(acts: np.ndarray, data: Dataset, labels: np.ndarray, k: int,
                    classes: int, chunk: int = 256, floor: float = 0.0) -> LayerExamples:
     """Top-k and averages for every column of ``acts`` (N, n; rows are train-then-test
@@ -59,12 +70,8 @@ def layer_examples(acts: np.ndarray, data: Dataset, labels: np.ndarray, k: int,
     for c0 in range(0, n, chunk):
         c1 = min(c0 + chunk, n)
         sub = np.ascontiguousarray(acts[:, c0:c1])  # (N, m)
-        top = np.argpartition(sub, N - k, axis=0)[N - k :]  # (k, m), unordered
-        vals = np.take_along_axis(sub, top, axis=0)
-        order = np.argsort(-vals, axis=0, kind="stable")
-        top = np.take_along_axis(top, order, axis=0).T  # (m, k), most active first
+        top, out.activation[c0:c1] = top_k(sub, k)
         out.index[c0:c1] = top
-        out.activation[c0:c1] = np.take_along_axis(sub, top.T, axis=0).T
         rows = np.repeat(np.arange(c1 - c0), k)
         np.add.at(out.histogram[c0:c1], (rows, labels[top].reshape(-1)), 1)
         out.mean_topk[c0:c1] = data.rows(top).mean(axis=1)

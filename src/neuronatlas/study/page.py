@@ -1,8 +1,11 @@
 """The study page, ``DIR/index.html``: opens from ``file://`` like the atlas (the numbers
-as a script, ``study-data.js``, since ``file://`` forbids ``fetch``). The networks with
+as a script, ``study-data.js``, since ``file://`` forbids ``fetch``), written from
+``study.zarr`` alone (and the datasets, for the top examples' pixels). The networks with
 their settings, accuracy and seconds (and a link to each one's atlas where it has been
 built), per layer the matched shares and CKA of every pair as grids, the universal
-neurons against the rotation baseline, and each layer's formation over training."""
+neurons against the rotation baseline, each layer's formation over training, and every
+neuron's panel: its picture, top examples and filmstrip beside its matches in the other
+networks. A study with tasks that did not finish gets the page of what did."""
 
 from __future__ import annotations
 
@@ -12,44 +15,107 @@ from pathlib import Path
 
 import numpy as np
 
-from ..fileio import atomic_write_text
-from ..layout import ATLAS
+from ..atlas.sprites import contrast, png, sheet
+from ..data import load_dataset
+from ..fileio import atomic_write_bytes, atomic_write_text, ensure_dir
+from ..layout import ATLAS, STUDY_PAGE_FILES, STUDY_STORE
 
 STATIC = Path(__file__).with_name("static")
 COMMON_JS = Path(__file__).parents[1] / "atlas" / "static" / "common.js"
 PAGE_FILES = ("index.html", "study.js", "study.css")
 
 
-def write_page(out: Path, ds, networks: list[dict]) -> Path:
-    """Write the page's files into ``out`` from the store's dataset ``ds``."""
+def write_page(out: Path, data_dir=None) -> Path:
+    """Write the page's files into ``out`` from ``out/study.zarr``."""
+    import xarray as xr
+
+    ds = xr.open_zarr(out / STUDY_STORE).load()
     for name in PAGE_FILES:
         shutil.copyfile(STATIC / name, out / name)
     shutil.copyfile(COMMON_JS, out / "common.js")
-    doc = page_data(out, ds, networks)
+    doc = page_data(out, ds)
+    _write_sprites(out, ds, doc, data_dir)
     text = json.dumps(doc, separators=(",", ":"), allow_nan=False)
     atomic_write_text(out / "study-data.js", f"STUDY.set({text});\n")
     return out / "index.html"
 
 
-def page_data(out: Path, ds, networks: list[dict]) -> dict:
+def page_data(out: Path, ds) -> dict:
     """What the page shows, JSON-ready (NaN as null)."""
     layers = [int(v) for v in ds["layer"].values]
+    networks = json.loads(ds.attrs["networks"])
     nets = []
-    for n in networks:
+    for i, n in enumerate(networks):
         atlas = out / n["name"] / ATLAS / "index.html"
         nets.append({"name": n["name"], "axes": n.get("axes", {}), "sizes": n["sizes"],
-                     "test_accuracy": _num(n.get("test_accuracy")),
-                     "train_seconds": _num(n.get("train_seconds")),
-                     "atlas": f"{n['name']}/{ATLAS}/index.html" if atlas.is_file() else None})
+                     "shape": n["input_shape"],
+                     "done": bool(ds["network_done"].values[i]),
+                     "test_accuracy": _num(ds["test_accuracy"].values[i]),
+                     "train_seconds": _num(ds["train_seconds"].values[i]),
+                     "atlas": f"{n['name']}/{ATLAS}/index.html" if atlas.is_file() else None,
+                     "neurons": _neurons(ds, i, n)})
     pairs = [{"a": str(ds["pair_a"].values[p]), "b": str(ds["pair_b"].values[p]),
-              "share_0_9": _list(ds["share_0_9"].values[p]), "cka": _list(ds["cka"].values[p])}
+              "done": bool(ds["pair_done"].values[p]),
+              "images": int(ds["pair_images"].values[p]),
+              "share_0_9": _list(ds["share_0_9"].values[p]), "cka": _list(ds["cka"].values[p]),
+              "assignment": [_ints(ds["assignment"].values[p, l - 1, :_size(ds, p, l)])
+                             for l in layers],
+              "matched_corr": [_list(ds["matched_corr"].values[p, l - 1, :_size(ds, p, l)])
+                               for l in layers]}
              for p in range(ds.sizes["pair"])]
     axes = list(dict.fromkeys(k for n in networks for k in n.get("axes", {})))
-    return {"title": out.name, "axes": axes,
+    return {"title": out.name, "axes": axes, "preset": ds.attrs.get("preset"),
             "networks": nets, "layers": layers, "pairs": pairs,
-            "images": int(ds.attrs.get("images", 0)),
+            "universal_done": bool(ds["universality_done"].values.all()),
             "universality": [[_universal(ds, i, l) for l in layers] for i in range(len(nets))],
             "formation": [_formation(ds, i, layers) for i in range(len(nets))]}
+
+
+def _size(ds, p: int, layer: int) -> int:
+    """The size of A's layer in pair ``p``."""
+    a = list(ds["network"].values).index(ds["pair_a"].values[p])
+    return int(ds["size"].values[a, layer - 1])
+
+
+def _neurons(ds, i: int, net: dict) -> dict:
+    """Per hidden layer, every neuron's numbers for its panel, and where its tiles are."""
+    sizes = net["sizes"][1:-1]
+    k = int(ds.sizes["snapshot"]) if net["snapshots"] else 0
+    per = [{f: _list(ds[f].values[i, l, :n]) for f in ("best", "null", "excess", "universal",
+                                                       "formed_at")}
+           for l, n in enumerate(sizes)]
+    steps = [int(s) for s in ds["snapshot_step"].values[i]] if k else []
+    return {"offsets": [int(v) for v in np.cumsum([0, *sizes[:-1]])], "layers": per,
+            "film_steps": steps if bool(ds["formation_done"].values[i]) else [],
+            "film": k if bool(ds["pictures_done"].values[i]) else 0,
+            "pictures": bool(ds["pictures_done"].values[i]),
+            "examples": int(ds.sizes["example"]) if bool(ds["examples_done"].values[i]) else 0}
+
+
+def _write_sprites(out: Path, ds, doc: dict, data_dir) -> None:
+    """Per network: its pictures (one tile per hidden neuron, layer by layer), its
+    neurons' top examples (``example`` tiles each) and its filmstrips (one tile per
+    snapshot each), as PNG sheets in ``out/page``."""
+    folder = ensure_dir(out / STUDY_PAGE_FILES)
+    networks = json.loads(ds.attrs["networks"])
+    for i, (net, shown) in enumerate(zip(networks, doc["networks"])):
+        shape = tuple(net["input_shape"])
+        d = int(np.prod(shape))
+        sizes = net["sizes"][1:-1]
+        rows = lambda a: np.concatenate([a[l, :n] for l, n in enumerate(sizes)])  # noqa: E731
+        sheets = {}
+        if shown["neurons"]["pictures"]:
+            sheets["pictures"] = contrast(rows(ds["picture"].values[i][..., :d]))
+            film = ds["film"].values[i][..., :d]  # (snapshot, layer, neuron, pixel)
+            if shown["neurons"]["film"]:
+                sheets["film"] = contrast(np.stack([rows(f) for f in film], 1).reshape(-1, d))
+        if shown["neurons"]["examples"]:
+            data = load_dataset(net["dataset"], data_dir)
+            index = rows(ds["top_index"].values[i]).astype(np.int64)  # (neurons, example)
+            sheets["examples"] = data.rows(index).reshape(-1, d).astype(np.float32)
+        for name, tiles in sheets.items():
+            atomic_write_bytes(folder / f"net-{i}-{name}.png", png(sheet(tiles, shape)))
+            shown["neurons"][f"{name}_sheet"] = f"{STUDY_PAGE_FILES}/net-{i}-{name}.png"
 
 
 def _universal(ds, i: int, layer: int) -> dict | None:
@@ -67,16 +133,20 @@ def _universal(ds, i: int, layer: int) -> dict | None:
 
 
 def _formation(ds, i: int, layers: list[int]) -> dict | None:
-    if "snapshot_step" not in ds or ds.sizes.get("snapshot", 0) == 0:
+    if ds.sizes.get("snapshot", 0) == 0 or not ds["formation_done"].values[i]:
         return None
     steps = ds["snapshot_step"].values[i]
     keep = steps >= 0
-    if not keep.any():
-        return None
     cka = ds["cka_to_final"].values[i][keep]  # (snapshots, layer)
     return {"steps": [int(s) for s in steps[keep]],
             "cka_to_final": [_list(cka[:, l - 1]) for l in layers
                              if int(ds["size"].values[i, l - 1])]}
+
+
+def _ints(a) -> list[int]:
+    """Integers as the store reads back (xarray masks -1, none, as NaN): -1 for none."""
+    a = np.asarray(a, np.float64)
+    return [-1 if not np.isfinite(v) else int(v) for v in a]
 
 
 def _list(a) -> list:

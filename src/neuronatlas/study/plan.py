@@ -21,17 +21,19 @@ from ..fileio import sha256_of
 from ..nn.mlp import MLP
 from ..shapes import default_input_shape
 from .spec import NetworkSpec, SpecError, StudySpec
+from .store import EXAMPLES
 
 #: each kind's version, in its tasks' keys: bumped when that kind computes something else
 #: from the same payload (compare 2: it keeps debiased CKA and the null model's matches),
 #: so that no other kind's results are made again; a result that lacks a field its task
 #: writes now is also computed again (tasks._keyed_json)
-VERSIONS = {"train": 1, "import": 1, "compare": 2, "formation": 2, "store": 2}
+VERSIONS = {"train": 1, "import": 1, "examples": 1, "pictures": 1, "compare": 2,
+            "formation": 2, "store": 3}
 
 @dataclass(frozen=True)
 class Task:
     key: str  # "<kind>-<hash>"
-    kind: str  # "train", "import" or "compare"
+    kind: str  # a name of tasks.TASKS
     label: str  # the network's name, or "A ~ B"
     payload: dict
     deps: tuple[str, ...] = ()
@@ -61,6 +63,14 @@ def plan(spec: StudySpec, data_dir=None, *, log=None) -> list[Task]:
     made = {net.name: _network_task(net, datasets[net.dataset]) for net in spec.networks}
     shapes = {net.name: made[net.name][1] for net in spec.networks}
     tasks = [t for t, _, _ in made.values()]
+    for net in spec.networks:
+        made_by = made[net.name][0]
+        data = datasets[net.dataset]
+        tasks.append(task("examples", f"examples of {net.name}", {
+            "name": net.name, "dataset": net.dataset, "examples": EXAMPLES,
+            "dataset_sha256": data.identity["sha256"]}, (made_by,)))
+        tasks.append(task("pictures", f"pictures of {net.name}", {
+            "name": net.name, "preset": spec.preset, "snapshots": net.snapshots}, (made_by,)))
     compared = pairs(spec, shapes)
     for a, b in compared:
         tasks.append(task("compare", f"{a.name} ~ {b.name}",
@@ -71,10 +81,14 @@ def plan(spec: StudySpec, data_dir=None, *, log=None) -> list[Task]:
         tasks.append(task("formation", f"formation of {net.name}",
                           {"name": net.name, **_images(datasets, net)}, (made[net.name][0],)))
     networks = [{"name": n.name, "sizes": list(made[n.name][2]), "formation": n in formed,
-                 "axes": n.axes} for n in spec.networks]
+                 "axes": n.axes, "dataset": n.dataset, "snapshots": n.snapshots,
+                 "input_shape": list(shapes[n.name])} for n in spec.networks]
+    images = {sha: len(d.test_x) for d in datasets.values() for sha in [d.identity["sha256"]]}
+    counts = [sum(images[s] for s in t.payload["images_sha256"]) for t in tasks
+              if t.kind == "compare"]
     tasks.append(task("store", "study.zarr", {
-        "networks": networks, "pairs": [[a.name, b.name] for a, b in compared]},
-        tuple(tasks)))
+        "networks": networks, "pairs": [[a.name, b.name] for a, b in compared],
+        "preset": spec.preset, "pair_images": counts}, tuple(tasks)))
     return tasks
 
 

@@ -25,7 +25,9 @@ from ..fileio import atomic_write_json
 from ..layout import STUDY_RECORD as RECORD
 from ..runs import writing
 from .plan import Task, plan
+from .page import write_page
 from .spec import SpecError, StudySpec
+from .store import create_store
 from .tasks import run_task
 
 CONNECT_TIMEOUT = 6  # seconds to wait for a scheduler that does not answer (the command
@@ -73,6 +75,8 @@ def run_study(spec: StudySpec, out: str | Path, *, scheduler: str = "local",
     with writing(out, "run a study in"), _executor(scheduler, workers, log) as execute:
         _check_folder(out, spec, overwrite)
         tasks = plan(spec, data_dir, log=log)
+        last = tasks[-1]  # the store task: universality and the page, after every other
+        create_store(out, last.key, last.payload)
         if on_plan:
             on_plan(tasks)
         result = StudyResult(out, tasks, dashboard=getattr(execute, "dashboard", None))
@@ -89,8 +93,10 @@ def run_study(spec: StudySpec, out: str | Path, *, scheduler: str = "local",
             if on_event:
                 on_event(record["status"], t, record)
 
-        execute(tasks, out, {"data_dir": None if data_dir is None else
-                             str(Path(data_dir).absolute())}, finished)
+        context = {"data_dir": None if data_dir is None else str(Path(data_dir).absolute())}
+        execute(tasks, out, context, finished)
+        if result.records.get(last.key, {}).get("status") != "done":
+            write_page(out, context["data_dir"])  # the page of what finished
         return result
 
 

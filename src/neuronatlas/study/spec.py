@@ -15,8 +15,9 @@ written, each named by its values on the axes (``activation=gelu,seed=1``). Besi
 ``{path = ..., activation = ...}`` for a state_dict that does not record its
 activations); ``snapshots = K`` keeps K snapshots of every trained network over its
 training; ``compare = "seed"`` pairs the networks that differ only along that axis
-(default: every pair with the same input); ``preset`` (the pictures to render) is refused
-for now, never ignored.
+(default: every pair with the same input); ``preset = "paper"`` the method of every
+neuron's picture (and of its filmstrip over the snapshots; default ``readable``, the
+atlas's tiles).
 Parsing is pure: nothing is read but the spec's own text and nothing is written.
 """
 
@@ -42,6 +43,7 @@ TRAIN_KEYS = {f.name.replace("_", "-"): f.name for f in dataclasses.fields(Train
 OTHER_TRAIN_KEYS = ("dataset", "quick")
 STUDY_KEYS = ("import", "snapshots", "preset", "compare")
 KEYS = (*TRAIN_KEYS, *OTHER_TRAIN_KEYS, *STUDY_KEYS)
+DEFAULT_PRESET = "readable"  # the atlas's tiles
 MAX_NETWORKS = 10_000  # a product of axes beyond this is a typing mistake, not a study
 
 
@@ -70,7 +72,7 @@ class StudySpec:
     networks: tuple[NetworkSpec, ...]
     axes: tuple[str, ...]  # the keys written as arrays, in order
     compare: str | None
-    preset: str | None
+    preset: str  # the pictures' method (a name of vis.presets.PRESETS)
     text_sha256: str  # of the spec as written: a study folder belongs to one spec
     settings: dict = field(default_factory=dict, compare=False)  # the parsed document
 
@@ -109,9 +111,6 @@ def parse_spec(text: str, *, base: Path = Path(".")) -> StudySpec:
     preset = _scalar(doc, "preset", str)
     if preset is not None and preset not in PRESETS:
         raise SpecError(f"preset = {preset!r} is none of {', '.join(PRESETS)}")
-    if preset is not None:  # refused rather than ignored: the user would wait for pictures
-        raise SpecError("preset: a study does not render pictures yet; build a network's "
-                        "atlas with neuronatlas atlas --run DIR/<network> (leave preset out)")
     snapshots = _scalar(doc, "snapshots", int) or 0
     if snapshots and snapshots < 2:
         raise SpecError(f"snapshots = {snapshots}: keep at least 2 (the initial weights and "
@@ -123,7 +122,7 @@ def parse_spec(text: str, *, base: Path = Path(".")) -> StudySpec:
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
         raise SpecError(f"two networks of the study are both named {dup!r}")
-    return StudySpec(networks, axes, compare, preset,
+    return StudySpec(networks, axes, compare, preset or DEFAULT_PRESET,
                      hashlib.sha256(text.encode()).hexdigest(), doc)
 
 

@@ -1,16 +1,22 @@
 """The study's results in one Zarr store, ``DIR/study.zarr``, through xarray: readable
-with ``xarray.open_zarr`` and no neuronatlas. Built by the study's last task from what
-the other tasks kept in DIR (each comparison's and formation's JSON, each network's
-metrics), written to a temporary store and renamed over the old one.
+with ``xarray.open_zarr`` and no neuronatlas.
+
+The store is laid out before any task runs (:func:`create_store`, from the plan: every
+dimension is known then) and each task writes its own region as it ends
+(:func:`write_region`: one network's or one pair's slice, chunks never shared between
+tasks, so tasks on different workers write at once). A region no task has written yet
+reads as NaN (integers: masked, NaN through xarray's default decoding) and its ``*_done``
+flag says 0: a reader can tell a result that is not there from one that is NaN.
 
 Dimensions: ``network``, ``layer`` (hidden layers 1..), ``neuron`` (padded to the widest
-layer: NaN, or -1 for integers, beyond a layer's size), ``snapshot``, ``pair``, and
-``layer_b`` (B's layer in a pair's CKA matrix). docs/format.md lists every variable.
+layer: NaN beyond a layer's size), ``snapshot``, ``pair``, ``layer_b`` (B's layer in a
+pair's CKA matrix), ``example`` (a neuron's top examples), ``pixel`` (a picture's values,
+padded to the largest input) and ``axis`` (an input shape's H, W, C). docs/format.md
+lists every variable.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import tempfile
@@ -18,142 +24,159 @@ from pathlib import Path
 
 import numpy as np
 
-from ..layout import COMPARISONS, FORMATION, STUDY_STORE
-from ..similarity.universality import universality
-from .page import write_page
+from ..layout import STUDY_STORE
+
+EXAMPLES = 8  # top examples per neuron kept and shown
+
+#: the variables each kind of task writes, with their dimensions and dtype
+NETWORK_VARS = {
+    "train": {"test_accuracy": (("network",), "f8"), "train_seconds": (("network",), "f8"),
+              "network_done": (("network",), "i1")},
+    "examples": {"top_index": (("network", "layer", "neuron", "example"), "i4"),
+                 "top_activation": (("network", "layer", "neuron", "example"), "f4"),
+                 "examples_done": (("network",), "i1")},
+    "pictures": {"picture": (("network", "layer", "neuron", "pixel"), "f4"),
+                 "picture_activation": (("network", "layer", "neuron"), "f4"),
+                 "film": (("network", "snapshot", "layer", "neuron", "pixel"), "f4"),
+                 "pictures_done": (("network",), "i1")},
+    "formation": {"snapshot_step": (("network", "snapshot"), "i8"),
+                  "self_corr": (("network", "snapshot", "layer", "neuron"), "f4"),
+                  "cka_to_final": (("network", "snapshot", "layer"), "f8"),
+                  "formed_at": (("network", "layer", "neuron"), "f8"),
+                  "formation_done": (("network",), "i1")},
+    "store": {**{f: (("network", "layer", "neuron"), "f8") for f in
+                 ("best", "null", "excess", "excess_lo", "excess_hi", "universal")},
+              "universality_done": (("network",), "i1")},
+}
+PAIR_VARS = {
+    **{f: (("pair", "layer"), "f8") for f in
+       ("share_0_9", "share_0_5", "cka", "dead_a", "dead_b", "cka_debiased", "p_value")},
+    "cka_matrix": (("pair", "layer", "layer_b"), "f8"),
+    "assignment": (("pair", "layer", "neuron"), "i4"),
+    "matched_corr": (("pair", "layer", "neuron"), "f4"),
+    "pair_done": (("pair",), "i1"),
+}
+VARIABLES = {name: spec for group in (*NETWORK_VARS.values(), PAIR_VARS)
+             for name, spec in group.items()}
+#: chunked one per index along these (and pictures one layer per chunk)
+ONE_PER_CHUNK = ("network", "pair", "snapshot")
 
 
-def build_store(out: Path, key: str, payload: dict) -> dict:
-    """Assemble ``out/study.zarr`` from the study's results (``payload``: the networks,
-    their sizes and accuracy files, the pairs, the formation files)."""
+def layout(payload: dict) -> dict[str, int]:
+    """The size of every dimension, from the store task's payload."""
+    nets = payload["networks"]
+    return {"network": len(nets), "pair": len(payload["pairs"]),
+            "layer": max((len(n["sizes"]) - 2 for n in nets), default=0),
+            "layer_b": max((len(n["sizes"]) - 2 for n in nets), default=0),
+            "neuron": max((max(n["sizes"][1:-1], default=0) for n in nets), default=0),
+            "snapshot": max((n["snapshots"] for n in nets), default=0),
+            "example": EXAMPLES, "axis": 3,
+            "pixel": max((n["sizes"][0] for n in nets), default=0)}
+
+
+def create_store(out: Path, key: str, payload: dict) -> bool:
+    """Lay out ``out/study.zarr`` for the study ``key`` (the store task's key), unless it
+    is laid out for it already (a resumed study keeps every region written); False when it
+    was there. A new layout is written beside the old store and renamed over it."""
+    import dask.array as da
     import xarray as xr
 
+    if store_key(out) == key:
+        return False
+    dims = layout(payload)
     nets = payload["networks"]
-    sizes = {n["name"]: n["sizes"] for n in nets}
-    width = max((max(s[1:-1], default=0) for s in sizes.values()), default=0)
-    depth = max((len(s) - 2 for s in sizes.values()), default=0)
     names = [n["name"] for n in nets]
-    pairs = [_read(out / COMPARISONS / f"{a}~{b}.json") for a, b in payload["pairs"]]
-    ds = xr.Dataset(coords={"network": names, "layer": np.arange(1, depth + 1),
-                            "neuron": np.arange(width)})
-    ds["size"] = (("network", "layer"), np.array(
-        [[s[l] if l < len(s) - 1 else 0 for l in range(1, depth + 1)] for s in sizes.values()],
-        np.int32).reshape(len(names), depth))
-    ds["test_accuracy"] = ("network", np.array([n["test_accuracy"] for n in nets], np.float64))
-    for name, arr in _universality(names, sizes, pairs, depth, width).items():
-        ds[name] = (("network", "layer", "neuron"), arr)
-    _pairs(ds, pairs, depth)
-    _formation(ds, out, [n["name"] for n in nets if n.get("formation")], names, depth, width)
+    ds = xr.Dataset(coords={
+        "network": names, "layer": np.arange(1, dims["layer"] + 1),
+        "layer_b": np.arange(1, dims["layer_b"] + 1), "neuron": np.arange(dims["neuron"]),
+        "snapshot": np.arange(dims["snapshot"]), "example": np.arange(EXAMPLES),
+        "pair": [f"{a}~{b}" for a, b in payload["pairs"]], "axis": ["H", "W", "C"]})
+    size = np.zeros((len(nets), dims["layer"]), np.int32)
+    for i, n in enumerate(nets):
+        size[i, :len(n["sizes"]) - 2] = n["sizes"][1:-1]
+    ds["size"] = (("network", "layer"), size)
+    ds["input_shape"] = (("network", "axis"), np.array([n["input_shape"] for n in nets],
+                                                       np.int32).reshape(len(nets), 3))
+    ds["pair_a"] = ("pair", [a for a, _ in payload["pairs"]])
+    ds["pair_b"] = ("pair", [b for _, b in payload["pairs"]])
+    ds["pair_images"] = ("pair", np.array(payload["pair_images"], np.int64))
+    encoding = {}
+    for name, (vdims, dtype) in VARIABLES.items():
+        shape = tuple(dims[d] for d in vdims)
+        chunks = tuple(1 if d in ONE_PER_CHUNK or (d == "layer" and "pixel" in vdims)
+                       else max(dims[d], 1) for d in vdims)
+        if name.endswith("_done"):  # every chunk written now: 0 until its task says 1
+            ds[name] = (vdims, np.zeros(shape, dtype))
+            encoding[name] = {"chunks": chunks}
+            continue
+        fill = -1 if dtype.startswith("i") else np.nan
+        ds[name] = (vdims, da.full(shape, fill, dtype=dtype, chunks=chunks))
+        encoding[name] = {"_FillValue": fill, "chunks": chunks}
     ds.attrs.update({"study_key": key, "written_by": "neuronatlas study",
                      "universal_excess": 0.5,
-                     "images": int(pairs[0]["images"]) if pairs else 0})
-    _write(ds, out / STUDY_STORE)
-    write_page(out, ds, nets)
-    return {"file": STUDY_STORE, "page": "index.html", "networks": len(names),
-            "pairs": len(pairs)}
+                     "preset": payload["preset"],
+                     "networks": json.dumps(nets, sort_keys=True)})
+    _replace(out / STUDY_STORE, lambda tmp: ds.to_zarr(
+        tmp, mode="w", compute=False, consolidated=True, zarr_format=2, encoding=encoding))
+    return True
+
+
+def write_region(out: Path, dim: str, label: str, values: dict[str, np.ndarray]) -> None:
+    """Write ``values`` (variables of :data:`VARIABLES`, each without its first dimension
+    ``dim`` and no larger than the store's, padded here) into the slice of ``dim``
+    labelled ``label`` (a network's or a pair's name)."""
+    import xarray as xr
+
+    path = out / STUDY_STORE
+    labels = [str(v) for v in xr.open_zarr(path)[dim].values]
+    i = labels.index(label)
+    dims = layout_of(path)
+    region = xr.Dataset()
+    for name, arr in values.items():
+        vdims, dtype = VARIABLES[name]
+        assert vdims[0] == dim, (name, dim)
+        full = np.full(tuple(dims[d] for d in vdims[1:]),
+                       -1 if dtype.startswith("i") else np.nan, dtype)
+        arr = np.asarray(arr, dtype)
+        full[tuple(slice(0, s) for s in arr.shape)] = arr
+        region[name] = (vdims, full[None])
+    region.to_zarr(path, region={dim: slice(i, i + 1)}, mode="r+", consolidated=False,
+                   zarr_format=2)
+
+
+def write_all(out: Path, values: dict[str, np.ndarray]) -> None:
+    """Write whole variables (the universality of every network)."""
+    import xarray as xr
+
+    path = out / STUDY_STORE
+    region = xr.Dataset({name: (VARIABLES[name][0], np.asarray(arr, VARIABLES[name][1]))
+                         for name, arr in values.items()})
+    region.to_zarr(path, region="auto", mode="r+", consolidated=False, zarr_format=2)
+
+
+def layout_of(path: Path) -> dict[str, int]:
+    import xarray as xr
+
+    return dict(xr.open_zarr(path).sizes)
 
 
 def store_key(out: Path) -> str | None:
-    """The key of the task that wrote ``out/study.zarr`` (None: none readable)."""
+    """The key of the study ``out/study.zarr`` is laid out for (None: none readable)."""
     try:
         return json.loads((out / STUDY_STORE / ".zattrs").read_text())["study_key"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def _read(path: Path) -> dict:
-    return json.loads(path.read_text())
-
-
-def _universality(names, sizes, pairs, depth, width) -> dict[str, np.ndarray]:
-    """Each neuron's universality among the networks of its own sizes (NaN without peers)."""
-    fields = ("best", "null", "excess", "excess_lo", "excess_hi", "universal")
-    out = {f: np.full((len(names), depth, width), np.nan) for f in fields}
-    for i, name in enumerate(names):
-        for l in range(1, len(sizes[name]) - 1):
-            best, null = [], []
-            for doc in pairs:
-                if sizes[doc["a"]] != sizes[doc["b"]] or name not in (doc["a"], doc["b"]):
-                    continue
-                m = doc["matches"][l - 1]
-                way = "ab" if doc["a"] == name else "ba"
-                best.append(_arr(m[f"best_{way}"]))
-                null.append(_arr(m[f"null_{way}"]))
-            if not best:
-                continue
-            seed = int(hashlib.sha256(f"{name}:{l}".encode()).hexdigest()[:16], 16)
-            u = universality(np.array(best), np.array(null), np.random.default_rng(seed))
-            n = sizes[name][l]
-            for f in fields:
-                out[f][i, l - 1, :n] = u[f]
-            dead = np.isnan(u["excess"])
-            out["universal"][i, l - 1, :n][dead] = np.nan
-    return out
-
-
-def _pairs(ds, pairs: list[dict], depth: int) -> None:
-    ds.coords["pair"] = [f"{d['a']}~{d['b']}" for d in pairs]
-    ds.coords["layer_b"] = np.arange(1, depth + 1)
-    ds["pair_a"] = ("pair", [d["a"] for d in pairs])
-    ds["pair_b"] = ("pair", [d["b"] for d in pairs])
-    for field in ("share_0_9", "share_0_5", "cka", "dead_a", "dead_b"):
-        arr = np.full((len(pairs), depth), np.nan)
-        for p, d in enumerate(pairs):
-            for rec in d["layers"]:
-                v = rec[field]
-                arr[p, rec["layer"] - 1] = np.nan if v is None else v
-        ds[field] = (("pair", "layer"), arr)
-    for field in ("cka_debiased", "p_value"):
-        arr = np.full((len(pairs), depth), np.nan)
-        for p, d in enumerate(pairs):
-            for rec in d["debiased"]:
-                arr[p, rec["layer"] - 1] = np.nan if rec[field] is None else rec[field]
-        ds[field] = (("pair", "layer"), arr)
-    cka = np.full((len(pairs), depth, depth), np.nan)
-    for p, d in enumerate(pairs):
-        m = np.array(d["cka_matrix"], dtype=np.float64)
-        cka[p, :m.shape[0], :m.shape[1]] = m
-    ds["cka_matrix"] = (("pair", "layer", "layer_b"), cka)
-
-
-def _formation(ds, out: Path, formed: list[str], names: list[str], depth: int,
-               width: int) -> None:
-    docs = {n: _read(out / FORMATION / f"{n}.json") for n in formed}
-    k = max((len(d["steps"]) for d in docs.values()), default=0)
-    ds.coords["snapshot"] = np.arange(k)
-    step = np.full((len(names), k), -1, np.int64)
-    self_corr = np.full((len(names), k, depth, width), np.nan, np.float32)
-    cka = np.full((len(names), k, depth), np.nan)
-    formed_at = np.full((len(names), depth, width), np.nan)
-    for i, name in enumerate(names):
-        d = docs.get(name)
-        if d is None:
-            continue
-        step[i, :len(d["steps"])] = d["steps"]
-        for l, layer in enumerate(d["self_corr"]):
-            for s, row in enumerate(layer):
-                self_corr[i, s, l, :len(row)] = _arr(row)
-            cka[i, :len(d["cka_to_final"][l]), l] = _arr(d["cka_to_final"][l])
-            formed_at[i, l, :len(d["formed_at"][l])] = _arr(d["formed_at"][l])
-    ds["snapshot_step"] = (("network", "snapshot"), step)
-    ds["self_corr"] = (("network", "snapshot", "layer", "neuron"), self_corr)
-    ds["cka_to_final"] = (("network", "snapshot", "layer"), cka)
-    ds["formed_at"] = (("network", "layer", "neuron"), formed_at)
-
-
-def _arr(values) -> np.ndarray:
-    return np.array([np.nan if v is None else v for v in values], np.float64)
-
-
-def _write(ds, path: Path) -> None:
-    """Write the store beside ``path`` and rename it over the old one (the leftovers of a
-    write that was killed go first)."""
+def _replace(path: Path, write) -> None:
+    """``write(tmp)`` a store beside ``path`` and rename it over the old one (the leftovers
+    of a write that was killed go first)."""
     for stale in path.parent.glob(".study.zarr.tmp-*"):
         shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=".study.zarr.tmp-", dir=path.parent))
     try:
         # Zarr format 2: every reader reads it (format 3 has no stable string type yet)
-        ds.to_zarr(tmp / "store", mode="w", consolidated=True, zarr_format=2)
+        write(tmp / "store")
         old = path.with_name(f".{path.name}.old")
         if path.exists():
             shutil.rmtree(old, ignore_errors=True)

@@ -14,6 +14,8 @@ import socket
 import time
 from pathlib import Path
 
+import numpy as np
+
 from ..data import load_dataset
 from ..errors import CheckpointError
 from ..evaluate import evaluate
@@ -24,6 +26,8 @@ from ..layout import (
     FORMATION,
     METRICS,
     SNAPSHOTS,
+    STUDY_EXAMPLES,
+    STUDY_PICTURES,
     STUDY_STORE,
     TASK_FILE,
     model_file,
@@ -31,6 +35,7 @@ from ..layout import (
 from ..nn.blas import blas_threads
 from ..nn.mlp import MLP
 from ..runs import writing
+from .store import EXAMPLES, write_region
 
 #: what a comparison's and a formation's JSON hold (besides their key)
 COMPARISON_FIELDS = ("a", "b", "images", "layers", "cka_matrix", "matches", "debiased")
@@ -149,6 +154,10 @@ def _network_record(run: Path, payload: dict, ctx: dict) -> dict:
     except (OSError, ValueError, KeyError, IndexError, TypeError):
         data = _dataset(payload["dataset"], payload["dataset_sha256"], ctx)
         accuracy = evaluate(model, data.test_x, data.test_y).accuracy
+    write_region(run.parent, "network", payload["name"], {
+        "test_accuracy": np.array(np.nan if accuracy is None else accuracy),
+        "train_seconds": np.array(np.nan if seconds is None else seconds),
+        "network_done": np.array(1)})
     return {"network": payload["name"], "test_accuracy": accuracy, "train_seconds": seconds,
             "sizes": list(model.sizes)}
 
@@ -177,6 +186,7 @@ def compare_networks(out: Path, key: str, payload: dict, ctx: dict) -> dict:
                "debiased": _debiased(acts_a, acts_b, rng)}
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(path, doc)
+    write_region(out, "pair", f"{payload['a']}~{payload['b']}", _pair_region(doc))
     return {"a": payload["a"], "b": payload["b"], "file": str(path.relative_to(out)),
             "computed": computed,
             "share_0_9": [r["share_0_9"] for r in doc["layers"]],
@@ -215,6 +225,7 @@ def formation(out: Path, key: str, payload: dict, ctx: dict) -> dict:
                **formation_of(models, final, _images(payload, ctx))}
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(path, doc)
+    write_region(out, "network", payload["name"], _formation_region(doc))
     return {"network": payload["name"], "file": str(path.relative_to(out)),
             "computed": computed, "formed_median": doc["formed_median"]}
 
@@ -233,31 +244,157 @@ def _keyed_json(path: Path, key: str, fields: tuple[str, ...]) -> dict | None:
 
 def _images(payload: dict, ctx: dict):
     """The test images of the task's datasets, in the planned order."""
-    import numpy as np
-
     return np.concatenate([_dataset(s, sha, ctx).test_x for s, sha in
                            zip(payload["images"], payload["images_sha256"])])
 
 
 def _json_list(a) -> list:
-    import numpy as np
-
     return [None if not np.isfinite(v) else float(v) for v in np.asarray(a, np.float64)]
 
 
+def _pair_region(doc: dict) -> dict[str, np.ndarray]:
+    """A comparison's numbers as the store's pair variables (NaN for null)."""
+    layers = doc["layers"]
+    out = {f: _nan([r[f] for r in layers]) for f in
+           ("share_0_9", "share_0_5", "cka", "dead_a", "dead_b")}
+    out.update({f: _nan([r[f] for r in doc["debiased"]]) for f in ("cka_debiased", "p_value")})
+    out["cka_matrix"] = _nan(doc["cka_matrix"])
+    width = max(r["size_a"] for r in layers)
+    assignment = np.full((len(layers), width), -1, np.int32)
+    matched = np.full((len(layers), width), np.nan, np.float32)
+    for l, r in enumerate(layers):
+        assignment[l, :r["size_a"]] = r["assignment"]
+        matched[l, :r["size_a"]] = _nan(r["matched_corr"])
+    out.update({"assignment": assignment, "matched_corr": matched,
+                "pair_done": np.array(1)})
+    return out
+
+
+def _formation_region(doc: dict) -> dict[str, np.ndarray]:
+    """A formation's numbers as the store's network variables."""
+    k, depth = len(doc["steps"]), len(doc["self_corr"])
+    width = max(len(layer[0]) for layer in doc["self_corr"])
+    self_corr = np.full((k, depth, width), np.nan, np.float32)
+    cka = np.full((k, depth), np.nan)
+    formed_at = np.full((depth, width), np.nan)
+    for l, layer in enumerate(doc["self_corr"]):
+        for s, row in enumerate(layer):
+            self_corr[s, l, :len(row)] = _nan(row)
+        cka[:len(doc["cka_to_final"][l]), l] = _nan(doc["cka_to_final"][l])
+        formed_at[l, :len(doc["formed_at"][l])] = _nan(doc["formed_at"][l])
+    return {"snapshot_step": np.array(doc["steps"], np.int64), "self_corr": self_corr,
+            "cka_to_final": cka, "formed_at": formed_at, "formation_done": np.array(1)}
+
+
+def _nan(values) -> np.ndarray:
+    """JSON numbers, nested or not (null: NaN), as float64."""
+    return np.array(values, dtype=object).astype(np.float64)
+
+
+def network_examples(out: Path, key: str, payload: dict, ctx: dict) -> dict:
+    """Every hidden neuron's top examples over the dataset's images (training then test,
+    as the atlas), ``out/examples/<name>.npz``."""
+    from ..analysis.examples import top_k
+    from ..similarity.comparison import hidden_activations
+    from ..stages import read_keyed, write_keyed
+
+    path = out / STUDY_EXAMPLES / f"{payload['name']}.npz"
+    ident = {"task_key": np.array(key)}
+    found = read_keyed(path, ident, ("index", "activation"))
+    computed = found is None
+    if computed:
+        model = MLP.load(model_file(out / payload["name"]))
+        data = _dataset(payload["dataset"], payload["dataset_sha256"], ctx)
+        index, activation = [], []
+        for acts in zip(*(hidden_activations(model, x) for x in (data.train_x, data.test_x))):
+            top, vals = top_k(np.concatenate(acts), payload["examples"])
+            index.append(top)
+            activation.append(vals)
+        found = {"index": _stack(index, -1, np.int32), "activation": _stack(activation, np.nan,
+                                                                           np.float32)}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_keyed(path, ident, found)
+    write_region(out, "network", payload["name"], {
+        "top_index": found["index"], "top_activation": found["activation"],
+        "examples_done": np.array(1)})
+    return {"network": payload["name"], "file": str(path.relative_to(out)),
+            "computed": computed}
+
+
+def network_pictures(out: Path, key: str, payload: dict, ctx: dict) -> dict:
+    """Every hidden neuron's picture under the study's preset, and the same at each of the
+    network's snapshots (its filmstrip), ``out/pictures/<name>.npz``."""
+    from ..config import VisConfig
+    from ..nn.mlp import model_sha256
+    from ..stages import read_keyed, write_keyed
+    from ..vis.visualize import visualize
+
+    path = out / STUDY_PICTURES / f"{payload['name']}.npz"
+    ident = {"task_key": np.array(key)}
+    found = read_keyed(path, ident, ("picture", "activation", "film"))
+    computed = found is None
+    if computed:
+        run = out / payload["name"]
+        final = MLP.load(model_file(run))
+        config = VisConfig.preset(payload["preset"])
+        targets = [(l, i) for l in range(1, final.n_layers) for i in range(final.sizes[l])]
+        rendered: dict[str, np.ndarray] = {}
+
+        def render(model: MLP):
+            sha = model_sha256(model)
+            if sha not in rendered:
+                res = visualize(model, targets, config) if targets else None
+                rendered[sha] = (res.images, res.activation) if res else (
+                    np.zeros((0, model.sizes[0]), np.float32), np.zeros(0, np.float32))
+            return rendered[sha]
+
+        images, activation = render(final)
+        snaps = [MLP.load(p) for p in sorted((run / SNAPSHOTS).glob("step-*.safetensors"))]
+        film = np.stack([render(m)[0] for m in snaps]) if snaps else np.zeros(
+            (0, *images.shape), np.float32)
+        found = {"picture": _by_layer(final, images), "activation": _by_layer(final, activation),
+                 "film": np.stack([_by_layer(final, f) for f in film]) if len(film) else
+                 np.zeros((0, 0, 0, images.shape[1]), np.float32)}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_keyed(path, ident, found)
+    write_region(out, "network", payload["name"], {
+        "picture": found["picture"], "picture_activation": found["activation"],
+        "film": found["film"], "pictures_done": np.array(1)})
+    return {"network": payload["name"], "file": str(path.relative_to(out)),
+            "computed": computed}
+
+
+def _by_layer(model: MLP, rows: np.ndarray) -> np.ndarray:
+    """Rows over every hidden neuron (layer by layer) as (layer, widest, ...), NaN-padded."""
+    sizes = model.sizes[1:-1]
+    out = np.full((len(sizes), max(sizes, default=0), *rows.shape[1:]), np.nan, np.float32)
+    start = 0
+    for l, n in enumerate(sizes):
+        out[l, :n] = rows[start:start + n]
+        start += n
+    return out
+
+
+def _stack(per_layer: list[np.ndarray], fill, dtype) -> np.ndarray:
+    """Per-layer (n_l, k) arrays as one (layer, widest, k), padded with ``fill``."""
+    width = max((len(a) for a in per_layer), default=0)
+    out = np.full((len(per_layer), width, per_layer[0].shape[1] if per_layer else 0), fill,
+                  dtype)
+    for l, a in enumerate(per_layer):
+        out[l, :len(a)] = a
+    return out
+
+
 def store(out: Path, key: str, payload: dict, ctx: dict) -> dict:
-    """The study's results in ``out/study.zarr`` (:mod:`.store`), from what its other
-    tasks kept in ``out``; the networks' test accuracy from their tasks' records."""
-    from .store import build_store, store_key
+    """Each neuron's universality into ``out/study.zarr``, and the study page."""
+    from .store import store_key
+    from .summary import summarise, summarised
 
-    made = {r["network"]: r for r in ctx["deps"] if "test_accuracy" in r}
-    nets = [{**n, "test_accuracy": made.get(n["name"], {}).get("test_accuracy"),
-             "train_seconds": made.get(n["name"], {}).get("train_seconds")}
-            for n in payload["networks"]]
-    if store_key(out) == key and (out / "index.html").is_file():
-        return {"file": STUDY_STORE, "computed": False}
-    return {**build_store(out, key, {**payload, "networks": nets}), "computed": True}
+    if store_key(out) == key and summarised(out):
+        return {"file": STUDY_STORE, "page": "index.html", "computed": False}
+    return {**summarise(out, payload, ctx.get("data_dir")), "computed": True}
 
 
-TASKS = {"train": train_network, "import": import_network, "compare": compare_networks,
-         "formation": formation, "store": store}
+TASKS = {"train": train_network, "import": import_network, "examples": network_examples,
+         "pictures": network_pictures, "compare": compare_networks, "formation": formation,
+         "store": store}

@@ -3,7 +3,7 @@
  * goes through NA.html (common.js), so no name from a spec can become markup. */
 (() => {
 "use strict";
-const { $, html, setHTML, fmt } = NA;
+const { $, html, setHTML, fmt, cssURL, neuronName } = NA;
 let D = null;
 window.STUDY = { set(doc) { D = doc; } };
 
@@ -83,11 +83,133 @@ function formation() {
     : html`<p>No network kept snapshots (snapshots = K in the spec).</p>`);
 }
 
+/* --- every neuron: a layer's tiles, and a neuron's panel beside its matches ------------ */
+const COLS = 32;  // tiles per sprite row (atlas/sprites.py)
+const ZOOM = 2;
+
+/** One tile of a sprite sheet, as a span with the sheet as its background. */
+function tile(net, sheet, index, title, zoom = ZOOM) {
+  const url = net.neurons[`${sheet}_sheet`];
+  const [h, w] = net.shape;
+  if (!url) return html`<span class="tile none" style="width:${w * zoom}px;height:${h * zoom}px"
+    title="not rendered">–</span>`;
+  const x = (index % COLS) * w * zoom, y = Math.floor(index / COLS) * h * zoom;
+  return html`<span class="tile" title="${title}" style="width:${w * zoom}px;height:${h * zoom}px;
+    background-image:${cssURL(url)};background-size:${COLS * w * zoom}px auto;
+    background-position:-${x}px -${y}px"></span>`;
+}
+
+const flat = (net, layer, j) => net.neurons.offsets[layer - 1] + j;
+
+/** A neuron's top examples, as tiles. */
+function examples(net, layer, j, zoom = ZOOM) {
+  const k = net.neurons.examples;
+  if (!k) return html`<span class="note">no examples</span>`;
+  const base = flat(net, layer, j) * k;
+  return html`${Array.from({ length: k }, (_, e) => tile(net, "examples", base + e,
+    `top example ${e + 1}`, zoom))}`;
+}
+
+/** Where neuron j of `layer` of network `i` went in every network it was compared with:
+ * the Hungarian match (B's index for A's neuron, or A's for B's) and its correlation. */
+function matchesOf(i, layer, j) {
+  const name = D.networks[i].name;
+  const out = [];
+  for (const p of D.pairs) {
+    if (!p.done || (p.a !== name && p.b !== name)) continue;
+    const assign = p.assignment[layer - 1], corr = p.matched_corr[layer - 1];
+    if (!assign || !assign.length) continue;
+    let other, k, r;
+    if (p.a === name) {
+      other = p.b; k = assign[j] ?? -1; r = k >= 0 ? corr[j] : null;
+    } else {
+      other = p.a; const a = assign.indexOf(j); k = a; r = a >= 0 ? corr[a] : null;
+    }
+    out.push({ net: D.networks.findIndex((n) => n.name === other), neuron: k, r });
+  }
+  return out;
+}
+
+function neuronTitle(i, layer, j) { return `${D.networks[i].name} · ${neuronName(layer, j)}`; }
+
+function link(i, layer, j, body) {
+  return html`<a href="#n=${i}/${layer}/${j}" data-n="${i}/${layer}/${j}">${body}</a>`;
+}
+
+function panel(i, layer, j) {
+  const net = D.networks[i];
+  const u = net.neurons.layers[layer - 1];
+  if (!u || j >= net.sizes[layer]) { setHTML($("panel"), html`<p>No such neuron.</p>`); return; }
+  const num = (f) => fmt(u[f][j], "–");
+  const at = u.formed_at[j], steps = net.neurons.film_steps;
+  const formed = !steps.length ? "– (no snapshots)" : at === null ? "never (r to its final self < 0.9)"
+    : `snapshot ${at} (step ${steps[at]})`;
+  const universal = u.universal[j] === null ? "–" : u.universal[j] >= 1 ? "yes" : "no";
+  const film = net.neurons.film ? html`<div class="film">${net.neurons.film_steps.map((s, k) =>
+    html`<figure>${tile(net, "film", flat(net, layer, j) * net.neurons.film + k,
+      `step ${s}`)}<figcaption>step ${s}</figcaption></figure>`)}</div>`
+    : html`<p class="note">No filmstrip: this network kept no snapshots.</p>`;
+  const rows = matchesOf(i, layer, j).map((m) => {
+    const other = D.networks[m.net];
+    if (m.neuron < 0) return html`<tr><td class="name">${other.name}</td><td>–</td>
+      <td>no match (a dead neuron on one side)</td><td></td><td></td></tr>`;
+    return html`<tr><td class="name">${other.name}</td>
+      <td>${link(m.net, layer, m.neuron, neuronName(layer, m.neuron))}</td>
+      <td>${fmt(m.r, "–")}</td>
+      <td>${link(m.net, layer, m.neuron, tile(other, "pictures", flat(other, layer, m.neuron),
+        neuronTitle(m.net, layer, m.neuron)))}</td>
+      <td class="ex">${examples(other, layer, m.neuron, 1)}</td></tr>`;
+  });
+  setHTML($("panel"), html`<h3>${neuronTitle(i, layer, j)}</h3>
+    <div class="me">${tile(net, "pictures", flat(net, layer, j), neuronTitle(i, layer, j), 4)}
+      <div><p>best match r (median over the others) ${num("best")}; against a rotated layer
+      ${num("null")}; excess ${num("excess")}; universal: ${universal}; formed at
+      ${formed}</p><div class="ex">${examples(net, layer, j)}</div></div></div>
+    <h4>Over training (${D.preset} picture at each snapshot)</h4>${film}
+    <h4>Its one-to-one match in the other networks</h4>
+    ${rows.length ? html`<table class="matches"><tr><th class="name">network</th><th>neuron</th>
+      <th>r</th><th>picture</th><th>top examples</th></tr>${rows}</table>`
+      : html`<p class="note">Not compared with any network.</p>`}`);
+}
+
+function layerTiles() {
+  const i = +$("net").value, layer = +$("layer").value;
+  const net = D.networks[i];
+  const n = net.sizes[layer] !== undefined && layer < net.sizes.length - 1 ? net.sizes[layer] : 0;
+  setHTML($("tiles"), n ? html`${Array.from({ length: n }, (_, j) => link(i, layer, j,
+    tile(net, "pictures", flat(net, layer, j), neuronName(layer, j), 1)))}`
+    : html`<p class="note">This network has no layer ${layer}.</p>`);
+}
+
+function show(hash) {
+  const m = /^#n=(\d+)\/(\d+)\/(\d+)$/.exec(hash || "");
+  if (!m || !D.networks[+m[1]]) return;
+  $("net").value = m[1]; $("layer").value = m[2];
+  layerTiles(); panel(+m[1], +m[2], +m[3]);
+}
+
+function neurons() {
+  setHTML($("net"), html`${D.networks.map((n, i) => html`<option value="${i}">${n.name}</option>`)}`);
+  setHTML($("layer"), html`${D.layers.map((l) => html`<option value="${l}">layer ${l}</option>`)}`);
+  $("net").addEventListener("change", layerTiles);
+  $("layer").addEventListener("change", layerTiles);
+  window.addEventListener("hashchange", () => show(location.hash));
+  layerTiles();
+  show(location.hash || "#n=0/1/0");
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   if (!D) { $("summary").textContent = "study-data.js is missing"; return; }
   $("title").textContent = `study: ${D.title}`;
+  const images = [...new Set(D.pairs.map((p) => p.images))].join(" or ");
   $("summary").textContent = `${D.networks.length} networks, ${D.pairs.length} pairs compared ` +
-    `on ${D.images} test images; every number here is in study.zarr`;
-  networks(); pairs(); universality(); formation();
+    `on ${images || 0} test images; every number here is in study.zarr`;
+  const failed = D.networks.filter((n) => !n.done).length + D.pairs.filter((p) => !p.done).length;
+  if (failed || !D.universal_done) {
+    $("warning").textContent = `Not every task finished (${failed} networks or pairs missing` +
+      `${D.universal_done ? "" : "; universality is not computed: it needs every pair"}); ` +
+      "what is shown is what finished. See study.json.";
+  }
+  networks(); pairs(); universality(); formation(); neurons();
 });
 })();
