@@ -162,7 +162,7 @@ function panel(i, layer, j) {
   });
   setHTML($("panel"), html`<h3>${neuronTitle(i, layer, j)}</h3>
     <div class="me">${tile(net, "pictures", flat(net, layer, j), neuronTitle(i, layer, j), 4)}
-      <div><p>best match r (median over the others) ${num("best")}; against a rotated layer
+      <div><p>best match r (mean over the others) ${num("best")}; against a rotated layer
       ${num("null")}; excess ${num("excess")}; universal: ${universal}; formed at
       ${formed}</p><div class="ex">${examples(net, layer, j)}</div></div></div>
     <h4>Over training (${D.preset} picture at each snapshot)</h4>${film}
