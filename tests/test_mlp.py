@@ -47,6 +47,18 @@ def test_activations_are_numbered_like_the_paper():
     np.testing.assert_array_equal(m.predict(x), acts[4].argmax(1))
 
 
+@pytest.mark.parametrize("activation", ["relu", "gelu", "tanh", "leaky_relu", "sigmoid"])
+def test_activations_in_place_equal_the_trace_bit_for_bit(activation):
+    """activations() writes each layer into its result in place (no z, no copies): the
+    same bits as trace's allocating reference, in every batch."""
+    m = MLP.init(SMALL, rng=np.random.default_rng(0), activation=activation)
+    x = np.random.default_rng(1).random((23, 7)).astype(np.float32)
+    acts = m.activations(x, batch_size=8)
+    for l in range(1, 5):
+        want = np.concatenate([m.trace(x[s:s + 8]).a[l - 1] for s in range(0, 23, 8)])
+        assert acts[l].tobytes() == want.tobytes(), l
+
+
 def test_whole_network_parameter_gradients_match_central_differences():
     rng = np.random.default_rng(5)
     m = MLP.init(SMALL, rng=rng, dtype=np.float64)

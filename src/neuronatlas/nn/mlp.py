@@ -231,9 +231,25 @@ class MLP:
         x = self.check_input(x)
         out = {l: np.empty((len(x), n), self.dtype) for l, n in enumerate(self.sizes) if l}
         for s in range(0, len(x), batch_size):
-            t = self.trace(x[s : s + batch_size])
-            for l in out:
-                out[l][s : s + batch_size] = (t.z if pre else t.a)[l - 1]
+            if pre:
+                t = self.trace(x[s : s + batch_size])
+                for l in out:
+                    out[l][s : s + batch_size] = t.z[l - 1]
+                continue
+            # the same operations as trace's, written into the result in place (no z, no
+            # copies): bit for bit the same, half the time on the paper's network
+            a = x[s : s + batch_size]
+            for l, (W, b) in enumerate(zip(self.weights, self.biases), start=1):
+                z = out[l][s : s + batch_size]
+                np.matmul(a, W.T, out=z)
+                z += b
+                if l == self.n_layers:
+                    z[...] = F.softmax_forward(z)
+                elif self.activation_fns[l - 1].is_relu:
+                    np.maximum(z, 0, out=z)
+                else:
+                    z[...] = self.activation_fns[l - 1].forward(z)
+                a = z
         return out
 
     def predict_proba(self, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
