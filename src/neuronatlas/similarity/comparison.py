@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ConfigError
+from ..jsonnum import to_json
 from ..nn.mlp import MLP, model_sha256
 from ..reprs import short_repr
 from .matching import THRESHOLDS, match
@@ -51,8 +52,8 @@ class Comparison:
     def to_dict(self) -> dict:
         """JSON-ready: NaN becomes null; the correlation matrices are left out."""
         return {"a": self.a, "b": self.b, "images": self.images,
-                "layers": [{k: _json(v) for k, v in rec.items()} for rec in self.layers],
-                "cka_matrix": _json(self.cka_matrix)}
+                "layers": [{k: to_json(v) for k, v in rec.items()} for rec in self.layers],
+                "cka_matrix": to_json(self.cka_matrix)}
 
 
 def compare(model_a: MLP, model_b: MLP, images: np.ndarray, *, names: tuple[str, str] |
@@ -102,15 +103,3 @@ def hidden_activations(model: MLP, x: np.ndarray) -> list[np.ndarray]:
     """Each hidden layer's activations (N, size), float32."""
     acts = model.activations(x)
     return [np.asarray(acts[l], np.float32) for l in range(1, model.n_layers)]
-
-
-def _json(v):
-    if isinstance(v, np.ndarray):
-        return [_json(x) for x in v.tolist()] if v.ndim else _json(v.item())
-    if isinstance(v, list):
-        return [_json(x) for x in v]
-    if isinstance(v, float | np.floating):
-        return float(v) if np.isfinite(v) else None
-    if isinstance(v, np.integer):
-        return int(v)
-    return v

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..jsonnum import float_or_none, floats_to_json
 from ..nn.mlp import MLP
 from .comparison import hidden_activations
 from .measures import correlation, cross_products, linear_cka
@@ -50,14 +51,6 @@ def formation_of(snapshots: list[MLP], final: MLP, images: np.ndarray) -> dict:
         formed.append([int(f) if f >= 0 else None for f in first])
         done = first[first >= 0]
         median.append(float(np.median(done)) if done.size else None)
-    return {"self_corr": [[_finite(v) for v in layer] for layer in self_corr],
-            "cka_to_final": [[_num(v) for v in layer] for layer in cka],
+    return {"self_corr": [[floats_to_json(v) for v in layer] for layer in self_corr],
+            "cka_to_final": [[float_or_none(v) for v in layer] for layer in cka],
             "formed_at": formed, "formed_median": median}
-
-
-def _finite(a) -> list:
-    return [_num(v) for v in np.asarray(a, np.float64)]
-
-
-def _num(v) -> float | None:
-    return float(v) if np.isfinite(v) else None

@@ -18,6 +18,7 @@ import numpy as np
 from ..atlas.sprites import contrast, png, sheet
 from ..data import load_dataset
 from ..fileio import atomic_write_bytes, atomic_write_text, ensure_dir
+from ..jsonnum import float_or_none, floats_to_json
 from ..layout import ATLAS, STUDY_PAGE_FILES, STUDY_STORE
 
 STATIC = Path(__file__).with_name("static")
@@ -50,17 +51,18 @@ def page_data(out: Path, ds) -> dict:
         nets.append({"name": n["name"], "axes": n.get("axes", {}), "sizes": n["sizes"],
                      "shape": n["input_shape"],
                      "done": bool(ds["network_done"].values[i]),
-                     "test_accuracy": _num(ds["test_accuracy"].values[i]),
-                     "train_seconds": _num(ds["train_seconds"].values[i]),
+                     "test_accuracy": float_or_none(ds["test_accuracy"].values[i]),
+                     "train_seconds": float_or_none(ds["train_seconds"].values[i]),
                      "atlas": f"{n['name']}/{ATLAS}/index.html" if atlas.is_file() else None,
                      "neurons": _neurons(ds, i, n)})
     pairs = [{"a": str(ds["pair_a"].values[p]), "b": str(ds["pair_b"].values[p]),
               "done": bool(ds["pair_done"].values[p]),
               "images": int(ds["pair_images"].values[p]),
-              "share_0_9": _list(ds["share_0_9"].values[p]), "cka": _list(ds["cka"].values[p]),
+              "share_0_9": floats_to_json(ds["share_0_9"].values[p]),
+              "cka": floats_to_json(ds["cka"].values[p]),
               "assignment": [_ints(ds["assignment"].values[p, l - 1, :_size(ds, p, l)])
                              for l in layers],
-              "matched_corr": [_list(ds["matched_corr"].values[p, l - 1, :_size(ds, p, l)])
+              "matched_corr": [floats_to_json(ds["matched_corr"].values[p, l - 1, :_size(ds, p, l)])
                                for l in layers]}
              for p in range(ds.sizes["pair"])]
     axes = list(dict.fromkeys(k for n in networks for k in n.get("axes", {})))
@@ -81,8 +83,8 @@ def _neurons(ds, i: int, net: dict) -> dict:
     """Per hidden layer, every neuron's numbers for its panel, and where its tiles are."""
     sizes = net["sizes"][1:-1]
     k = int(ds.sizes["snapshot"]) if net["snapshots"] else 0
-    per = [{f: _list(ds[f].values[i, l, :n]) for f in ("best", "null", "excess", "universal",
-                                                       "formed_at")}
+    fields = ("best", "null", "excess", "universal", "formed_at")
+    per = [{f: floats_to_json(ds[f].values[i, l, :n]) for f in fields}
            for l, n in enumerate(sizes)]
     steps = [int(s) for s in ds["snapshot_step"].values[i]] if k else []
     return {"offsets": [int(v) for v in np.cumsum([0, *sizes[:-1]])], "layers": per,
@@ -102,7 +104,10 @@ def _write_sprites(out: Path, ds, doc: dict, data_dir) -> None:
         shape = tuple(net["input_shape"])
         d = int(np.prod(shape))
         sizes = net["sizes"][1:-1]
-        rows = lambda a: np.concatenate([a[l, :n] for l, n in enumerate(sizes)])  # noqa: E731
+
+        def rows(a, sizes=sizes):  # (layer, widest, ...) -> every neuron's row, in order
+            return np.concatenate([a[l, :n] for l, n in enumerate(sizes)])
+
         sheets = {}
         if shown["neurons"]["pictures"]:
             sheets["pictures"] = contrast(rows(ds["picture"].values[i][..., :d]))
@@ -126,10 +131,10 @@ def _universal(ds, i: int, layer: int) -> dict | None:
     if np.isnan(u).all():
         return None
     with np.errstate(invalid="ignore"):
-        return {"universal": _num(np.nanmean(u)),
-                "excess": _num(np.nanmedian(ds["excess"].values[i, layer - 1, :size])),
-                "best": _num(np.nanmedian(ds["best"].values[i, layer - 1, :size])),
-                "null": _num(np.nanmedian(ds["null"].values[i, layer - 1, :size]))}
+        return {"universal": float_or_none(np.nanmean(u)),
+                "excess": float_or_none(np.nanmedian(ds["excess"].values[i, layer - 1, :size])),
+                "best": float_or_none(np.nanmedian(ds["best"].values[i, layer - 1, :size])),
+                "null": float_or_none(np.nanmedian(ds["null"].values[i, layer - 1, :size]))}
 
 
 def _formation(ds, i: int, layers: list[int]) -> dict | None:
@@ -139,7 +144,7 @@ def _formation(ds, i: int, layers: list[int]) -> dict | None:
     keep = steps >= 0
     cka = ds["cka_to_final"].values[i][keep]  # (snapshots, layer)
     return {"steps": [int(s) for s in steps[keep]],
-            "cka_to_final": [_list(cka[:, l - 1]) for l in layers
+            "cka_to_final": [floats_to_json(cka[:, l - 1]) for l in layers
                              if int(ds["size"].values[i, l - 1])]}
 
 
@@ -147,14 +152,3 @@ def _ints(a) -> list[int]:
     """Integers as the store reads back (xarray masks -1, none, as NaN): -1 for none."""
     a = np.asarray(a, np.float64)
     return [-1 if not np.isfinite(v) else int(v) for v in a]
-
-
-def _list(a) -> list:
-    return [_num(v) for v in np.asarray(a, np.float64)]
-
-
-def _num(v):
-    if v is None:
-        return None
-    v = float(v)
-    return v if np.isfinite(v) else None

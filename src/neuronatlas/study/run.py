@@ -24,8 +24,8 @@ from ..errors import RunFolderError
 from ..fileio import atomic_write_json
 from ..layout import STUDY_RECORD as RECORD
 from ..runs import writing
-from .plan import Task, plan
 from .page import write_page
+from .plan import Task, plan
 from .spec import SpecError, StudySpec
 from .store import create_store
 from .tasks import run_task

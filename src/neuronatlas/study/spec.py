@@ -243,4 +243,3 @@ def _imported(doc: dict, base: Path) -> list[NetworkSpec]:
         name = "import=" + re.sub(r"[^A-Za-z0-9._-]", "_", path.stem)
         out.append(NetworkSpec(name, {}, dataset, source=path, activation=activation))
     return out
-

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..jsonnum import from_json
 from ..layout import COMPARISONS, STUDY_STORE
 from ..similarity.universality import universality
 from .page import PAGE_FILES, write_page
@@ -25,7 +26,7 @@ def summarised(out: Path) -> bool:
         done = xr.open_zarr(out / STUDY_STORE)["universality_done"].values
     except (OSError, ValueError, KeyError):
         return False
-    return bool(done.all()) and all((out / f).is_file() for f in PAGE_FILES + ("study-data.js",))
+    return bool(done.all()) and all((out / f).is_file() for f in (*PAGE_FILES, "study-data.js"))
 
 
 def summarise(out: Path, payload: dict, data_dir=None) -> dict:
@@ -57,8 +58,8 @@ def universality_of(nets: list[dict], pairs: list[dict]) -> dict[str, np.ndarray
                     continue
                 m = doc["matches"][l - 1]
                 way = "ab" if doc["a"] == name else "ba"
-                best.append(_arr(m[f"best_{way}"]))
-                null.append(_arr(m[f"null_{way}"]))
+                best.append(from_json(m[f"best_{way}"]))
+                null.append(from_json(m[f"null_{way}"]))
             if not best:
                 continue
             seed = int(hashlib.sha256(f"{name}:{l}".encode()).hexdigest()[:16], 16)
@@ -69,7 +70,3 @@ def universality_of(nets: list[dict], pairs: list[dict]) -> dict[str, np.ndarray
             dead = np.isnan(u["excess"])
             out["universal"][i, l - 1, :n][dead] = np.nan
     return out
-
-
-def _arr(values) -> np.ndarray:
-    return np.array([np.nan if v is None else v for v in values], np.float64)

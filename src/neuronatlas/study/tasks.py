@@ -20,6 +20,7 @@ from ..data import load_dataset
 from ..errors import CheckpointError
 from ..evaluate import evaluate
 from ..fileio import atomic_write_json
+from ..jsonnum import float_or_none, floats_to_json, from_json
 from ..layout import (
     CHECKPOINT,
     COMPARISONS,
@@ -35,7 +36,7 @@ from ..layout import (
 from ..nn.blas import blas_threads
 from ..nn.mlp import MLP
 from ..runs import writing
-from .store import EXAMPLES, write_region
+from .store import write_region
 
 #: what a comparison's and a formation's JSON hold (besides their key)
 COMPARISON_FIELDS = ("a", "b", "images", "layers", "cka_matrix", "matches", "debiased")
@@ -182,7 +183,7 @@ def compare_networks(out: Path, key: str, payload: dict, ctx: dict) -> dict:
         rng = pair_seed(key)
         matches = best_matches(products, rng)
         doc = {"key": key, **cmp.to_dict(),
-               "matches": [{k: _json_list(v) for k, v in m.items()} for m in matches],
+               "matches": [{k: floats_to_json(v) for k, v in m.items()} for m in matches],
                "debiased": _debiased(acts_a, acts_b, rng)}
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(path, doc)
@@ -201,8 +202,8 @@ def _debiased(acts_a, acts_b, rng) -> list[dict]:
     out = []
     for d, (x, y) in enumerate(zip(acts_a, acts_b), start=1):
         sub, p = permutation_p(x, y, rng)
-        out.append({"layer": d, "cka_debiased": _json_list([debiased_cka(x, y)])[0],
-                    "cka_debiased_sample": _json_list([sub])[0], "p_value": _json_list([p])[0]})
+        out.append({"layer": d, "cka_debiased": float_or_none(debiased_cka(x, y)),
+                    "cka_debiased_sample": float_or_none(sub), "p_value": float_or_none(p)})
     return out
 
 
@@ -248,23 +249,21 @@ def _images(payload: dict, ctx: dict):
                            zip(payload["images"], payload["images_sha256"])])
 
 
-def _json_list(a) -> list:
-    return [None if not np.isfinite(v) else float(v) for v in np.asarray(a, np.float64)]
 
 
 def _pair_region(doc: dict) -> dict[str, np.ndarray]:
     """A comparison's numbers as the store's pair variables (NaN for null)."""
     layers = doc["layers"]
-    out = {f: _nan([r[f] for r in layers]) for f in
+    out = {f: from_json([r[f] for r in layers]) for f in
            ("share_0_9", "share_0_5", "cka", "dead_a", "dead_b")}
-    out.update({f: _nan([r[f] for r in doc["debiased"]]) for f in ("cka_debiased", "p_value")})
-    out["cka_matrix"] = _nan(doc["cka_matrix"])
+    out.update({f: from_json([r[f] for r in doc["debiased"]]) for f in ("cka_debiased", "p_value")})
+    out["cka_matrix"] = from_json(doc["cka_matrix"])
     width = max(r["size_a"] for r in layers)
     assignment = np.full((len(layers), width), -1, np.int32)
     matched = np.full((len(layers), width), np.nan, np.float32)
     for l, r in enumerate(layers):
         assignment[l, :r["size_a"]] = r["assignment"]
-        matched[l, :r["size_a"]] = _nan(r["matched_corr"])
+        matched[l, :r["size_a"]] = from_json(r["matched_corr"])
     out.update({"assignment": assignment, "matched_corr": matched,
                 "pair_done": np.array(1)})
     return out
@@ -279,16 +278,13 @@ def _formation_region(doc: dict) -> dict[str, np.ndarray]:
     formed_at = np.full((depth, width), np.nan)
     for l, layer in enumerate(doc["self_corr"]):
         for s, row in enumerate(layer):
-            self_corr[s, l, :len(row)] = _nan(row)
-        cka[:len(doc["cka_to_final"][l]), l] = _nan(doc["cka_to_final"][l])
-        formed_at[l, :len(doc["formed_at"][l])] = _nan(doc["formed_at"][l])
+            self_corr[s, l, :len(row)] = from_json(row)
+        cka[:len(doc["cka_to_final"][l]), l] = from_json(doc["cka_to_final"][l])
+        formed_at[l, :len(doc["formed_at"][l])] = from_json(doc["formed_at"][l])
     return {"snapshot_step": np.array(doc["steps"], np.int64), "self_corr": self_corr,
             "cka_to_final": cka, "formed_at": formed_at, "formation_done": np.array(1)}
 
 
-def _nan(values) -> np.ndarray:
-    """JSON numbers, nested or not (null: NaN), as float64."""
-    return np.array(values, dtype=object).astype(np.float64)
 
 
 def network_examples(out: Path, key: str, payload: dict, ctx: dict) -> dict:

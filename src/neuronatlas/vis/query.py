@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..jsonnum import float_or_none
 from ..nn.mlp import MLP
 from ..reprs import short_repr
 from ..shapes import MNIST_SHAPE
@@ -140,21 +141,19 @@ class QueryResult:
         means (:data:`RATIO_KINDS`; None without a target)."""
         return {
             "target": list(self.target) if self.target else None,
-            "activation": _finite(self.activation),
+            "activation": float_or_none(self.activation),
             "next_index": self.next_index,
-            "next_activation": _finite(self.next_activation),
-            "ratio": _finite(self.ratio),
+            "next_activation": float_or_none(self.next_activation),
+            "ratio": float_or_none(self.ratio),
             "ratio_kind": ratio_kind(self.ratio) if self.target else None,
-            "top3": [{"class": c, "probability": _finite(p)} for c, p in self.top3],
-            "layers": {str(l): {"max": _finite(a.max()), "argmax": int(a.argmax()),
+            "top3": [{"class": c, "probability": float_or_none(p)} for c, p in self.top3],
+            "layers": {str(l): {"max": float_or_none(a.max()), "argmax": int(a.argmax()),
                                 "active": self.active(l), "size": int(a.size),
-                                "activations": [_finite(v) for v in a.tolist()]}
+                                "activations": [float_or_none(v) for v in a.tolist()]}
                        for l, a in self.activations.items()},
         }
 
 
-def _finite(v) -> float | None:
-    return None if v is None or not np.isfinite(v) else float(v)
 
 
 def query(model: MLP, image: np.ndarray, target: tuple[int, int] | None = None) -> QueryResult:
