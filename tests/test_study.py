@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -207,12 +208,12 @@ def test_two_studies_on_one_folder_the_second_refuses(synchronous, seeds_spec):
         holder.wait()
 
 
-@pytest.fixture()
-def cluster(tmp_path):
+@contextmanager
+def dask_cluster(folder: Path, nthreads: int = 1):
     """A real ``dask scheduler`` and two ``dask worker`` processes (no nanny: a killed
     worker stays dead) on 127.0.0.1; yields (address, worker processes)."""
     bin_dir = Path(sys.executable).parent
-    file = tmp_path / "scheduler.json"
+    file = folder / "scheduler.json"
     procs = [subprocess.Popen([bin_dir / "dask", "scheduler", "--host", "127.0.0.1",
                                "--port", "0", "--no-dashboard", "--scheduler-file", file],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
@@ -222,8 +223,9 @@ def cluster(tmp_path):
                 break
             time.sleep(0.1)
         address = json.loads(file.read_text())["address"]
-        workers = [subprocess.Popen([bin_dir / "dask", "worker", address, "--nthreads", "1",
-                                     "--no-nanny", "--name", f"w{i}", "--no-dashboard"],
+        workers = [subprocess.Popen([bin_dir / "dask", "worker", address, "--nthreads",
+                                     str(nthreads), "--no-nanny", "--name", f"w{i}",
+                                     "--no-dashboard"],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                    for i in range(2)]
         procs += workers
@@ -232,6 +234,27 @@ def cluster(tmp_path):
         for p in procs:
             p.kill()
             p.wait()
+
+
+@pytest.fixture()
+def cluster(tmp_path):
+    with dask_cluster(tmp_path) as c:
+        yield c
+
+
+@pytest.mark.slow  # a real cluster or a signal: tens of seconds; in CI's slow step
+def test_workers_of_several_threads_are_refused(tmp_path, seeds_spec):
+    """A task's one BLAS thread is set for its whole process: two tasks at once in one
+    worker would undo each other's limit, so such a cluster is refused before any work."""
+    from distributed import Client
+
+    with dask_cluster(tmp_path, nthreads=2) as (address, _):
+        with Client(address, timeout=10) as client:
+            client.wait_for_workers(2, timeout=30)
+        out = tmp_path / "study"
+        proc = run_cli("study", seeds_spec, "--out", out, "--scheduler", address)
+        assert_user_error(proc, "runs 2 threads", "--nthreads 1")
+        assert not (out / "seed=0").exists()
 
 
 @pytest.mark.slow  # a real cluster or a signal: tens of seconds; in CI's slow step

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from .spec import SpecError, StudySpec
 from .store import create_store
 from .tasks import run_task
 
+RECORD_EVERY = 1.0  # seconds between two writes of study.json while tasks finish
 CONNECT_TIMEOUT = 6  # seconds to wait for a scheduler that does not answer (the command
 # then fails within 10 s of its start)
 #: what happened to a task: (event, task, its record or its error)
@@ -86,15 +88,25 @@ def run_study(spec: StudySpec, out: str | Path, *, scheduler: str = "local",
                                                         "status": "pending"} for t in tasks}}
         atomic_write_json(out / RECORD, doc)
 
+        written = [time.monotonic()]
+
         def finished(t: Task, record: dict) -> None:
             result.records[t.key] = record
             doc["tasks"][t.key].update(record)
-            atomic_write_json(out / RECORD, doc)
+            # at most once a second (a study of thousands of tasks rewrote it thousands of
+            # times), and at the end: a record lost to a kill is made again by the rerun,
+            # which finds the task done
+            if time.monotonic() - written[0] >= RECORD_EVERY or len(result.records) == len(tasks):
+                atomic_write_json(out / RECORD, doc)
+                written[0] = time.monotonic()
             if on_event:
                 on_event(record["status"], t, record)
 
         context = {"data_dir": None if data_dir is None else str(Path(data_dir).absolute())}
-        execute(tasks, out, context, finished)
+        try:
+            execute(tasks, out, context, finished)
+        finally:
+            atomic_write_json(out / RECORD, doc)
         if result.records.get(last.key, {}).get("status") != "done":
             write_page(out, context["data_dir"])  # the page of what finished
         return result
@@ -122,6 +134,14 @@ def _executor(scheduler: str, workers: int | None, log):
             raise SpecError(f"no Dask scheduler answers at {scheduler} within "
                             f"{CONNECT_TIMEOUT} s ({type(exc).__name__})") from None
     log(f"Dask dashboard: {client.dashboard_link}")
+    many = {w.get("name", a): w["nthreads"] for a, w in
+            client.scheduler_info().get("workers", {}).items() if w.get("nthreads", 1) > 1}
+    if many:
+        client.close()
+        name, n = next(iter(many.items()))
+        raise SpecError(f"{scheduler}: worker {name} runs {n} threads; start the workers with "
+                        "dask worker --nthreads 1 (and --nworkers N for more processes): each "
+                        "task sets one BLAS thread for its whole process")
 
     def execute(tasks, out, context, finished):
         _submit_and_record(client, tasks, out, context, finished)

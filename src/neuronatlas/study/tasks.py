@@ -49,6 +49,7 @@ def run_task(kind: str, out: str, key: str, payload: dict, context: dict, *deps)
     what is not part of the task's identity (``data_dir``: where this machine finds the
     datasets); ``deps`` are the records of the tasks it needs (passed by the scheduler,
     so that it waits for them)."""
+    check_one_thread()
     worker, address = _where()
     start = time.time()
     with blas_threads(1):
@@ -65,13 +66,35 @@ def _iso(t: float) -> str:
 
 def _where() -> tuple[str, str]:
     """This process's Dask worker name and address, or this process when not a worker."""
+    w = _worker()
+    if w is None:
+        return f"{socket.gethostname()}:{os.getpid()}", "in-process"
+    return str(w.name), str(w.address)
+
+
+def _worker():
+    """The Dask worker running this task, or None."""
     try:
         from distributed import get_worker
 
-        w = get_worker()
-        return str(w.name), str(w.address)
+        return get_worker()
     except (ImportError, ValueError):
-        return f"{socket.gethostname()}:{os.getpid()}", "in-process"
+        return None
+
+
+class WorkerThreadsError(RuntimeError):
+    """A Dask worker that runs several tasks at once in one process: their BLAS thread
+    limits (process-wide) would undo each other, and the bytes would depend on it."""
+
+
+def check_one_thread() -> None:
+    """Refuse to run in a worker of more than one thread (``dask worker --nthreads 1``)."""
+    w = _worker()
+    if w is not None and w.state.nthreads > 1:
+        raise WorkerThreadsError(
+            f"worker {w.name} runs {w.state.nthreads} threads: start the workers with "
+            "dask worker --nthreads 1 (more processes instead: --nworkers N), since a task's "
+            "one BLAS thread is set for the whole process")
 
 
 def _done(run: Path, key: str) -> bool:
