@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-SPEC = """sizes = "784,256,128,10"
+SPEC = """sizes = "784,512,256,10"
 seed = [0, 1, 2, 3]
-epochs = 2
+epochs = 4
 fine-tune-epochs = 0
-"""
+"""  # four networks: about a minute and a half of tasks, serially
 
 
 def compare_paper_size() -> dict:
@@ -57,6 +57,10 @@ def study_walls() -> dict:
         tasks = json.loads((target / "study.json").read_text())["tasks"].values()
         out[name] = {"wall_seconds": round(wall, 2),
                      "task_seconds": round(sum(t["seconds"] for t in tasks), 2)}
+    serial, one, two = (out[k]["wall_seconds"] for k in ("synchronous", "local_1_worker",
+                                                         "local_2_workers"))
+    out["overhead_1_worker_vs_serial"] = round(one / serial - 1, 3)
+    out["speedup_2_workers_vs_1"] = round(one / two, 2)
     shutil.rmtree(folder)
     return out
 
@@ -87,8 +91,18 @@ def dask_overhead() -> dict:
             "ms_per_chained_task": round(1000 * chain, 2)}
 
 
+def blas_kernel() -> list[str]:
+    """The BLAS libraries this process runs, with their kernel (OPENBLAS_CORETYPE as set)."""
+    from threadpoolctl import threadpool_info
+
+    return [f"{i['internal_api']} {i.get('version')} {i.get('architecture')}"
+            for i in threadpool_info() if i["user_api"] == "blas"]
+
+
 if __name__ == "__main__":
-    result = {"dask": dask_overhead(), **compare_paper_size()}
+    import neuronatlas  # noqa: F401  (loads NumPy's BLAS before it is reported)
+
+    result = {"blas": blas_kernel(), "dask": dask_overhead(), **compare_paper_size()}
     if "--skip-study" not in sys.argv:
         result["study"] = study_walls()
     print(json.dumps(result, indent=1))

@@ -407,6 +407,29 @@ def test_the_store_holds_every_tasks_region_and_the_pictures_are_the_presets(syn
     assert np.array_equal(last[:12], want.images)
 
 
+def test_a_study_of_hostile_names_shows_them_as_text(tmp_path, page):
+    """A dataset path that is markup: the page shows it as text in the networks' table and
+    runs nothing (every value goes through NA.html)."""
+    rng = np.random.default_rng(0)
+    hostile = '<img src=x onerror="window.__xss=1"><b id="injected">x</b>'
+    for name in (hostile, "plain"):
+        x = rng.integers(0, 255, (240, 8, 8), dtype=np.uint8)
+        y = np.arange(240) % 3
+        np.savez(tmp_path / f"{name}.npz", x_train=x[:200], y_train=y[:200], x_test=x[200:],
+                 y_test=y[200:])
+    spec = write_spec(tmp_path, f"sizes = \"64,6,3\"\nepochs = 1\nfine-tune-epochs = 0\n"
+                                f"dataset = ['{hostile}.npz', 'plain.npz']\n")
+    out = tmp_path / "study"
+    proc = run_cli("study", spec, "--out", out, "--scheduler", "synchronous")
+    assert proc.returncode == 0, proc.stderr
+    page.goto((out / "index.html").as_uri() + "#n=0/1/0")
+    assert hostile in page.inner_text("#networks")
+    assert page.evaluate("""() => [document.querySelectorAll("img").length,
+        document.querySelectorAll("#injected").length, window.__xss === undefined]""") == [
+        0, 0, True]
+    assert page.locator("#panel table.matches tr").count() == 2  # compared with the other
+
+
 def test_a_network_whose_task_did_not_finish_is_made_again(synchronous, seeds_spec, tmp_path):
     """task.json says done: false while a task trains; one left so by a failed or killed
     attempt beside an older model was taken for the finished network (found in review)."""
