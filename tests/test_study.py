@@ -79,6 +79,7 @@ def test_axes_make_the_product_of_networks_named_by_their_values():
     ('compare = "seed"', "compare = 'seed' names no axis"),
     ('preset = "pretty"', "preset = 'pretty' is none of paper, readable"),
     ("snapshots = 1", "keep at least 2"),
+    ('atlas = "yes"', "atlas must be a single bool"),
     ("seed = [0, 1", "not valid TOML"),
     ('import = ["missing.onnx"]', "import .*missing.onnx not found"),
     ("lr = [0.1, -1.0]", "lr=-1.0: lr must be"),
@@ -428,6 +429,19 @@ def test_a_study_of_hostile_names_shows_them_as_text(tmp_path, page):
         document.querySelectorAll("#injected").length, window.__xss === undefined]""") == [
         0, 0, True]
     assert page.locator("#panel table.matches tr").count() == 2  # compared with the other
+
+
+def test_atlas_true_builds_each_networks_atlas_and_the_page_links_it(tmp_path, mnist):
+    spec = write_spec(tmp_path, SMALL + "seed = [0]\natlas = true\n")
+    out = tmp_path / "study"
+    proc = run_cli("study", spec, "--out", out, "--scheduler", "synchronous")
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "seed=0" / "atlas" / "index.html").is_file()
+    assert '"atlas":"seed=0/atlas/index.html"' in (out / "study-data.js").read_text()
+    doc = json.loads((out / "study.json").read_text())
+    assert [t["kind"] for t in doc["tasks"].values()].count("atlas") == 1
+    again = run_cli("study", spec, "--out", out, "--scheduler", "synchronous")
+    assert again.returncode == 0 and "(5 found done already)" in again.stdout
 
 
 def test_a_network_whose_task_did_not_finish_is_made_again(synchronous, seeds_spec, tmp_path):

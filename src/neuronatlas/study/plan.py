@@ -27,7 +27,7 @@ from .store import EXAMPLES
 #: from the same payload (compare 2: it keeps debiased CKA and the null model's matches),
 #: so that no other kind's results are made again; a result that lacks a field its task
 #: writes now is also computed again (tasks._keyed_json)
-VERSIONS = {"train": 1, "import": 1, "examples": 1, "pictures": 1, "compare": 2,
+VERSIONS = {"train": 1, "import": 1, "examples": 1, "pictures": 1, "atlas": 1, "compare": 2,
             "formation": 2, "store": 3}
 
 @dataclass(frozen=True)
@@ -71,6 +71,10 @@ def plan(spec: StudySpec, data_dir=None, *, log=None) -> list[Task]:
             "dataset_sha256": data.identity["sha256"]}, (made_by,)))
         tasks.append(task("pictures", f"pictures of {net.name}", {
             "name": net.name, "preset": spec.preset, "snapshots": net.snapshots}, (made_by,)))
+        if spec.atlas:
+            tasks.append(task("atlas", f"atlas of {net.name}", {
+                "name": net.name, "dataset": net.dataset,
+                "dataset_sha256": data.identity["sha256"]}, (made_by,)))
     compared = pairs(spec, shapes)
     for a, b in compared:
         tasks.append(task("compare", f"{a.name} ~ {b.name}",

@@ -17,7 +17,7 @@ activations); ``snapshots = K`` keeps K snapshots of every trained network over 
 training; ``compare = "seed"`` pairs the networks that differ only along that axis
 (default: every pair with the same input); ``preset = "paper"`` the method of every
 neuron's picture (and of its filmstrip over the snapshots; default ``readable``, the
-atlas's tiles).
+atlas's tiles); ``atlas = true`` builds every network's atlas too, linked from the page.
 Parsing is pure: nothing is read but the spec's own text and nothing is written.
 """
 
@@ -41,7 +41,7 @@ from ..vis.presets import PRESETS
 #: ``neuronatlas train``'s options as spec keys, and the TrainConfig field of each
 TRAIN_KEYS = {f.name.replace("_", "-"): f.name for f in dataclasses.fields(TrainConfig)}
 OTHER_TRAIN_KEYS = ("dataset", "quick")
-STUDY_KEYS = ("import", "snapshots", "preset", "compare")
+STUDY_KEYS = ("import", "snapshots", "preset", "compare", "atlas")
 KEYS = (*TRAIN_KEYS, *OTHER_TRAIN_KEYS, *STUDY_KEYS)
 DEFAULT_PRESET = "readable"  # the atlas's tiles
 MAX_NETWORKS = 10_000  # a product of axes beyond this is a typing mistake, not a study
@@ -74,6 +74,7 @@ class StudySpec:
     compare: str | None
     preset: str  # the pictures' method (a name of vis.presets.PRESETS)
     text_sha256: str  # of the spec as written: a study folder belongs to one spec
+    atlas: bool = False  # build every network's atlas (linked from the study page)
     settings: dict = field(default_factory=dict, compare=False)  # the parsed document
 
 
@@ -123,7 +124,8 @@ def parse_spec(text: str, *, base: Path = Path(".")) -> StudySpec:
         dup = next(n for n in names if names.count(n) > 1)
         raise SpecError(f"two networks of the study are both named {dup!r}")
     return StudySpec(networks, axes, compare, preset or DEFAULT_PRESET,
-                     hashlib.sha256(text.encode()).hexdigest(), doc)
+                     hashlib.sha256(text.encode()).hexdigest(),
+                     bool(_scalar(doc, "atlas", bool)), doc)
 
 
 def _did_you_mean(key: str) -> str:

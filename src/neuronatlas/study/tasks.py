@@ -22,6 +22,7 @@ from ..evaluate import evaluate
 from ..fileio import atomic_write_json
 from ..jsonnum import float_or_none, floats_to_json, from_json
 from ..layout import (
+    ATLAS,
     CHECKPOINT,
     COMPARISONS,
     FORMATION,
@@ -383,6 +384,18 @@ def network_pictures(out: Path, key: str, payload: dict, ctx: dict) -> dict:
             "computed": computed}
 
 
+def network_atlas(out: Path, key: str, payload: dict, ctx: dict) -> dict:
+    """The network's atlas, ``out/<name>/atlas/`` (its analysis and pictures kept in its
+    run folder's keyed store, as ``neuronatlas atlas`` makes them)."""
+    from ..make_atlas import ensure_atlas
+
+    run = out / payload["name"]
+    data = _dataset(payload["dataset"], payload["dataset_sha256"], ctx)
+    built = ensure_atlas(run, MLP.load(model_file(run)), data)
+    return {"network": payload["name"], "file": f"{payload['name']}/{ATLAS}/index.html",
+            "computed": built}
+
+
 def _by_layer(model: MLP, rows: np.ndarray) -> np.ndarray:
     """Rows over every hidden neuron (layer by layer) as (layer, widest, ...), NaN-padded."""
     sizes = model.sizes[1:-1]
@@ -415,5 +428,5 @@ def store(out: Path, key: str, payload: dict, ctx: dict) -> dict:
 
 
 TASKS = {"train": train_network, "import": import_network, "examples": network_examples,
-         "pictures": network_pictures, "compare": compare_networks, "formation": formation,
+         "pictures": network_pictures, "atlas": network_atlas, "compare": compare_networks, "formation": formation,
          "store": store}
