@@ -428,5 +428,5 @@ def store(out: Path, key: str, payload: dict, ctx: dict) -> dict:
 
 
 TASKS = {"train": train_network, "import": import_network, "examples": network_examples,
-         "pictures": network_pictures, "atlas": network_atlas, "compare": compare_networks, "formation": formation,
-         "store": store}
+         "pictures": network_pictures, "atlas": network_atlas, "compare": compare_networks,
+         "formation": formation, "store": store}
