@@ -294,9 +294,10 @@ def test_a_worker_killed_mid_task_changes_no_byte(cluster, seeds_spec, synchrono
 
 @pytest.mark.slow  # a real cluster or a signal: tens of seconds; in CI's slow step
 def test_a_failing_network_is_recorded_and_the_rest_finish(tmp_path, mnist):
-    spec = write_spec(tmp_path, SMALL + "lr = [0.01, 1e30]\n")
+    spec = write_spec(tmp_path, SMALL + "lr = [0.01, 1e30]\nsnapshots = 2\n")
     out = tmp_path / "study"
     proc = run_cli("study", spec, "--out", out, "--workers", "2")
+    assert "Traceback" not in proc.stderr, proc.stderr  # the page of what finished too
     assert proc.returncode == 1, proc.stderr
     assert "tasks that did not finish" in proc.stdout and "lr=1e+30" in proc.stdout
     doc = json.loads((out / "study.json").read_text())
@@ -313,6 +314,7 @@ def test_a_failing_network_is_recorded_and_the_rest_finish(tmp_path, mnist):
     assert np.isnan(ds["cka"].values).all() and not ds["universality_done"].values.any()
     data = (out / "study-data.js").read_text()
     assert '"universal_done":false' in data and (out / "page" / "net-0-pictures.png").is_file()
+    assert (out / "study.zarr" / "pair_done" / "0").is_file()  # a 0 written, not left undefined
 
 
 @pytest.mark.slow  # a real cluster or a signal: tens of seconds; in CI's slow step
@@ -371,6 +373,9 @@ def test_every_neurons_panel_shows_its_matches_and_its_filmstrip(synchronous, pa
     row = rows.filter(has_text="seed=1").inner_text()
     assert f"1:{k}" in row and f"{layer['matched_corr'][j]:.4g}"[:4] in row
     assert page.locator("#tiles .tile").count() == 24  # layer 1's neurons
+    page.goto((synchronous / "index.html").as_uri() + "#n=0/9/0")
+    assert page.inner_text("#panel") == "No layer 9."
+    page.goto((synchronous / "index.html").as_uri() + f"#n=0/1/{j}")
     page.locator("#panel table.matches a", has_text=f"1:{k}").first.click()
     page.wait_for_function(f"location.hash === '#n=1/1/{k}'")
     back = page.locator("#panel table.matches tr").filter(has_text="seed=0").inner_text()
@@ -442,6 +447,21 @@ def test_atlas_true_builds_each_networks_atlas_and_the_page_links_it(tmp_path, m
     assert [t["kind"] for t in doc["tasks"].values()].count("atlas") == 1
     again = run_cli("study", spec, "--out", out, "--scheduler", "synchronous")
     assert again.returncode == 0 and "(5 found done already)" in again.stdout
+
+
+def test_networks_of_other_depths_and_none_hidden_in_one_study(tmp_path, mnist, page):
+    """A network without hidden layers has no neurons to show, and a deeper one's extra
+    layer has no match in the shallower: the study finishes, the panel says why."""
+    spec = write_spec(tmp_path, 'sizes = ["784,10", "784,6,10", "784,6,5,10"]\nepochs = 1\n'
+                                "fine-tune-epochs = 0\nsnapshots = 2\n")
+    out = tmp_path / "study"
+    proc = run_cli("study", spec, "--out", out, "--scheduler", "synchronous")
+    assert proc.returncode == 0, proc.stderr
+    page.goto((out / "index.html").as_uri() + "#n=2/2/0")
+    assert page.inner_text("#panel h3") == "sizes=784-6-5-10 · 2:0"
+    rows = page.locator("#panel table.matches tr")
+    assert rows.count() == 2 and "it has no layer 2" in rows.nth(1).inner_text()
+    assert page.locator("#panel .film .tile").count() == 2
 
 
 def test_a_network_whose_task_did_not_finish_is_made_again(synchronous, seeds_spec, tmp_path):

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from ..atlas.sprites import contrast, png, sheet
-from ..data import load_dataset
 from ..fileio import atomic_write_bytes, atomic_write_text, ensure_dir
 from ..jsonnum import float_or_none, floats_to_json
 from ..layout import ATLAS, STUDY_PAGE_FILES, STUDY_STORE
+from .tasks import load_checked
 
 STATIC = Path(__file__).with_name("static")
 COMMON_JS = Path(__file__).parents[1] / "atlas" / "static" / "common.js"
@@ -30,18 +30,31 @@ def write_page(out: Path, data_dir=None) -> Path:
     """Write the page's files into ``out`` from ``out/study.zarr``."""
     import xarray as xr
 
-    ds = xr.open_zarr(out / STUDY_STORE).load()
+    lazy = xr.open_zarr(out / STUDY_STORE)
+    # every variable but the pictures in memory; those a network at a time (a study of
+    # many large networks has gigabytes of filmstrips)
+    ds = lazy.drop_vars(["picture", "film"]).load()
     for name in PAGE_FILES:
         shutil.copyfile(STATIC / name, out / name)
     shutil.copyfile(COMMON_JS, out / "common.js")
-    doc = page_data(out, ds)
-    _write_sprites(out, ds, doc, data_dir)
+    films = [_film_count(lazy, i) for i in range(lazy.sizes["network"])]
+    doc = page_data(out, ds, films)
+    _write_sprites(out, lazy, ds, doc, data_dir)
     text = json.dumps(doc, separators=(",", ":"), allow_nan=False)
     atomic_write_text(out / "study-data.js", f"STUDY.set({text});\n")
     return out / "index.html"
 
 
-def page_data(out: Path, ds) -> dict:
+def _film_count(lazy, i: int) -> int:
+    """How many snapshots network ``i``'s filmstrip has (a run may keep fewer than the
+    spec's K; the rest of the store's snapshots are NaN)."""
+    if lazy.sizes["snapshot"] == 0 or lazy.sizes["neuron"] == 0 or lazy.sizes["layer"] == 0:
+        return 0
+    first = lazy["film"][i, :, 0, 0, 0].values  # the first neuron's first pixel
+    return int(np.isfinite(first).sum())
+
+
+def page_data(out: Path, ds, films: list[int]) -> dict:
     """What the page shows, JSON-ready (NaN as null)."""
     layers = [int(v) for v in ds["layer"].values]
     networks = json.loads(ds.attrs["networks"])
@@ -54,7 +67,7 @@ def page_data(out: Path, ds) -> dict:
                      "test_accuracy": float_or_none(ds["test_accuracy"].values[i]),
                      "train_seconds": float_or_none(ds["train_seconds"].values[i]),
                      "atlas": f"{n['name']}/{ATLAS}/index.html" if atlas.is_file() else None,
-                     "neurons": _neurons(ds, i, n)})
+                     "neurons": _neurons(ds, i, n, films[i])})
     pairs = [{"a": str(ds["pair_a"].values[p]), "b": str(ds["pair_b"].values[p]),
               "done": bool(ds["pair_done"].values[p]),
               "images": int(ds["pair_images"].values[p]),
@@ -79,22 +92,25 @@ def _size(ds, p: int, layer: int) -> int:
     return int(ds["size"].values[a, layer - 1])
 
 
-def _neurons(ds, i: int, net: dict) -> dict:
-    """Per hidden layer, every neuron's numbers for its panel, and where its tiles are."""
+def _neurons(ds, i: int, net: dict, film: int) -> dict:
+    """Per hidden layer, every neuron's numbers for its panel, and where its tiles are
+    (``film``: the snapshots its filmstrip has)."""
     sizes = net["sizes"][1:-1]
-    k = int(ds.sizes["snapshot"]) if net["snapshots"] else 0
     fields = ("best", "null", "excess", "universal", "formed_at")
     per = [{f: floats_to_json(ds[f].values[i, l, :n]) for f in fields}
            for l, n in enumerate(sizes)]
-    steps = [int(s) for s in ds["snapshot_step"].values[i]] if k else []
+    steps = [s for s in _ints(ds["snapshot_step"].values[i]) if s >= 0]
+    pictures = bool(ds["pictures_done"].values[i]) and bool(sizes)
     return {"offsets": [int(v) for v in np.cumsum([0, *sizes[:-1]])], "layers": per,
+            # the steps from the formation task (absent: the tiles are labelled by index)
             "film_steps": steps if bool(ds["formation_done"].values[i]) else [],
-            "film": k if bool(ds["pictures_done"].values[i]) else 0,
-            "pictures": bool(ds["pictures_done"].values[i]),
-            "examples": int(ds.sizes["example"]) if bool(ds["examples_done"].values[i]) else 0}
+            "film": film if pictures else 0,
+            "pictures": pictures,
+            "examples": int(ds.sizes["example"]) if pictures and bool(
+                ds["examples_done"].values[i]) else 0}
 
 
-def _write_sprites(out: Path, ds, doc: dict, data_dir) -> None:
+def _write_sprites(out: Path, lazy, ds, doc: dict, data_dir) -> None:
     """Per network: its pictures (one tile per hidden neuron, layer by layer), its
     neurons' top examples (``example`` tiles each) and its filmstrips (one tile per
     snapshot each), as PNG sheets in ``out/page``."""
@@ -109,13 +125,14 @@ def _write_sprites(out: Path, ds, doc: dict, data_dir) -> None:
             return np.concatenate([a[l, :n] for l, n in enumerate(sizes)])
 
         sheets = {}
+        k = shown["neurons"]["film"]
         if shown["neurons"]["pictures"]:
-            sheets["pictures"] = contrast(rows(ds["picture"].values[i][..., :d]))
-            film = ds["film"].values[i][..., :d]  # (snapshot, layer, neuron, pixel)
-            if shown["neurons"]["film"]:
+            sheets["pictures"] = contrast(rows(lazy["picture"][i].values[..., :d]))
+            if k:
+                film = lazy["film"][i, :k].values[..., :d]  # (snapshot, layer, neuron, pixel)
                 sheets["film"] = contrast(np.stack([rows(f) for f in film], 1).reshape(-1, d))
         if shown["neurons"]["examples"]:
-            data = load_dataset(net["dataset"], data_dir)
+            data = load_checked(net["dataset"], net["dataset_sha256"], data_dir)
             index = rows(ds["top_index"].values[i]).astype(np.int64)  # (neurons, example)
             sheets["examples"] = data.rows(index).reshape(-1, d).astype(np.float32)
         for name, tiles in sheets.items():

@@ -75,17 +75,20 @@ def plan(spec: StudySpec, data_dir=None, *, log=None) -> list[Task]:
             tasks.append(task("atlas", f"atlas of {net.name}", {
                 "name": net.name, "dataset": net.dataset,
                 "dataset_sha256": data.identity["sha256"]}, (made_by,)))
-    compared = pairs(spec, shapes)
+    # a network without hidden layers has no neurons to compare or to watch form
+    hidden = {name: len(sizes) > 2 for name, (_, _, sizes) in made.items()}
+    compared = [(a, b) for a, b in pairs(spec, shapes) if hidden[a.name] and hidden[b.name]]
     for a, b in compared:
         tasks.append(task("compare", f"{a.name} ~ {b.name}",
                           {"a": a.name, "b": b.name, **_images(datasets, a, b)},
                           (made[a.name][0], made[b.name][0])))
-    formed = [net for net in spec.networks if net.snapshots >= 2]
+    formed = [net for net in spec.networks if net.snapshots >= 2 and hidden[net.name]]
     for net in formed:
         tasks.append(task("formation", f"formation of {net.name}",
                           {"name": net.name, **_images(datasets, net)}, (made[net.name][0],)))
     networks = [{"name": n.name, "sizes": list(made[n.name][2]), "formation": n in formed,
                  "axes": n.axes, "dataset": n.dataset, "snapshots": n.snapshots,
+                 "dataset_sha256": datasets[n.dataset].identity["sha256"],
                  "input_shape": list(shapes[n.name])} for n in spec.networks]
     images = {sha: len(d.test_x) for d in datasets.values() for sha in [d.identity["sha256"]]}
     counts = [sum(images[s] for s in t.payload["images_sha256"]) for t in tasks

@@ -108,7 +108,11 @@ def run_study(spec: StudySpec, out: str | Path, *, scheduler: str = "local",
         finally:
             atomic_write_json(out / RECORD, doc)
         if result.records.get(last.key, {}).get("status") != "done":
-            write_page(out, context["data_dir"])  # the page of what finished
+            try:  # the page of what finished; its failure must not hide the tasks'
+                write_page(out, context["data_dir"])
+            except Exception as exc:  # reported; the failures are still listed
+                log(f"the page of what finished could not be written: "
+                    f"{type(exc).__name__}: {exc}")
         return result
 
 

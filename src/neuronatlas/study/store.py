@@ -117,7 +117,8 @@ def create_store(out: Path, key: str, payload: dict) -> bool:
                      "preset": payload["preset"],
                      "networks": json.dumps(nets, sort_keys=True)})
     _replace(out / STUDY_STORE, lambda tmp: ds.to_zarr(
-        tmp, mode="w", compute=False, consolidated=True, zarr_format=2, encoding=encoding))
+        tmp, mode="w", compute=False, consolidated=True, zarr_format=2, encoding=encoding,
+        write_empty_chunks=True))  # the done flags' zeros as chunks: a null fill is undefined
     return True
 
 

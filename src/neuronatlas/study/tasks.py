@@ -109,11 +109,16 @@ def _done(run: Path, key: str) -> bool:
 
 
 def _dataset(spec: str, sha: str, ctx: dict):
-    """The dataset ``spec`` as this machine finds it (``ctx["data_dir"]``), which must be
-    the data the study was planned on."""
+    """The dataset ``spec`` as this machine finds it (``ctx["data_dir"]``)."""
+    return load_checked(spec, sha, ctx.get("data_dir"))
+
+
+def load_checked(spec: str, sha: str, data_dir=None):
+    """The dataset ``spec`` as this machine finds it, which must be the data the study
+    was planned on (its sha256)."""
     from ..errors import DataError
 
-    data = load_dataset(spec, ctx.get("data_dir"))
+    data = load_dataset(spec, data_dir)
     if data.identity["sha256"] != sha:
         raise DataError(f"{spec} here is not the data the study was planned on (sha256 "
                         f"{data.identity['sha256'][:12]}..., planned {sha[:12]}...)")
@@ -282,7 +287,7 @@ def _pair_region(doc: dict) -> dict[str, np.ndarray]:
            ("share_0_9", "share_0_5", "cka", "dead_a", "dead_b")}
     out.update({f: from_json([r[f] for r in doc["debiased"]]) for f in ("cka_debiased", "p_value")})
     out["cka_matrix"] = from_json(doc["cka_matrix"])
-    width = max(r["size_a"] for r in layers)
+    width = max((r["size_a"] for r in layers), default=0)
     assignment = np.full((len(layers), width), -1, np.int32)
     matched = np.full((len(layers), width), np.nan, np.float32)
     for l, r in enumerate(layers):
@@ -296,7 +301,7 @@ def _pair_region(doc: dict) -> dict[str, np.ndarray]:
 def _formation_region(doc: dict) -> dict[str, np.ndarray]:
     """A formation's numbers as the store's network variables."""
     k, depth = len(doc["steps"]), len(doc["self_corr"])
-    width = max(len(layer[0]) for layer in doc["self_corr"])
+    width = max((len(layer[0]) for layer in doc["self_corr"] if layer), default=0)
     self_corr = np.full((k, depth, width), np.nan, np.float32)
     cka = np.full((k, depth), np.nan)
     formed_at = np.full((depth, width), np.nan)

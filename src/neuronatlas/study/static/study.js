@@ -118,7 +118,7 @@ function matchesOf(i, layer, j) {
   for (const p of D.pairs) {
     if (!p.done || (p.a !== name && p.b !== name)) continue;
     const assign = p.assignment[layer - 1], corr = p.matched_corr[layer - 1];
-    if (!assign || !assign.length) continue;
+    if (!assign) continue;
     let other, k, r;
     if (p.a === name) {
       other = p.b; k = assign[j] ?? -1; r = k >= 0 ? corr[j] : null;
@@ -138,21 +138,27 @@ function link(i, layer, j, body) {
 
 function panel(i, layer, j) {
   const net = D.networks[i];
-  const u = net.neurons.layers[layer - 1];
+  const u = layer >= 1 ? net.neurons.layers[layer - 1] : undefined;
   if (!u || j >= net.sizes[layer]) { setHTML($("panel"), html`<p>No such neuron.</p>`); return; }
   const num = (f) => fmt(u[f][j], "–");
   const at = u.formed_at[j], steps = net.neurons.film_steps;
   const formed = !steps.length ? "– (no snapshots)" : at === null ? "never (r to its final self < 0.9)"
     : `snapshot ${at} (step ${steps[at]})`;
   const universal = u.universal[j] === null ? "–" : u.universal[j] >= 1 ? "yes" : "no";
-  const film = net.neurons.film ? html`<div class="film">${net.neurons.film_steps.map((s, k) =>
-    html`<figure>${tile(net, "film", flat(net, layer, j) * net.neurons.film + k,
-      `step ${s}`)}<figcaption>step ${s}</figcaption></figure>`)}</div>`
+  const K = net.neurons.film;
+  const when = (k) => (steps[k] === undefined ? `snapshot ${k}` : `step ${steps[k]}`);
+  const film = K ? html`<div class="film">${Array.from({ length: K }, (_, k) =>
+    html`<figure>${tile(net, "film", flat(net, layer, j) * K + k,
+      when(k))}<figcaption>${when(k)}</figcaption></figure>`)}</div>`
     : html`<p class="note">No filmstrip: this network kept no snapshots.</p>`;
   const rows = matchesOf(i, layer, j).map((m) => {
     const other = D.networks[m.net];
-    if (m.neuron < 0) return html`<tr><td class="name">${other.name}</td><td>–</td>
-      <td>no match (a dead neuron on one side)</td><td></td><td></td></tr>`;
+    if (m.neuron < 0) {
+      const why = layer >= other.sizes.length - 1 ? `it has no layer ${layer}`
+        : "unmatched: a dead neuron on one side, or more neurons here than there";
+      return html`<tr><td class="name">${other.name}</td><td>–</td>
+        <td>${why}</td><td></td><td></td></tr>`;
+    }
     return html`<tr><td class="name">${other.name}</td>
       <td>${link(m.net, layer, m.neuron, neuronName(layer, m.neuron))}</td>
       <td>${fmt(m.r, "–")}</td>
@@ -184,6 +190,7 @@ function layerTiles() {
 function show(hash) {
   const m = /^#n=(\d+)\/(\d+)\/(\d+)$/.exec(hash || "");
   if (!m || !D.networks[+m[1]]) return;
+  if (!D.layers.includes(+m[2])) { setHTML($("panel"), html`<p>No layer ${m[2]}.</p>`); return; }
   $("net").value = m[1]; $("layer").value = m[2];
   layerTiles(); panel(+m[1], +m[2], +m[3]);
 }
