@@ -14,6 +14,7 @@ import neuronatlas as na
 #: the packages whose public names (their ``__all__``) make the reference
 PACKAGES = ("neuronatlas", "neuronatlas.vis", "neuronatlas.nn", "neuronatlas.data",
             "neuronatlas.importers", "neuronatlas.analysis", "neuronatlas.similarity",
+            "neuronatlas.explanations",
             "neuronatlas.atlas",
             "neuronatlas.config", "neuronatlas.errors", "neuronatlas.readability",
             "neuronatlas.judges")

@@ -90,6 +90,7 @@ def _digests(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow  # a fault injected into a whole run: tens of seconds; in CI's slow step
 def test_train_on_a_full_disk(disk, mnist):
     run = disk / "run"
     assert _run("train", "--run", run, *TRAIN)[0] == 0
@@ -115,6 +116,7 @@ def test_train_on_a_full_disk(disk, mnist):
     assert refused >= 3  # the sweep did reach the writes it was meant for
 
 
+@pytest.mark.slow  # a fault injected into a whole run: tens of seconds; in CI's slow step
 def test_analyze_and_atlas_on_a_full_disk(disk, mnist):
     run = disk / "run"
     run.mkdir()

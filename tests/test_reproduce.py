@@ -135,6 +135,7 @@ def test_reproduce_bad_input(tiny_run, tmp_path):
                       "not a neuronatlas run config")
 
 
+@pytest.mark.slow  # a fault injected into a whole run: tens of seconds; in CI's slow step
 def test_interrupted_figure_is_not_kept_and_rerun_finishes(tiny_run, tmp_path, mnist,
                                                            monkeypatch):
     run = tmp_path / "run"
@@ -159,6 +160,7 @@ def test_interrupted_figure_is_not_kept_and_rerun_finishes(tiny_run, tmp_path, m
     assert MLP.load(model).sizes[-1] == 10
 
 
+@pytest.mark.slow  # a fault injected into a whole run: tens of seconds; in CI's slow step
 def test_a_full_disk_is_one_clear_error_and_keeps_what_was_saved(tiny_run, tmp_path, mnist,
                                                                  monkeypatch):
     import errno

@@ -436,6 +436,7 @@ def test_a_study_of_hostile_names_shows_them_as_text(tmp_path, page):
     assert page.locator("#panel table.matches tr").count() == 2  # compared with the other
 
 
+@pytest.mark.slow  # tens of seconds; in CI's slow step
 def test_atlas_true_builds_each_networks_atlas_and_the_page_links_it(tmp_path, mnist):
     spec = write_spec(tmp_path, SMALL + "seed = [0]\natlas = true\n")
     out = tmp_path / "study"
@@ -449,6 +450,7 @@ def test_atlas_true_builds_each_networks_atlas_and_the_page_links_it(tmp_path, m
     assert again.returncode == 0 and "(5 found done already)" in again.stdout
 
 
+@pytest.mark.slow  # tens of seconds; in CI's slow step
 def test_networks_of_other_depths_and_none_hidden_in_one_study(tmp_path, mnist, page):
     """A network without hidden layers has no neurons to show, and a deeper one's extra
     layer has no match in the shallower: the study finishes, the panel says why."""

@@ -29,6 +29,7 @@ from .errors import (
     VisualizationDivergedError,
 )
 from .evaluate import Evaluation, evaluate
+from .explanations import explain
 from .importers import ImportRefused, from_onnx, from_torch, import_model
 from .nn.activations import Activation
 from .nn.mlp import MLP, PAPER_SIZES
@@ -73,6 +74,7 @@ __all__ = [
     "analyze",
     "compare",
     "evaluate",
+    "explain",
     "from_onnx",
     "from_torch",
     "grid",

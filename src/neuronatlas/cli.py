@@ -463,6 +463,49 @@ def query(image, target, run_dir, model, activation, dataset, data_dir, as_json)
                                             for c, p in res.top3))
 
 
+@cli.command()
+@click.argument("target")
+@model_options
+@data_options
+@click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
+def explain(target, run_dir, model, activation, dataset, data_dir, as_json):
+    """Explain neuron TARGET (LAYER:NEURON, e.g. 5:12): what it is built from, what it
+    votes for, its top images' classes, and how far its picture agrees with them."""
+    import json
+
+    from .explanations import explain as explain_neuron
+    from .jsonnum import to_json
+    from .vis.objectives import parse_target
+
+    layer, index = parse_target(target)
+    _, net, _ = _open_model(run_dir, model, activation)
+    rec = explain_neuron(net, (layer, index), _dataset(net, dataset, data_dir))
+    if as_json:
+        click.echo(json.dumps(to_json(rec), indent=1, allow_nan=False))
+        return
+    out.print(f"{layer}:{index}: {rec['description']}")
+    t = rec["trust"]
+    out.print(f"trust: reach {t['reach']:.3g}, two-choice {t['two_choice']:.3g}, "
+              f"class agreement {t['class_agreement']:.0f}")
+    table = Table(title="built from (mean over its top 16 images)")
+    for col in ("source", "weight", "contribution"):
+        table.add_column(col, justify="right")
+    for s in rec["incoming"][:8]:
+        src = f"pixel {s['neuron']}" if layer == 1 else f"{layer - 1}:{s['neuron']}"
+        table.add_row(src, f"{s['weight']:.4g}", f"{s['contribution']:.4g}")
+    table.add_row("bias", "", f"{rec['bias']:.4g}")
+    out.print(table)
+    if rec["outputs"] is not None:
+        o = rec["outputs"]
+        votes = Table(title=f"votes (effect: mean d logit / d a; ablation: change of the mean "
+                            f"log-probability on {o['ablation_images']} test images)")
+        for col in ("class", "effect", "ablation"):
+            votes.add_column(col, justify="right")
+        for c, (e, a) in enumerate(zip(o["effect"], o["ablation"])):
+            votes.add_row(_cls(net, c), f"{e:.4g}", f"{a:.4g}")
+        out.print(votes)
+        out.print(f"accuracy change when set to 0: {100 * o['accuracy_change']:+.2f} points")
+
 def _cls(net, c: int) -> str:
     """A class as the user knows it: ``3`` for digits, ``0 T-shirt/top`` otherwise."""
     name = net.class_names[c]

@@ -19,7 +19,7 @@ from ..atlas.sprites import contrast, png, sheet
 from ..fileio import atomic_write_bytes, atomic_write_text, ensure_dir
 from ..jsonnum import float_or_none, floats_to_json
 from ..layout import ATLAS, STUDY_PAGE_FILES, STUDY_STORE
-from .tasks import load_checked
+from .checked import load_checked
 
 STATIC = Path(__file__).with_name("static")
 COMMON_JS = Path(__file__).parents[1] / "atlas" / "static" / "common.js"

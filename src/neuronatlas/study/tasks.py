@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import load_dataset
 from ..errors import CheckpointError
 from ..evaluate import evaluate
 from ..fileio import atomic_write_json
@@ -37,6 +36,7 @@ from ..layout import (
 from ..nn.blas import blas_threads
 from ..nn.mlp import MLP
 from ..runs import writing
+from .checked import load_checked
 from .store import write_region
 
 #: what a comparison's and a formation's JSON hold (besides their key)
@@ -111,18 +111,6 @@ def _done(run: Path, key: str) -> bool:
 def _dataset(spec: str, sha: str, ctx: dict):
     """The dataset ``spec`` as this machine finds it (``ctx["data_dir"]``)."""
     return load_checked(spec, sha, ctx.get("data_dir"))
-
-
-def load_checked(spec: str, sha: str, data_dir=None):
-    """The dataset ``spec`` as this machine finds it, which must be the data the study
-    was planned on (its sha256)."""
-    from ..errors import DataError
-
-    data = load_dataset(spec, data_dir)
-    if data.identity["sha256"] != sha:
-        raise DataError(f"{spec} here is not the data the study was planned on (sha256 "
-                        f"{data.identity['sha256'][:12]}..., planned {sha[:12]}...)")
-    return data
 
 
 def train_network(out: Path, key: str, payload: dict, ctx: dict) -> dict:
