@@ -145,3 +145,16 @@ def test_the_cli_prints_the_record_and_refuses_bad_targets(tiny_run):
     assert_user_error(run_cli("explain", "9:0", "--run", tiny_run), "layer 9 does not exist")
     assert_user_error(run_cli("explain", "2:48", "--run", tiny_run), "neuron 48 does not exist")
     assert_user_error(run_cli("explain", "two", "--run", tiny_run), "is not LAYER:NEURON")
+
+
+def test_a_dataset_smaller_than_the_top_100_counts_all_its_images(tmp_path):
+    """argpartition's kth wraps around below 0: 60 images gave a wrong top set before."""
+    from neuronatlas.data import load_dataset
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "small.npz", x_train=rng.integers(0, 255, (40, 8, 8), dtype=np.uint8),
+             y_train=np.arange(40) % 3, x_test=rng.integers(0, 255, (20, 8, 8), dtype=np.uint8),
+             y_test=np.arange(20) % 3)
+    data = load_dataset(tmp_path / "small.npz")
+    rec = explain(MLP.init((64, 6, 3), rng=rng), (1, 2), data)
+    assert sum(rec["classes"]) == 60 and len(set(rec["images"])) == 16

@@ -106,9 +106,7 @@ def _log_softmax_from(model: MLP, layer: int, a: np.ndarray) -> np.ndarray:
     for l in range(layer + 1, model.n_layers + 1):
         z = F.linear_forward(a, model.weights[l - 1], model.biases[l - 1])
         a = model.activation_fns[l - 1].forward(z) if l < model.n_layers else z
-    z = a.astype(np.float64)
-    z = z - z.max(axis=1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return F.log_softmax(a.astype(np.float64))
 
 
 def trust(model: MLP, layer: int, index: int, picture: np.ndarray, data: Dataset,
@@ -151,7 +149,8 @@ def explain(model: MLP, target: tuple[int, int], data: Dataset, *,
     labels = dataset_labels(data)
     acts = np.concatenate([neuron_activations(model, x, layer)[:, [index]]
                            for x in (data.train_x, data.test_x)])
-    top, vals = top_k(acts, max(K, TOP_CLASSES))
+    # a dataset smaller than TOP_CLASSES: all its images (argpartition would wrap around)
+    top, vals = top_k(acts, min(max(K, TOP_CLASSES), len(acts)))
     top, vals = top[0], vals[0]
     images = top[:K]
     x = data.rows(images)

@@ -129,9 +129,9 @@ def write_region(out: Path, dim: str, label: str, values: dict[str, np.ndarray])
     import xarray as xr
 
     path = out / STUDY_STORE
-    labels = [str(v) for v in xr.open_zarr(path)[dim].values]
-    i = labels.index(label)
-    dims = layout_of(path)
+    ds = xr.open_zarr(path)
+    i = [str(v) for v in ds[dim].values].index(label)
+    dims = dict(ds.sizes)
     region = xr.Dataset()
     for name, arr in values.items():
         vdims, dtype = VARIABLES[name]
@@ -153,12 +153,6 @@ def write_all(out: Path, values: dict[str, np.ndarray]) -> None:
     region = xr.Dataset({name: (VARIABLES[name][0], np.asarray(arr, VARIABLES[name][1]))
                          for name, arr in values.items()})
     region.to_zarr(path, region="auto", mode="r+", consolidated=False, zarr_format=2)
-
-
-def layout_of(path: Path) -> dict[str, int]:
-    import xarray as xr
-
-    return dict(xr.open_zarr(path).sizes)
 
 
 def store_key(out: Path) -> str | None:
