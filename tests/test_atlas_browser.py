@@ -77,7 +77,8 @@ def test_search_opens_the_panel_with_its_numbers(site, page, expect):
     # the diverse strip, then the paper's picture first among the variants
     expect(panel.locator("h3", has_text="4 diverse pictures")).to_be_visible()
     expect(panel.locator("h3", has_text="The paper's method")).to_be_visible()
-    expect(panel.locator("figcaption small").first).to_contain_text("paper's method, TV 0.064")
+    variants = panel.locator("h3:has-text(\"The paper's method\") + .row figcaption small")
+    expect(variants.first).to_contain_text("paper's method, TV 0.064")
 
 
 def test_hash_opens_a_neuron_and_keys_move_between_neurons_and_layers(site, page, expect):
@@ -209,3 +210,51 @@ def test_the_built_atlas_carries_the_shared_script(site):
     page = (folder / "index.html").read_text()
     assert page.index("common.js") < page.index("atlas.js")
     assert (folder / "common.js").is_file()
+
+
+def test_the_panel_explains_the_neuron_and_tiles_warn_where_the_picture_disagrees(site, page,
+                                                                                  expect):
+    url, run = site
+    doc = layer_doc(run, 2)
+    e = doc["explain"]
+    page.goto(url + "#2:5")
+    panel = page.locator("#panel")
+    expect(panel.locator("[data-field=description]")).to_have_text(e["description"][5])
+    expect(panel.locator(".row.sources figure.source")).to_have_count(8)  # the layer-1 tiles
+    first = panel.locator(".row.sources figure.source").first
+    expect(first.locator("a.nlink")).to_have_text(f"1:{e['incoming'][5][0]}")
+    shown = float(first.locator("[data-field=contribution]").get_attribute("data-value"))
+    assert shown == pytest.approx(e["incoming_contribution"][5][0])
+    expect(panel.locator("[data-field=effect] .sbar")).to_have_count(10)
+    expect(panel.locator("[data-field=ablation] .sbar")).to_have_count(10)
+    agree = panel.locator("[data-field=class_agreement]")
+    assert float(agree.get_attribute("data-value")) == e["class_agreement"][5]
+    # a tile carries the warning exactly where the picture is read as another class
+    want = [i for i, a in enumerate(e["class_agreement"])
+            if a == 0 and doc["status"][i] != "dead" and not doc["unmoved"][i]]
+    warned = page.locator("#grid .tile:has(.warn)")
+    expect(warned).to_have_count(len(want))
+    assert sorted(int(t.get_attribute("data-i")) for t in warned.all()) == want
+    page.keyboard.press("Escape")
+    page.select_option("#f-picture", "disagrees")
+    expect(page.locator("#grid .tile:not([hidden])")).to_have_count(len(want))
+    page.select_option("#f-picture", "all")
+    page.select_option("#f-selectivity", "0.8")
+    expect(page.locator("#grid .tile:not([hidden])")).to_have_count(
+        sum(s >= 0.8 for s in e["selectivity"]))
+    page.select_option("#f-selectivity", "0")
+    page.select_option("#sort", "selectivity")
+    best = max(range(len(e["selectivity"])), key=lambda i: (e["selectivity"][i], -i))
+    expect(page.locator("#grid .tile").first).to_have_attribute("data-i", str(best))
+
+
+def test_layer_one_sources_are_pixels_and_its_filter_is_the_weight_image(site, page, expect):
+    url, run = site
+    e = layer_doc(run, 1)["explain"]
+    page.goto(url + "#1:3")
+    panel = page.locator("#panel")
+    expect(panel.locator("ol.pixels li")).to_have_count(8)
+    p = e["incoming"][3][0]
+    expect(panel.locator("ol.pixels li").first).to_contain_text(
+        f"pixel {p} (row {p // 28}, column {p % 28})")
+    expect(panel.locator("figcaption", has_text="input filter: its weight row")).to_be_visible()

@@ -326,3 +326,44 @@ def test_an_atlas_of_another_version_or_model_is_rebuilt_never_served_stale(atla
     assert not atlas_build.atlas_is_current(site, model, mnist)
     assert make_atlas.ensure_atlas(atlas_run, model, mnist)
     assert json.loads(manifest.read_text())["version"] == atlas_build.ATLAS_VERSION
+
+
+@pytest.mark.parametrize("l", LAYERS)
+def test_every_neuron_is_explained_in_the_layer_data(atlas_run, mnist, l):
+    from neuronatlas import MLP
+    from neuronatlas.explanations import explain
+
+    doc = read_js(atlas_run / f"atlas/data/layer{l}.js", "ATLAS.addLayer")
+    e, n = doc["explain"], TINY_SIZES[l]
+    output = l == len(TINY_SIZES) - 1
+    for name in ("description", "selectivity", "sparsity", "reach", "two_choice",
+                 "class_agreement", "picture_class", "incoming", "bias"):
+        assert len(e[name]) == n, name
+    assert ("effect" in e) != output and ("ablation" in e) != output
+    meta = read_js(atlas_run / "atlas/data/meta.js", "ATLAS.setMeta")
+    sheet = meta["layers"][l - 1]["sprites"]["filter"]
+    assert (atlas_run / "atlas" / sheet).is_file()
+    assert (sheet == "sprites/L1-weights.png") == (l == 1)
+    # the batched numbers are the one-neuron record's (float64) to float32 rounding
+    model = MLP.load(atlas_run / "model.safetensors")
+    from neuronatlas.explanations.run import layer_pictures
+    from neuronatlas.gallery import TILES
+    from neuronatlas.vis.store import config_id
+
+    with np.load(atlas_run / "atlas-cache" / f"{config_id(TILES)}.npz") as z:
+        pictures = layer_pictures(z["targets"], z["images"])
+    i = n // 2
+    rec = explain(model, (l, i), mnist, picture=pictures[l][i])
+    assert e["description"][i] == rec["description"]
+    assert e["incoming"][i] == [s["neuron"] for s in rec["incoming"][:8]]
+    np.testing.assert_allclose(e["incoming_contribution"][i],
+                               [s["contribution"] for s in rec["incoming"][:8]], rtol=1e-4,
+                               atol=1e-6)
+    assert e["class_agreement"][i] == rec["trust"]["class_agreement"]
+    assert e["reach"][i] == pytest.approx(rec["trust"]["reach"], rel=1e-4)
+    if not output:
+        np.testing.assert_allclose(e["effect"][i], rec["outputs"]["effect"], rtol=1e-3,
+                                   atol=1e-5)
+        np.testing.assert_allclose(e["ablation"][i], rec["outputs"]["ablation"], rtol=1e-3,
+                                   atol=1e-5)
+        assert e["accuracy_change"][i] == pytest.approx(rec["outputs"]["accuracy_change"])

@@ -672,3 +672,59 @@ def test_every_control_of_the_live_page_names_a_visconfig_field():
     switches = set(re.findall(r'<input type="checkbox" id="(\w+)"', html))
     assert named and switches and (named | switches) <= fields, (named | switches) - fields
     assert "data-values" in html  # the sliders' ticks are the page's own choice
+
+
+def test_attribute_endpoint_gives_the_librarys_integrated_gradients(tiny_run, model, atlas,
+                                                                     mnist):
+    x = mnist.test_x[5]
+    with client(tiny_run, model, atlas) as c:
+        r = c.post("/api/attribute", json={"image": x.tolist()})
+        assert r.status_code == 200, r.text
+        doc = r.json()
+        want = na.attribute(model, x)
+        assert doc["target"] == want.target and doc["steps"] == 64
+        for l, a in want.layers.items():
+            got = doc["layers"][str(l)]
+            np.testing.assert_allclose(got["attribution"], a, rtol=1e-4, atol=1e-6)
+            assert got["completeness_error"] == pytest.approx(want.completeness_error[l],
+                                                              abs=1e-9)
+            assert [t["neuron"] for t in got["top"]] == [i for i, _ in want.top(l)]
+        assert doc["seconds"] < 5
+        r = c.post("/api/attribute", json={"image": x.tolist(), "target": 3, "steps": 8,
+                                           "baseline": (x * 0.5).tolist()})
+        assert r.status_code == 200 and r.json()["target"] == 3
+        for body, words in (({"image": x.tolist()[:-1]}, "784"),
+                            ({"image": [float("nan")] * 784}, None),
+                            ({"image": x.tolist(), "baseline": [0.5] * 3}, "784"),
+                            ({"image": x.tolist(), "target": 10}, "0..9"),
+                            ({"image": x.tolist(), "target": "3"}, "integer"),
+                            ({"image": x.tolist(), "steps": 0}, "steps"),
+                            ({"image": x.tolist(), "steps": 10_000}, "steps"),
+                            ({"image": x.tolist(), "colour": 1}, "unknown")):
+            text = json.dumps(body, allow_nan=True)
+            r = c.post("/api/attribute", content=text,
+                       headers={"Content-Type": "application/json"})
+            assert 400 <= r.status_code < 500 and "error" in r.json(), (body, r.text)
+            if words:
+                assert words in r.json()["error"]
+
+
+def test_search_endpoint_needs_the_training_images_and_checks_its_input(tiny_run, model,
+                                                                         atlas, mnist):
+    x = mnist.test_x[2]
+    with client(tiny_run, model, atlas) as c:  # started without training images
+        r = c.post("/api/search", json={"image": x.tolist()})
+        assert r.status_code == 503 and "training images" in r.json()["error"]
+    with client(tiny_run, model, atlas, train_images=mnist.train_x) as c:
+        r = c.post("/api/search", json={"image": x.tolist(), "k": 3})
+        assert r.status_code == 200, r.text
+        want = na.search(model, x, na.training_maxima(model, mnist.train_x), k=3)
+        for l, rows in want.layers.items():
+            got = r.json()["layers"][str(l)]
+            assert [g["neuron"] for g in got] == [i for i, _, _ in rows]
+            np.testing.assert_allclose([g["share"] for g in got], [s for _, s, _ in rows],
+                                       rtol=1e-6)
+        for body in ({"image": x.tolist(), "k": 0}, {"image": x.tolist(), "k": 65},
+                     {"image": [2.0] * 784}, {"k": 3}):
+            r = c.post("/api/search", json=body)
+            assert r.status_code == 422 and "error" in r.json(), body

@@ -29,7 +29,7 @@ from .errors import (
     VisualizationDivergedError,
 )
 from .evaluate import Evaluation, evaluate
-from .explanations import explain
+from .explanations import Attribution, Search, attribute, explain, search, training_maxima
 from .importers import ImportRefused, from_onnx, from_torch, import_model
 from .nn.activations import Activation
 from .nn.mlp import MLP, PAPER_SIZES
@@ -49,6 +49,7 @@ __all__ = [
     "Activation",
     "AdversarialResult",
     "Analysis",
+    "Attribution",
     "CheckpointError",
     "Comparison",
     "ConfigError",
@@ -64,6 +65,7 @@ __all__ = [
     "Objective",
     "QueryResult",
     "RunFolderError",
+    "Search",
     "TrainConfig",
     "TrainResult",
     "TrainingDivergedError",
@@ -72,6 +74,7 @@ __all__ = [
     "VisualizationDivergedError",
     "adversarial",
     "analyze",
+    "attribute",
     "compare",
     "evaluate",
     "explain",
@@ -88,6 +91,8 @@ __all__ = [
     "neuron",
     "others",
     "query",
+    "search",
     "train",
+    "training_maxima",
     "visualize",
 ]

@@ -506,6 +506,50 @@ def explain(target, run_dir, model, activation, dataset, data_dir, as_json):
         out.print(votes)
         out.print(f"accuracy change when set to 0: {100 * o['accuracy_change']:+.2f} points")
 
+
+@cli.command()
+@click.argument("image")
+@model_options
+@data_options
+@click.option("--target", type=int, default=None,
+              help="Class whose logit is attributed [default: the predicted class].")
+@click.option("--baseline", default=None,
+              help="Image the path starts from (PNG, .npy or mnist:<test index>) "
+                   "[default: the zero image].")
+@click.option("--steps", type=click.IntRange(1, 4096), default=64, show_default=True,
+              help="Gauss-Legendre nodes of the path integral.")
+@click.option("--top", type=click.IntRange(1, 100), default=5, show_default=True,
+              help="Neurons listed per layer.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print every neuron's attribution as JSON.")
+def attribute(image, run_dir, model, activation, dataset, data_dir, target, baseline, steps,
+              top, as_json):
+    """Which neurons IMAGE (a PNG or .npy of the model's input shape, or mnist:<test
+    index>) used: each hidden neuron's integrated gradient of the class's logit, from the
+    baseline, and each layer's completeness error."""
+    import json
+
+    from .explanations import attribute as run_attribute
+    from .vis.visualize import resolve_init_image
+
+    _, net, _ = _open_model(run_dir, model, activation)
+    load = lambda: _dataset(net, dataset, data_dir)  # noqa: E731
+    img = resolve_init_image(image, load, net.input_shape)
+    base = None if baseline is None else resolve_init_image(baseline, load, net.input_shape)
+    res = run_attribute(net, img, baseline=base, target=target, steps=steps)
+    if as_json:
+        click.echo(json.dumps(res.to_dict(top), indent=1, allow_nan=False))
+        return
+    out.print(f"class {_cls(net, res.target)}: logit {res.logit:.4g} on the image, "
+              f"{res.baseline_logit:.4g} on the baseline ({steps} steps)")
+    table = Table(title="integrated gradients per layer (they sum to the logit's change)")
+    for col in ("layer", "top neurons (attribution)", "sum", "completeness error"):
+        table.add_column(col, justify="right" if col != "top neurons (attribution)" else "left")
+    for l, a in res.layers.items():
+        table.add_row(str(l), ", ".join(f"{l}:{i} ({v:+.3g})" for i, v in res.top(l, top)),
+                      f"{a.sum():.4g}", f"{res.completeness_error[l]:.2g}")
+    out.print(table)
+
 def _cls(net, c: int) -> str:
     """A class as the user knows it: ``3`` for digits, ``0 T-shirt/top`` otherwise."""
     name = net.class_names[c]

@@ -8,7 +8,8 @@ thing lives.
     RUN/checkpoints/latest.safetensors     RUN/snapshots/step-00000000.safetensors
     RUN/replaced/                          the run --overwrite replaces, until saved
     RUN/evaluation-test.json               RUN/analysis/{dead,examples,...}.json, .npz
-    RUN/atlas-cache/cfg-*.npz, layer1-exact.npz (the pictures)   RUN/atlas/ (the site)
+    RUN/atlas-cache/cfg-*.npz, layer1-exact.npz (the pictures), explanations.npz
+    RUN/atlas/ (the site)
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ EXAMPLES = "examples.npz"  # in ANALYSIS, beside examples.json
 VISUALIZATIONS = "visualizations.npz"  # in ANALYSIS, beside visualizations.json
 GALLERY = "atlas-cache"  # the atlas's pictures: <config id>.npz, keyed by model and targets
 LAYER1_EXACT = "layer1-exact.npz"  # in GALLERY: layer 1's exact optimum
+EXPLANATIONS = "explanations.npz"  # in GALLERY: every neuron explained (explanations/run.py)
 ATLAS = "atlas"  # the site
 # a study's folder: one run folder per network, and
 STUDY_RECORD = "study.json"  # the spec and every task's record

@@ -1,7 +1,7 @@
-"""A run folder's atlas, made: the analysis and the gallery of pictures computed where
-missing (each kept in the run's keyed store), then the site written from them by
-:mod:`.atlas.build`, which reads and computes nothing. The one lock of the folder is
-held throughout and handed down (``lock=``).
+"""A run folder's atlas, made: the analysis, the gallery of pictures and every neuron's
+explanation computed where missing (each kept in the run's keyed store), then the site
+written from them by :mod:`.atlas.build`, which reads and computes nothing. The one lock
+of the folder is held throughout and handed down (``lock=``).
 
 Example::
 
@@ -18,7 +18,8 @@ import numpy as np
 from .analysis.run import analyze_run
 from .atlas.build import atlas_is_current, write_atlas
 from .data import Dataset
-from .gallery import render_gallery
+from .explanations.run import explain_run, layer_pictures
+from .gallery import read_gallery, render_gallery
 from .layout import ANALYSIS, ATLAS, VISUALIZATIONS
 from .nn.mlp import MLP
 from .runs import RunLock, analysed_k, run_dataset, run_model, writing
@@ -41,6 +42,9 @@ def build_atlas(run_dir: str | Path, model: MLP | None = None, data: Dataset | N
         with np.load(run_dir / ANALYSIS / VISUALIZATIONS) as z:
             targets = z["targets"]
         render_gallery(run_dir, model, targets, progress, lock=lock)
+        tiles = read_gallery(run_dir, model, targets).tiles
+        explain_run(run_dir, model, data, layer_pictures(targets, tiles["images"]), progress,
+                    log, lock=lock)
         return write_atlas(run_dir, model, data, k=k, progress=progress, log=log, lock=lock)
 
 

@@ -40,6 +40,9 @@ from ..analysis.run import AnalysisResult, load_analysis
 from ..config import VisConfig
 from ..data import Dataset
 from ..errors import RunFolderError
+from ..explanations.batch import LayerExplanation
+from ..explanations.neuron import ABLATION_IMAGES, describe
+from ..explanations.run import layer_pictures, read_explanations
 from ..fileio import ensure_dir
 from ..gallery import DIVERSE, TILES, VARIANTS, label, read_gallery
 from ..layout import ATLAS, EXAMPLES, VISUALIZATIONS
@@ -51,8 +54,9 @@ from . import sprites
 SIZE_BUDGET = 50 * 2**20  # bytes: the paper's network must stay well under this
 # what the site shows and how: an atlas built by another version is rebuilt, never served
 # stale (2: readable tiles, the diverse strip, the paper's picture as a variant; 3: every
-# value escaped through common.js: an older page wrote class names as HTML)
-ATLAS_VERSION = 3
+# value escaped through common.js: an older page wrote class names as HTML; 4: every
+# neuron's explanation and the trust of its picture)
+ATLAS_VERSION = 4
 DIGITS_PER_SHEET = sprites.COLS * sprites.COLS  # dataset images per digits sheet
 STATIC = Path(__file__).with_name("static")
 PAGE_FILES = ("index.html", "common.js", "atlas.js", "atlas.css")
@@ -74,6 +78,7 @@ class _Inputs:
     diverse: dict[str, np.ndarray]  # the diverse preset's K pictures per neuron
     exact: dict[str, np.ndarray] | None  # layer 1's exact optimum (gallery.EXACT_FIELDS)
     labels: np.ndarray  # class of every dataset image, train then test
+    explanations: dict[int, LayerExplanation]  # every neuron explained, judging the tiles
 
 
 @locks_run("build the atlas of")
@@ -104,10 +109,12 @@ def _gather(run_dir: Path, model: MLP, data: Dataset, k: int) -> _Inputs:
         paper = {name: z[name] for name in z.files}
     settings = json.loads((result.folder / "visualizations.json").read_text())["settings"]
     pictures = read_gallery(run_dir, model, paper["targets"])
+    explained = read_explanations(run_dir, model, data,
+                                  layer_pictures(paper["targets"], pictures.tiles["images"]))
     return _Inputs(run_dir.resolve().name, model, data, result, pictures.tiles, TILES,
                    load_examples(result.folder / EXAMPLES), [paper, *pictures.variants],
                    [VisConfig.from_dict(settings), *VARIANTS], pictures.diverse,
-                   pictures.exact, dataset_labels(data))
+                   pictures.exact, dataset_labels(data), explained)
 
 
 # --- publishing --------------------------------------------------------------------------
@@ -246,8 +253,12 @@ def _write_layer(folder: Path, l: int, inp: _Inputs, digits: np.ndarray) -> dict
         files["weights"] = _write_png(folder, "L1-weights",
                                       *sprites.diverging(inp.model.weights[0], shape))
         files["exact"] = _write_png(folder, "L1-exact", inp.exact["exact_images"], shape)
+    explained = inp.explanations[l]
+    files["filter"] = files.get("weights") or _write_png(
+        folder, f"L{l}-filter", *sprites.diverging(explained.filter, shape))
     doc = _layer_doc(l, rows, inp, digits)
     doc["unmoved"] = unmoved.tolist()
+    doc["explain"] = _explain_doc(l, explained, inp.model.n_layers)
     _write_js(folder / "data" / f"layer{l}.js", "ATLAS.addLayer", doc)
     ratio = inp.vis["ratio"][rows]
     return {"layer": l, "size": len(rows), "output": l == inp.model.n_layers,
@@ -306,6 +317,26 @@ def _layer_doc(l: int, rows: np.ndarray, inp: _Inputs, digits: np.ndarray) -> di
                      for var in inp.variants],
         "diverse_activation": _num(inp.diverse["diverse_activation"][rows]),
     }
+
+
+def _explain_doc(l: int, e: LayerExplanation, n_layers: int) -> dict:
+    """The panel's explanation columns of layer l (docs/explain.md names them)."""
+    output = l == n_layers
+    records = [{"layer": l, "classes": e.classes[i].tolist(),
+                "incoming": [{"neuron": int(j)} for j in e.incoming_index[i]],
+                "outputs": None if output else {"effect": e.effect[i]}}
+               for i in range(len(e.images))]
+    doc = {name: _num(getattr(e, name)) for name in (
+        "incoming_contribution", "incoming_weight", "bias", "mean_pre_activation",
+        "selectivity", "sparsity", "picture_activation", "reach", "two_choice",
+        "class_agreement")}
+    doc |= {"incoming": e.incoming_index.tolist(), "picture_class": e.picture_class.tolist(),
+            "description": [describe(r) for r in records],
+            "top_class": e.classes.argmax(1).tolist(), "top_classes": e.classes.sum(1).tolist()}
+    if not output:
+        doc |= {name: _num(getattr(e, name)) for name in ("effect", "ablation",
+                                                           "accuracy_change")}
+    return doc
 
 
 def _status(dead: dict, l: int, n: int) -> list[str]:
@@ -371,5 +402,7 @@ def _meta(inp: _Inputs, layers: list[dict], n_digits: int) -> dict:
                    "sheets": [f"sprites/digits-{s}.png"
                               for s in range(-(-n_digits // DIGITS_PER_SHEET))]},
         "layers": layers,
+        "explain_k": int(inp.explanations[1].images.shape[1]),
+        "ablation_images": min(ABLATION_IMAGES, len(inp.data.test_x)),
         "budget_bytes": SIZE_BUDGET,
     }

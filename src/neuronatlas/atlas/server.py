@@ -52,6 +52,9 @@ from starlette.staticfiles import StaticFiles
 
 from ..config import FIELD_CHOICES, INIT_NAMES, VisConfig
 from ..errors import ConfigError, NeuronatlasError
+from ..explanations.attribution import STEPS as IG_STEPS
+from ..explanations.attribution import attribute
+from ..explanations.search import search, training_maxima
 from ..nn.blas import blas_threads
 from ..nn.mlp import MLP, model_sha256
 from ..shapes import MNIST_PIXELS
@@ -60,6 +63,7 @@ from ..vis.params import mean_magnitude
 from ..vis.presets import DESCRIPTIONS, PRESETS, preset_fields
 from ..vis.query import query
 from ..vis.visualize import visualize
+from .sprites import COLS as SPRITE_COLS
 
 STATIC = Path(__file__).parent / "static"
 LIVE_FILES = ("live.html", "live.js", "live.css", "common.js")  # common.js: both pages
@@ -323,6 +327,9 @@ class LiveServer:
         self.test_accuracy = test_accuracy(self.run_dir, model)  # read once, at the start
         self.train_images = train_images  # the served dataset's: maco's spectrum
         self._magnitude: np.ndarray | None = None  # maco's spectrum, made on first use
+        self._maxima: dict[int, np.ndarray] | None = None  # search's, made on first use
+        self._maxima_lock = threading.Lock()
+        self.model64 = model.astype(np.float64)  # attribution's, cast once, not per request
         self.vis_options = vis_options(limits)  # the registries, read once at the start
 
     def magnitude(self) -> np.ndarray:
@@ -334,6 +341,17 @@ class LiveServer:
         if self._magnitude is None:
             self._magnitude = mean_magnitude(self.train_images, self.model.input_shape)
         return self._magnitude
+
+    def maxima(self) -> dict[int, np.ndarray]:
+        """Every neuron's largest activation over the served training images (for search),
+        computed once per server, in the worker thread that first needs it."""
+        if self.train_images is None:
+            raise Problem(503, "this server has no training images (the dataset could not "
+                               "be loaded when it started), so no neuron's maximum is known")
+        with self._maxima_lock:
+            if self._maxima is None:
+                self._maxima = training_maxima(self.model, self.train_images)
+        return self._maxima
 
     # -- endpoints
     async def model_info(self, request: Request) -> JSONResponse:
@@ -350,6 +368,7 @@ class LiveServer:
             "default_preset": DEFAULT_PRESET, "presets": LIVE_PRESETS,
             "preset_descriptions": {k: DESCRIPTIONS[k] for k in LIVE_PRESETS},
             "vis_options": self.vis_options,
+            "sprite_cols": SPRITE_COLS,
         })
 
     async def query(self, request: Request) -> JSONResponse:
@@ -365,6 +384,46 @@ class LiveServer:
             "layers": {str(l): np.round(a.astype(np.float64), 5).tolist()
                        for l, a in res.activations.items()},
         }))
+
+    async def attribute(self, request: Request) -> JSONResponse:
+        """Integrated gradients of one image: every hidden neuron's share of a class's
+        logit (the predicted one unless ``target`` is given), with each layer's
+        completeness error."""
+        body = await read_json(request, 2 * self.limits.max_body_bytes,
+                               self.limits.body_seconds)
+        check_keys(body, {"image", "baseline", "target", "steps"}, "attribute")
+        image = parse_image(body.get("image"), self.model.sizes[0])
+        baseline = (None if body.get("baseline") is None
+                    else parse_image(body["baseline"], self.model.sizes[0]))
+        n_classes = self.model.sizes[-1]
+        target = None if body.get("target") is None else parse_int(body, "target")
+        if target is not None and not 0 <= target < n_classes:
+            raise Problem(422, f"target must be a class in 0..{n_classes - 1}, got {target}")
+        steps = parse_int(body, "steps") if "steps" in body else IG_STEPS
+        if not 1 <= steps <= MAX_IG_STEPS:
+            raise Problem(422, f"steps must be in 1..{MAX_IG_STEPS}, got {steps}")
+        t = time.perf_counter()
+        res = await run_in_threadpool(attribute, self.model64, image, baseline=baseline,
+                                      target=target, steps=steps)
+        doc = res.to_dict()
+        for layer in doc["layers"].values():
+            layer["attribution"] = [float(f"{v:.5g}") for v in layer["attribution"]]
+        doc["seconds"] = time.perf_counter() - t
+        return JSONResponse(finite_json(doc))
+
+    async def search(self, request: Request) -> JSONResponse:
+        """The neurons of each layer an image drives hardest relative to their strongest
+        training image."""
+        body = await read_json(request, self.limits.max_body_bytes,
+                               self.limits.body_seconds)
+        check_keys(body, {"image", "k"}, "search")
+        image = parse_image(body.get("image"), self.model.sizes[0])
+        k = parse_int(body, "k") if "k" in body else 8
+        if not 1 <= k <= MAX_SEARCH_K:
+            raise Problem(422, f"k must be in 1..{MAX_SEARCH_K}, got {k}")
+        maxima = await run_in_threadpool(self.maxima)
+        res = await run_in_threadpool(search, self.model, image, maxima, k=k)
+        return JSONResponse(finite_json(res.to_dict()))
 
     async def visualize(self, request: Request) -> StreamingResponse:
         body = await read_json(request, self.limits.max_body_bytes,
@@ -545,7 +604,10 @@ async def sse(events: asyncio.Queue, cancel: threading.Event):
         cancel.set()
 
 
-API = {"/api/model": "GET", "/api/query": "POST", "/api/visualize": "POST"}
+API = {"/api/model": "GET", "/api/query": "POST", "/api/visualize": "POST",
+       "/api/attribute": "POST", "/api/search": "POST"}
+MAX_IG_STEPS = 256  # quadrature nodes a request may ask for (64 by default)
+MAX_SEARCH_K = 64  # neurons per layer a search may return
 
 
 async def no_endpoint(request: Request):
@@ -565,6 +627,11 @@ def problem_response(request: Request, exc: Exception) -> JSONResponse:
         message = exc.detail if status != 404 else f"not found: {request.url.path}"
     headers = {"Retry-After": "5"} if status == 503 else getattr(exc, "headers", None)
     return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def user_error(request: Request, exc: Exception) -> JSONResponse:
+    """A request the library refused (a named error): JSON 422 with its one line."""
+    return problem_response(request, Problem(422, str(exc)))
 
 
 def internal_error(request: Request, exc: Exception) -> JSONResponse:
@@ -673,6 +740,8 @@ def create_app(run_dir, model: MLP, *, atlas_dir, limits: ServerLimits = ServerL
         Route("/api/model", live.model_info, methods=["GET"]),
         Route("/api/query", live.query, methods=["POST"]),
         Route("/api/visualize", live.visualize, methods=["POST"]),
+        Route("/api/attribute", live.attribute, methods=["POST"]),
+        Route("/api/search", live.search, methods=["POST"]),
         Route("/api/{rest:path}", no_endpoint,
               methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
         *(live_file(name) for name in LIVE_FILES),
@@ -683,6 +752,7 @@ def create_app(run_dir, model: MLP, *, atlas_dir, limits: ServerLimits = ServerL
     app = Starlette(routes=routes, middleware=middleware,
                     exception_handlers={Problem: problem_response,
                                         HTTPException: problem_response,
+                                        NeuronatlasError: user_error,
                                         Exception: internal_error})
     app.state.live = live
     return app

@@ -18,6 +18,8 @@ const ATLAS = (() => {
   const SMALL_TILE = 84;  // px of variants and averages (3x)
   const DIGIT_TILE = 42;  // px of a dataset example (1.5x)
   const HIST_PX = 64;     // px of the tallest bar of the class histogram
+  const VOTE_PX = 30;     // px of the longest bar of a signed bar chart, each way
+  const SOURCE_TILE = 56; // px of an incoming neuron's tile (2x)
   const LIVE = location.protocol.startsWith("http");
 
   const state = {meta: null, layers: {}, loading: {}, resolve: {}, layer: null,
@@ -57,6 +59,8 @@ const ATLAS = (() => {
   }
 
   function addLayer(doc) {
+    doc.explain_top = doc.explain.top_class;  // the class most of its top images have
+    doc.explain_k = state.meta.explain_k;
     state.layers[doc.layer] = doc;
     if (state.resolve[doc.layer]) state.resolve[doc.layer](doc);
   }
@@ -128,6 +132,14 @@ const ATLAS = (() => {
       idx.className = "idx";
       idx.textContent = String(i);
       t.appendChild(idx);
+      if (disagrees(doc, i)) {  // the picture tells another story than the data
+        const w = document.createElement("span");
+        w.className = "warn";
+        w.textContent = "≠";
+        t.appendChild(w);
+        t.title += ` · its picture is read as ${cname(doc.explain.picture_class[i])}, its top ` +
+          `images are mostly ${cname(doc.explain_top[i])}`;
+      }
       frag.appendChild(t);
     }
     grid.replaceChildren(frag);
@@ -150,13 +162,21 @@ const ATLAS = (() => {
     sel.disabled = doc.clusters.length === 0;
   }
 
+  /** Whether neuron i's picture is read as another class than most of its top images
+   * (a neuron that is dead or that no method moves has no picture to judge). */
+  const disagrees = (doc, i) => doc.status[i] !== "dead" && !doc.unmoved[i] &&
+    doc.explain.class_agreement[i] === 0;
+
   function keepFilter(doc) {
     const st = $("f-status").value, cls = $("f-class").value, cl = $("f-cluster").value;
+    const pic = $("f-picture").value, sel = +$("f-selectivity").value;
     return (i) =>
       (st === "all" || doc.status[i] === st || (st === "alive" && doc.status[i] !== "dead")) &&
       (cls === "all" || doc.preferred[i] === +cls) &&
       (cl === "all" || (cl === "any" ? doc.cluster[i] >= 0
-        : cl === "none" ? doc.cluster[i] < 0 : doc.cluster[i] === +cl));
+        : cl === "none" ? doc.cluster[i] < 0 : doc.cluster[i] === +cl)) &&
+      (pic === "all" || (pic === "disagrees") === disagrees(doc, i)) &&
+      doc.explain.selectivity[i] >= sel;
   }
 
   const SORTS = {
@@ -165,8 +185,15 @@ const ATLAS = (() => {
     activation: (doc) => (a, b) => doc.activation[b] - doc.activation[a] || a - b,
     class: (doc) => (a, b) => doc.preferred[a] - doc.preferred[b] ||
       doc.purity[b] - doc.purity[a] || a - b,
+    selectivity: (doc) => desc(doc.explain.selectivity),
+    reach: (doc) => desc(doc.explain.reach),
+    two_choice: (doc) => desc(doc.explain.two_choice),
+    disagrees: (doc) => (a, b) => disagrees(doc, b) - disagrees(doc, a) || a - b,
   };
   const val = (x) => (x === null ? Infinity : x);
+  /** Largest first; a number that is not there (null: NaN) last. */
+  const desc = (col) => (a, b) => nval(col[b]) - nval(col[a]) || a - b;
+  const nval = (x) => (x === null ? -Infinity : x);
 
   /** Filter and sort the tiles of the shown layer; state.order is what arrows walk. */
   function applyView() {
@@ -234,6 +261,7 @@ const ATLAS = (() => {
         </div>
       </div>
       ${heroHTML(l, i, doc, m)}
+      ${explainHTML(l, i, doc, m)}
       ${diverseHTML(l, i, doc, m)}
       ${variantsHTML(l, i, doc, m)}
       ${examplesHTML(l, i, doc, m)}
@@ -266,6 +294,93 @@ const ATLAS = (() => {
       </div>
       <p class="caption">${unmoved}${state.meta.vis_label}; ratio = activation / next-highest
         activation in the layer${m.output ? " (SoftMax)" : ""}</p>`;
+  }
+
+  /** What the numbers say: the description, how far to trust the picture, how the
+   * neuron is built from the layer below, its input filter and its votes. */
+  function explainHTML(l, i, doc, m) {
+    const e = doc.explain;
+    return html`<p class="description" data-field="description">${e.description[i]}</p>
+      ${trustHTML(l, i, doc, m)}${incomingHTML(l, i, doc, m)}${m.output ? "" : votesHTML(i, e)}`;
+  }
+
+  function trustHTML(l, i, doc, m) {
+    const e = doc.explain;
+    const pc = e.picture_class[i], top = doc.explain_top[i];
+    const agree = e.class_agreement[i] === 1;
+    const reach = e.reach[i] === null ? "never active on the training images"
+      : `${Math.round(100 * e.reach[i])}% of its strongest training image's activation`;
+    const tc = e.two_choice[i] === null ? "no clear strong test images"
+      : `${Math.round(100 * e.two_choice[i])}% (chance 50%)`;
+    const verdict = doc.unmoved[i] || doc.status[i] === "dead" ? html`<span class="muted">no picture to judge</span>`
+      : agree ? html`<span class="badge agrees">agrees with its data</span>`
+        : html`<span class="badge disagrees">disagrees with its data</span>`;
+    return html`<h3>How far to trust its picture ${verdict}</h3>
+      <dl class="nums trust">
+        <dt>class agreement</dt><dd data-field="class_agreement" data-value="${e.class_agreement[i]}">the
+          network reads the picture as <b>${cname(pc)}</b>; its top ${e.top_classes[i]} images are
+          mostly <b>${cname(top)}</b></dd>
+        <dt>reach</dt><dd data-field="reach" data-value="${e.reach[i] === null ? "nan" : e.reach[i]}">the
+          picture reaches ${reach}</dd>
+        <dt>two-choice</dt><dd data-field="two_choice">of two held-out images, likeness to the picture
+          picks the stronger: ${tc}</dd>
+        <dt>selectivity · sparsity</dt><dd>${Math.round(100 * e.selectivity[i])}% of its top
+          ${e.top_classes[i]} are one class · it fires on ${(100 * e.sparsity[i]).toFixed(1)}% of the images</dd>
+      </dl>`;
+  }
+
+  function incomingHTML(l, i, doc, m) {
+    const e = doc.explain;
+    const src = e.incoming[i];
+    let sources;
+    if (l === 1) {
+      const w = state.meta.tile[1], ch = state.meta.channels;
+      sources = src.map((j, k) => {
+        const p = Math.floor(j / ch);
+        return html`<li>pixel ${j} <span class="muted">(row ${Math.floor(p / w)}, column ${p % w})</span>:
+          ${num("contribution", e.incoming_contribution[i][k])}</li>`;
+      });
+      sources = html`<ol class="pixels">${sources}</ol>`;
+    } else {
+      const below = layerMeta(l - 1);
+      sources = src.map((j, k) => html`<figure class="source">
+        <a href="#${neuronName(l - 1, j)}" title="${neuronName(l - 1, j)}: weight ${fmt(e.incoming_weight[i][k])}">
+          <div class="sprite" style="${spriteCSS(below.sprites.vis, j, below.size, SOURCE_TILE)}"></div></a>
+        <figcaption>${link(l - 1, j)}<br>${num("contribution", e.incoming_contribution[i][k])}</figcaption>
+      </figure>`);
+      sources = html`<div class="row sources">${sources}</div>`;
+    }
+    const what = l === 1 ? "pixels" : `neurons of layer ${l - 1}`;
+    const filter = avgFigure(m.sprites.filter, i, m, l === 1
+      ? html`input filter: its weight row <span class="pos">+</span> / <span class="neg">&minus;</span>`
+      : html`input filter: mean &part;z/&part;x over its top ${doc.explain_k} images
+        <span class="pos">+</span> / <span class="neg">&minus;</span>`);
+    return html`<h3>Built from <span class="muted">(the ${src.length} ${what} with the largest mean
+      weight &times; activation over its top ${doc.explain_k} images)</span></h3>${sources}
+      <p class="caption">mean pre-activation ${num("mean_pre_activation", e.mean_pre_activation[i])}
+        = every contribution + bias ${num("bias", e.bias[i])}</p>
+      <div class="row">${filter}</div>`;
+  }
+
+  /** Bars up (orange) for positive values and down (blue) for negative, one per class. */
+  function signedBars(values, field) {
+    const top = Math.max(1e-30, ...values.map((v) => Math.abs(v || 0)));
+    const h = (v) => Math.round((VOTE_PX * Math.abs(v || 0)) / top);
+    const bars = values.map((v, c) => html`<div class="sbar" title="class ${cname(c)}: ${fmt(v, "none")}">
+        <span class="up"><span class="fill pos" style="height:${v > 0 ? h(v) : 0}px"></span></span>
+        <span class="down"><span class="fill neg" style="height:${v < 0 ? h(v) : 0}px"></span></span>
+        <span class="cls">${c}</span></div>`);
+    return html`<div class="sbars" data-field="${field}">${bars}</div>`;
+  }
+
+  function votesHTML(i, e) {
+    const best = e.effect[i].indexOf(Math.max(...e.effect[i]));
+    const acc = e.accuracy_change[i];
+    return html`<h3>Votes <span class="muted">(mean &part;logit/&part;a over its top images: the classes it
+      pushes up and down; it votes for ${cname(best)})</span></h3>${signedBars(e.effect[i], "effect")}
+      <h3>Set to 0 <span class="muted">(on ${state.meta.ablation_images} test images: the change of each
+      class's mean log-probability; test accuracy ${acc > 0 ? "+" : ""}${(100 * acc).toFixed(1)} points)</span></h3>
+      ${signedBars(e.ablation[i], "ablation")}`;
   }
 
   function diverseHTML(l, i, doc, m) {
@@ -397,7 +512,9 @@ const ATLAS = (() => {
 
   function bindEvents() {
     $("search-form").addEventListener("submit", (e) => { e.preventDefault(); go($("search").value); });
-    for (const id of ["f-status", "f-class", "f-cluster", "sort"]) $(id).addEventListener("change", applyView);
+    for (const id of ["f-status", "f-class", "f-cluster", "f-picture", "f-selectivity", "sort"]) {
+      $(id).addEventListener("change", applyView);
+    }
     $("grid").addEventListener("click", (e) => {
       const t = e.target.closest(".tile");
       if (t) openNeuron(state.layer, +t.dataset.i);

@@ -517,8 +517,10 @@ async function postQuery(image) {
       method: "POST", headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ image: state.drawn }),
     });
-    if (response.ok) showQuery(await response.json());
-    else $("strip-tip").textContent = await errorText(response);
+    if (response.ok) {
+      showQuery(await response.json());
+      await explainInput(state.drawn);
+    } else $("strip-tip").textContent = await errorText(response);
   } finally {
     pad.busy = false;
     if (pad.dirty) { pad.dirty = false; sendQuery(); }
@@ -568,6 +570,76 @@ function showQuery(res) {
     items.push(item);
   }
   $("top-neurons").replaceChildren(...items);
+}
+
+// ---- which neurons the image used, and the neurons it drives hardest -------------------
+const NEURON_TILE = 42;  // px of a neuron's atlas picture (1.5x)
+
+async function postJSON(url, body) {
+  const response = await fetch(url, {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+  });
+  return response.ok ? { ok: true, doc: await response.json() } : { ok: false, error: await errorText(response) };
+}
+
+async function explainInput(image) {
+  const [att, like] = await Promise.all([postJSON("api/attribute", { image }),
+                                         postJSON("api/search", { image })]);
+  if (att.ok) {
+    const d = att.doc;
+    const worst = Math.max(...Object.values(d.layers).map((x) => Math.abs(x.completeness_error)));
+    $("ig-info").textContent = `(integrated gradients of class ${className(d.target)}'s logit ` +
+      `from a blank image: ${fmt(d.baseline_logit)} → ${fmt(d.logit)}; each layer's shares sum ` +
+      `to the difference within ${fmt(worst)})`;
+    showNeuronRows($("ig-neurons"), d.layers, (x) => x.top.filter((t) => t.attribution > 0)
+      .slice(0, 6).map((t) => [t.neuron, t.attribution, `+${fmt(t.attribution)}`]));
+  } else {
+    $("ig-info").textContent = att.error;
+    $("ig-neurons").replaceChildren();
+  }
+  if (like.ok) {
+    showNeuronRows($("like-neurons"), like.doc.layers, (rows) => rows.slice(0, 6)
+      .map((t) => [t.neuron, t.share, `${Math.round(100 * t.share)}%`]));
+  } else {
+    $("like-neurons").replaceChildren(el("p", "muted", like.error));
+  }
+}
+
+/** One row per layer of clickable atlas tiles: pick(layer's doc) -> [[neuron, value, text]]. */
+function showNeuronRows(box, layers, pick) {
+  const rows = [];
+  const L = state.model.sizes.length - 1;
+  for (const [key, doc] of Object.entries(layers)) {
+    const l = Number(key);
+    const row = el("div", "neuron-row");
+    row.append(el("b", "", l === L ? "output" : `layer ${l}`));
+    const chosen = pick(doc);
+    if (!chosen.length) row.append(el("span", "muted", "none"));
+    for (const [i, value, text] of chosen) {
+      const a = el("a", "ntile");
+      a.href = `index.html#${neuronName(l, i)}`;
+      a.title = `${neuronName(l, i)}: ${text} — open its atlas panel`;
+      a.dataset.neuron = neuronName(l, i);
+      a.dataset.value = String(value);
+      const tile = el("span", "sprite");
+      tile.setAttribute("style", spriteStyle(l, i));
+      a.append(tile, el("small", "", `${neuronName(l, i)} ${text}`));
+      row.append(a);
+    }
+    rows.push(row);
+  }
+  box.replaceChildren(...rows);
+}
+
+/** CSS of neuron i's tile in the atlas's sprite sheet of layer l (sprites/L{l}.png). */
+function spriteStyle(l, i) {
+  const cols = state.model.sprite_cols, n = state.model.sizes[l];
+  const [h, w] = modelShape();
+  const s = NEURON_TILE / Math.max(h, w);
+  const tw = Math.round(w * s), th = Math.round(h * s);
+  return `background-image:url("sprites/L${l}.png");background-size:${cols * tw}px ` +
+    `${Math.ceil(n / cols) * th}px;background-position:-${(i % cols) * tw}px ` +
+    `-${Math.floor(i / cols) * th}px;width:${tw}px;height:${th}px`;
 }
 
 // Every layer as a strip of cells, up to 125 per row, brighter = more active.
