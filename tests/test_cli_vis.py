@@ -19,6 +19,7 @@ def run(tmp_path_factory):
     m = MLP.init(SIZES, rng=np.random.default_rng(0))
     for b in m.biases:
         b[:] = 0.01
+    m.metadata["dataset"] = "mnist"  # the readable pictures start from its prototypes
     m.save(run / "model.safetensors")
     return run
 
@@ -125,14 +126,17 @@ def test_query_images_and_errors(run, tmp_path):
 
 
 def test_a_model_of_other_sizes_works_until_its_data_does_not_fit(tmp_path, mnist):
-    """Any input and output size works with the verbs that need no data (visualize, query);
-    a dataset that does not fit the model is one clear error, never a crash."""
+    """Any input and output size works with the verbs that need no data (visualize from a
+    blank start, query); a dataset that does not fit the model is one clear error, never a
+    crash."""
     m = MLP.init((100, 5, 47), rng=np.random.default_rng(0))
     m.metadata["dataset"] = "mnist"
     m.save(tmp_path / "model.safetensors")
     proc = run_cli("visualize", "1:1", "2:46", "--steps", "3", "--run",
-                   tmp_path)
+                   tmp_path, "--init", "zero")
     assert proc.returncode == 0, proc.stderr
+    assert_user_error(run_cli("visualize", "1:1", "--steps", "3", "--run", tmp_path),
+                      "takes 100", "--init zero")
     assert (tmp_path / "vis").is_dir()
     assert_user_error(run_cli("evaluate", "--run", tmp_path), "takes 100 inputs",
                       "--dataset")

@@ -158,7 +158,10 @@ def test_a_bare_state_dict_is_opened_with_what_it_does_not_record(tmp_path):
     args = ("visualize", "1:0", "--steps", "3", "--model", tmp_path / "sd.safetensors",
             "--run", tmp_path / "r")
     assert_user_error(run_cli(*args), "does not record its activations")
-    proc = run_cli(*args, "--activation", "relu", "--input-shape", "32,32,3")
+    # no data: the readable start (the training set's prototypes) cannot be made
+    assert_user_error(run_cli(*args, "--activation", "relu", "--input-shape", "32,32,3"),
+                      "prototypes", "--init zero")
+    proc = run_cli(*args, "--activation", "relu", "--input-shape", "32,32,3", "--init", "zero")
     assert proc.returncode == 0, proc.stderr
     png = next((tmp_path / "r" / "vis").glob("*/L1N0.png"))
     assert Image.open(png).mode == "RGB"

@@ -109,6 +109,17 @@ def test_drawing_a_stroke_changes_the_probabilities(server, page):
     assert len(second) == 10 and abs(sum(second) - 1) < 1e-3 and second != first
     link = page.locator("#top-neurons a").first.get_attribute("href")
     assert link.startswith("index.html#1:")
+    # the neurons that built the answer, and the neurons like this: clickable atlas tiles
+    ig = page.locator("#ig-neurons .neuron-row")
+    ig.first.wait_for()
+    assert ig.count() == 3  # the tiny run's hidden layers
+    tile = page.locator("#ig-neurons a.ntile").first
+    assert tile.get_attribute("href").startswith("index.html#1:")
+    assert float(tile.get_attribute("data-value")) > 0
+    assert "from a blank image" in page.text_content("#ig-info")
+    assert page.locator("#like-neurons .neuron-row").count() == 4  # and the output layer
+    style = page.locator("#like-neurons a.ntile .sprite").first.get_attribute("style")
+    assert 'url("sprites/L1.png")' in style
 
 
 def raw_request(url: str, method: str, path: str, body: bytes | None = None, headers=None):

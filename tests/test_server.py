@@ -43,7 +43,11 @@ def atlas(tmp_path_factory):
     return root / "atlas"
 
 
-def client(tiny_run, model, atlas, train_images=None, **limits) -> TestClient:
+def client(tiny_run, model, atlas, train_images="mnist", **limits) -> TestClient:
+    """The app over the tiny run, with MNIST's training images as ``serve`` passes them
+    (the readable pictures start from their prototypes; None: a server without them)."""
+    if isinstance(train_images, str):
+        train_images = na.load_mnist().train_x
     app = create_app(tiny_run, model, atlas_dir=atlas, limits=ServerLimits(**limits),
                      train_images=train_images)
     return TestClient(app)
@@ -375,7 +379,8 @@ def test_an_absurd_mnist_index_is_refused(tiny_run, model, atlas):
 
 def test_works_without_a_lifespan_and_a_bug_is_a_json_500(tiny_run, model, atlas, monkeypatch):
     c = TestClient(create_app(tiny_run, model, atlas_dir=atlas), raise_server_exceptions=False)
-    r = c.post("/api/visualize", json={"layer": 1, "neuron": 0, "config": {"steps": 2}})
+    r = c.post("/api/visualize", json={"layer": 1, "neuron": 0,
+                                       "config": {"steps": 2, "init": "zero"}})
     assert r.status_code == 200 and events(r.text)[-1][0] == "done"
     monkeypatch.setattr("neuronatlas.atlas.server.query", lambda *a: 1 / 0)
     r = c.post("/api/query", json={"image": [0.0] * 784})
@@ -505,9 +510,9 @@ def test_odd_paths_over_http_are_a_json_400(live_server, target):
 
 def test_maco_names_the_preset_field_it_conflicts_with(tiny_run, model, atlas, mnist):
     """The default preset's blur (not the request) is what maco cannot take: say so."""
-    with client(tiny_run, model, atlas) as c:  # no training images: maco says what it needs
+    with client(tiny_run, model, atlas, train_images=None) as c:  # maco says what it needs
         r = c.post("/api/visualize", json={"layer": 3, "neuron": 1, "config": {
-            "param": "maco", "blur_every": 0, "steps": 5}})
+            "param": "maco", "blur_every": 0, "steps": 5, "init": "zero"}})
         assert events(r.text)[-1] == ("error", {"error": "param 'maco' needs the training "
                                       "images of the served dataset, which this server was "
                                       "started without"})
@@ -712,7 +717,7 @@ def test_attribute_endpoint_gives_the_librarys_integrated_gradients(tiny_run, mo
 def test_search_endpoint_needs_the_training_images_and_checks_its_input(tiny_run, model,
                                                                          atlas, mnist):
     x = mnist.test_x[2]
-    with client(tiny_run, model, atlas) as c:  # started without training images
+    with client(tiny_run, model, atlas, train_images=None) as c:  # started without them
         r = c.post("/api/search", json={"image": x.tolist()})
         assert r.status_code == 503 and "training images" in r.json()["error"]
     with client(tiny_run, model, atlas, train_images=mnist.train_x) as c:

@@ -27,7 +27,7 @@ from rich.table import Table
 
 from .config import INIT_NAMES, TrainConfig, VisConfig
 from .data import NAMED, SPECS, load_dataset
-from .errors import ConfigError, NeuronatlasError
+from .errors import ConfigError, DataError, NeuronatlasError
 from .evaluate import evaluate as evaluate_model
 from .evaluate import save_evaluation
 from .fileio import ensure_dir, path_problem, shown_path
@@ -400,6 +400,15 @@ def visualize(targets, layers, all_, run_dir, model, activation, dataset, data_d
                           "here give the image's path, or mnist:<test index>")
     image = None if config.init in INIT_NAMES else resolve_init_image(
         config.init, lambda: _dataset(net, dataset, data_dir), net.input_shape)
+    prototypes = None  # readable's starts: the k-means prototypes of the training images
+    if config.init == "prototype":
+        from .vis.prototypes import data_prototypes
+
+        try:
+            prototypes = data_prototypes(_dataset(net, dataset, data_dir))
+        except DataError as exc:
+            raise DataError(f"the readable preset starts from the training set's prototypes "
+                            f"(--init prototype): {exc}, or give --init zero") from None
     ensure_dir(run)
     claim(run, net)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -407,7 +416,7 @@ def visualize(targets, layers, all_, run_dir, model, activation, dataset, data_d
                   console=console) as progress:
         task = progress.add_task("visualize", total=config.steps, unit=f"steps, {len(pairs)} "
                                  "targets")
-        result = run_vis(net, pairs, config, init_image=image,
+        result = run_vis(net, pairs, config, init_image=image, prototypes=prototypes,
                          callback=lambda step, acts: progress.update(task, completed=step + 1))
         write = progress.add_task("write", total=len(pairs), unit="targets")
         folder = save_vis(run, result, scale=scale, model_sha256=model_sha256(net),

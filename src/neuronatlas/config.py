@@ -140,7 +140,7 @@ VIS_OPTIMIZERS = ("ascent", "adam")
 #: fields whose value is one of a few names (the CLI offers them as choices)
 #: the starts named by a word (any other init is "mnist:<test index>" or an image's path):
 #: the paper's 0.01 everywhere, uniform random, and an image given from Python (init_image=)
-INIT_NAMES = ("zero", "random", "image")
+INIT_NAMES = ("zero", "random", "image", "prototype")
 FIELD_CHOICES = {"objective": VIS_OBJECTIVES, "param": VIS_PARAMS, "optimizer": VIS_OPTIMIZERS}
 MAX_JITTER_PX = 16  # pixels; beyond, the image leaves a 28x28 canvas
 MAX_DIVERSITY = 16  # images per neuron: the batch grows K-fold
@@ -170,7 +170,8 @@ class VisConfig(_JSONConfig):
     # figures/common.py says why)
     tv: float = 0.064  # total-variation weight; Figure 3 spans 0.004 .. 0.256
     l1: float = 0.0064  # L1 weight; "a small amount ... (e.g., 10% of the TV weight)"
-    init: str = "zero"  # "zero" (all 0.01), "random", "mnist:<index>", "image" or a path
+    init: str = "zero"  # "zero" (all 0.01), "random", "mnist:<index>", "image", a path, or
+    # "prototype": the k-means prototype of the training set the target is highest on
     clip: bool = True  # numpy.clip to [0, 1] with its derivative (Appendix item 3)
     reg_through_clip: bool = False  # False: regulariser gradients bypass the clip derivative
     project: bool = False  # instead of the clip derivative: full step, then clip x to [0, 1]
@@ -179,7 +180,8 @@ class VisConfig(_JSONConfig):
     revive: bool = False  # hidden targets: climb z while their ReLU is off (else: stall at 0)
     objective: str = "activation"  # ReLU / SoftMax output; "pre": z; "logprob": log SoftMax
     # of an output (a hidden neuron, which has none, climbs its activation); "auto": z for
-    # hidden neurons, the SoftMax probability for outputs
+    # hidden neurons, the log-probability for outputs (it keeps improving once SoftMax
+    # saturates)
     seed: int = 0  # random starts and jitter, drawn per target from (seed, layer, index)
     # --- beyond the paper; these defaults leave the paper's method untouched ---
     param: str = "pixel"  # what is optimised: "pixel" (the paper), "fourier", "maco"

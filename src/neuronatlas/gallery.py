@@ -28,6 +28,7 @@ from .runs import locks_run
 from .stages import Progress, read_keyed, write_keyed
 from .vis.exact import layer1_optimum
 from .vis.presets import PRESETS
+from .vis.prototypes import data_prototypes
 from .vis.store import config_id
 from .vis.visualize import visualize
 
@@ -67,14 +68,16 @@ class Gallery:
 
 @locks_run("render the pictures of")
 def render_gallery(run_dir: str | Path, model: MLP, targets: np.ndarray,
-                   progress: Progress | None = None) -> None:
-    """Render whatever picture of the gallery is missing or stale in ``run_dir``'s store."""
+                   progress: Progress | None = None, data=None) -> None:
+    """Render whatever picture of the gallery is missing or stale in ``run_dir``'s store;
+    ``data`` (default: the model's recorded dataset) gives the prototypes the readable
+    pictures start from."""
     folder = ensure_dir(Path(run_dir) / GALLERY)
     key = _key(model, targets)
     for config in (TILES, DIVERSE, *VARIANTS):
         path = folder / f"{config_id(config)}.npz"
         if read_keyed(path, key, _fields(config)) is None:
-            write_keyed(path, key, _render(model, targets, config, progress))
+            write_keyed(path, key, _render(model, targets, config, progress, data))
     if model.n_layers > 1 and read_keyed(folder / LAYER1_EXACT, key, EXACT_FIELDS) is None:
         tiles = read_keyed(folder / f"{config_id(TILES)}.npz", key, ("images",))
         write_keyed(folder / LAYER1_EXACT, key, _exact(model, targets, tiles["images"]))
@@ -104,13 +107,16 @@ def _key(model: MLP, targets: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def _render(model: MLP, targets: np.ndarray, config: VisConfig,
-            progress: Progress | None) -> dict[str, np.ndarray]:
+            progress: Progress | None, data=None) -> dict[str, np.ndarray]:
     stage = f"variant: {label(config)}"
     cb = None
     if progress:
         def cb(step, _acts):
             progress(stage, step + 1, config.steps)
-    res = visualize(model, [tuple(int(v) for v in t) for t in targets], config, callback=cb)
+    prototypes = (data_prototypes(data) if data is not None and config.init == "prototype"
+                  else None)
+    res = visualize(model, [tuple(int(v) for v in t) for t in targets], config, callback=cb,
+                    prototypes=prototypes)
     return {name: np.asarray(getattr(res, name)) for name in _fields(config)}
 
 

@@ -21,10 +21,13 @@ from .data import Dataset
 from .nn.mlp import MLP
 from .vis import quality as Q
 from .vis.exact import layer1_optimum
+from .vis.prototypes import data_prototypes
 from .vis.visualize import data_magnitude, visualize
 
 Log = Callable[[str], None]
 NATURAL_K = 9  # Borowski et al. show 9 reference images per unit
+CLASS_K = 16  # a neuron's class: the majority of its 16 strongest training images (the
+# atlas's row), counted where more than half of them share it
 
 
 @dataclass
@@ -33,11 +36,16 @@ class DataStats:
 
     train_max: dict[int, np.ndarray]  # layer -> (n,) highest activation over training images
     all_max: dict[int, np.ndarray]  # ... over training and test images
-    top9: dict[int, np.ndarray]  # layer -> (n, 9) training indices of the strongest images
+    top16: dict[int, np.ndarray]  # layer -> (n, 16) training indices of the strongest images
     test_acts: dict[int, np.ndarray]  # layer -> (N_test, n) activations on the test set
     hf: np.ndarray  # high-frequency share of every test image
     tv: np.ndarray  # total variation of every test image
     magnitude: np.ndarray  # mean magnitude spectrum of the training images (maco's)
+    prototypes: np.ndarray  # k-means prototypes of the training images (readable's starts)
+
+    def top9(self, l: int) -> np.ndarray:
+        """(n, 9) training indices of the strongest images: the natural condition."""
+        return self.top16[l][:, :NATURAL_K]
 
 
 def data_stats(model: MLP, data: Dataset, chunk: int = 8192) -> DataStats:
@@ -53,7 +61,7 @@ def data_stats(model: MLP, data: Dataset, chunk: int = 8192) -> DataStats:
             v = np.concatenate([best_v[l], a])
             i = np.concatenate([best_i[l], np.arange(s, s + len(a))[:, None]
                                 .repeat(a.shape[1], 1)])
-            keep = np.argsort(-v, axis=0, kind="stable")[:NATURAL_K]
+            keep = np.argsort(-v, axis=0, kind="stable")[:CLASS_K]
             best_v[l] = np.take_along_axis(v, keep, 0)
             best_i[l] = np.take_along_axis(i, keep, 0)
     test_acts = model.activations(data.test_x)
@@ -62,7 +70,7 @@ def data_stats(model: MLP, data: Dataset, chunk: int = 8192) -> DataStats:
                      {l: test_acts[l].astype(np.float64) for l in layers},
                      Q.highfreq_share(data.test_x, data.shape),
                      Q.total_variation(data.test_x, data.shape),
-                     data_magnitude(data, model.input_shape))
+                     data_magnitude(data, model.input_shape), data_prototypes(data))
 
 
 def candidate_methods() -> dict:
@@ -101,7 +109,8 @@ def measure(model: MLP, data: Dataset, stats: DataStats, config: VisConfig,
             stability_per_layer: int = 16, pairs: int = 100, seed: int = 0) -> dict:
     """Every measure of one method on ``targets``."""
     t0 = time.perf_counter()
-    res = visualize(model, targets, config, magnitude=stats.magnitude)
+    res = visualize(model, targets, config, magnitude=stats.magnitude,
+                    prototypes=stats.prototypes)
     seconds = time.perf_counter() - t0
     tl = np.array([t[0] for t in targets])
     ti = np.array([t[1] for t in targets])
@@ -120,6 +129,8 @@ def measure(model: MLP, data: Dataset, stats: DataStats, config: VisConfig,
             "highfreq": float(np.median(hf[rows])),
             "tv": float(np.median(tv[rows])),
         }
+        agree, natural = class_agreement(model, data, stats, l, idx, res.images[rows])
+        row["class_agreement"], row["natural_agreement"] = agree, natural
         if l < L:
             rng = np.random.default_rng([seed, l])
             strong, mid = Q.two_choice_pairs(stats.test_acts[l][:, idx], rng, pairs)
@@ -127,7 +138,7 @@ def measure(model: MLP, data: Dataset, stats: DataStats, config: VisConfig,
             queries = res.images[rows] if res.diverse_images is None else \
                 res.diverse_images[rows]
             tc = Q.two_choice(queries, data.test_x, strong, mid)
-            nat = Q.two_choice(data.train_x[stats.top9[l][idx]], data.test_x, strong, mid)
+            nat = Q.two_choice(data.train_x[stats.top9(l)[idx]], data.test_x, strong, mid)
             row["two_choice"] = float(np.nanmean(tc))
             row["natural"] = float(np.nanmean(nat))
         if l == 1 and l < L:
@@ -150,7 +161,7 @@ def measure(model: MLP, data: Dataset, stats: DataStats, config: VisConfig,
     for s in range(1, seeds):
         stacks.append(visualize(model, [targets[r] for r in sub],
                                 config.replace(seed=config.seed + s),
-                                magnitude=stats.magnitude).images)
+                                magnitude=stats.magnitude, prototypes=stats.prototypes).images)
     stab = Q.stability(np.stack(stacks))
     for l in sorted(set(tl.tolist())):
         layers[str(l)]["stability"] = float(np.mean(stab[tl[sub] == l]))
@@ -161,6 +172,27 @@ def measure(model: MLP, data: Dataset, stats: DataStats, config: VisConfig,
             judges, Q.transfer([j.predict_proba for j in judges], res.images[rows],
                                ti[rows]))}
     return out
+
+
+def class_agreement(model: MLP, data: Dataset, stats: DataStats, l: int, idx: np.ndarray,
+                    pictures: np.ndarray) -> tuple[float, float]:
+    """How often the network reads a neuron's picture as the class of its strongest
+    training images, and how often it reads the mean of its top 9 so (the natural
+    condition): over the live neurons of hidden layer l whose top 16 have a majority
+    class (more than 8 of 16); for the output layer, the picture as its own class (the
+    natural condition: the mean of the top 9 as that class)."""
+    labels = data.train_y[stats.top16[l][idx]]  # (n, 16)
+    counts = np.stack([np.bincount(r, minlength=model.sizes[-1]) for r in labels])
+    if l == model.n_layers:
+        want, keep = idx, np.ones(len(idx), bool)
+    else:
+        want = counts.argmax(axis=1)
+        keep = (counts.max(axis=1) > CLASS_K // 2) & (stats.train_max[l][idx] > 0)
+    if not keep.any():
+        return float("nan"), float("nan")
+    natural = data.train_x[stats.top9(l)[idx[keep]]].mean(axis=1)
+    return (float(np.mean(model.predict(pictures[keep]) == want[keep])),
+            float(np.mean(model.predict(natural) == want[keep])))
 
 
 def measure_accentuation(model: MLP, data: Dataset, stats: DataStats, config: VisConfig,
@@ -243,15 +275,16 @@ def markdown(out: dict) -> str:
         + ", ".join(f"{k} {100 * v:.2f}%" for k, v in out["judges"].items()) + ".",
         "",
         "| method | layer | reached (median of max) | at train max | two-choice | natural "
-        "| high-freq | TV | stability | layer-1 gap |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| class agreement | natural | high-freq | TV | stability | layer-1 gap |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, m in out["methods"].items():
         for l, r in m["layers"].items():
             lines.append(
                 f"| {name} | {l} | {_pct(r['reached']['median_fraction'])} "
                 f"| {_pct(r['at_train_max'])} | {_pct(r.get('two_choice'))} "
-                f"| {_pct(r.get('natural'))} | {r['highfreq']:.3f} | {r['tv']:.0f} "
+                f"| {_pct(r.get('natural'))} | {_pct(r.get('class_agreement'))} "
+                f"| {_pct(r.get('natural_agreement'))} | {r['highfreq']:.3f} | {r['tv']:.0f} "
                 f"| {r['stability']:.2f} | "
                 f"{_pct(r['layer1_gap']) if 'layer1_gap' in r else ''} |")
     lines += ["", "| method | seconds | transfer (hits of 10, mean probability) |",

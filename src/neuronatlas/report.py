@@ -45,6 +45,8 @@ def readability_markdown(out: dict | None) -> list[str]:
     nat = " / ".join(f"{100 * row('readable', 'natural', l):.0f}" for l in hidden)
     pap = " / ".join(f"{100 * row('paper', 'two_choice', l):.0f}" for l in hidden)
     at = " / ".join(f"{100 * row('readable', 'at_train_max', l):.0f}" for l in hidden)
+    ca = " / ".join(f"{100 * row('readable', 'class_agreement', l):.0f}" for l in hidden)
+    can = " / ".join(f"{100 * row('readable', 'natural_agreement', l):.0f}" for l in hidden)
     return [
         "## Beyond the paper: readable visualisations", "",
         "The paper's method (`--preset paper`) beside the field's methods adapted to a dense "
@@ -56,10 +58,14 @@ def readability_markdown(out: dict | None) -> list[str]:
         "reference (people scored 82% with synthetic and 92% with natural references on conv "
         "nets, Borowski et al. 2021). *Reached*: activation as a share of the neuron's "
         "highest over all images; *at train max*: the share of neurons whose picture "
-        "activates them at least as much as their strongest training image.", "",
+        "activates them at least as much as their strongest training image. *Class "
+        "agreement*: how often the network reads the picture as the class most of the "
+        "neuron's 16 strongest training images have (neurons where more than 8 share one), "
+        "beside the same for the mean of its top 9 (*natural*).", "",
         f"The `readable` preset (the atlas's tiles) in hidden layers {hidden[0]}-{hidden[-1]}: "
         f"two-choice {tc}% against natural {nat}% and the paper's method {pap}%; "
-        f"{at}% of neurons at or above their training maximum.", "",
+        f"{at}% of neurons at or above their training maximum; class agreement {ca}% "
+        f"against natural {can}%.", "",
         "![the same neurons under each method](figures/methods.png)", "",
         table(out),
     ]

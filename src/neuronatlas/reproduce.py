@@ -296,10 +296,11 @@ def _readability(ctx: Context, progress) -> dict:
             (ctx.model.n_layers, 0), (ctx.model.n_layers, 1)]
         images, act = [], []
         for config in methods.values():
-            res = visualize(ctx.model, chosen, config, magnitude=stats.magnitude)
+            res = visualize(ctx.model, chosen, config, magnitude=stats.magnitude,
+                            prototypes=stats.prototypes)
             images.append(res.images)
             act.append(res.activation)
-        natural = np.stack([ctx.data.train_x[stats.top9[l][i]].mean(axis=0) for l, i in chosen])
+        natural = np.stack([ctx.data.train_x[stats.top9(l)[i]].mean(axis=0) for l, i in chosen])
         atomic_write_npz(arrays, methods=np.array(list(methods)), targets=np.array(chosen),
                          images=np.stack(images), activation=np.stack(act), natural=natural)
         return {"benchmark": out}

@@ -253,6 +253,10 @@ def _write_layer(folder: Path, l: int, inp: _Inputs, digits: np.ndarray) -> dict
         files["weights"] = _write_png(folder, "L1-weights",
                                       *sprites.diverging(inp.model.weights[0], shape))
         files["exact"] = _write_png(folder, "L1-exact", inp.exact["exact_images"], shape)
+        # the overview's tiles: the signed weight image beside the picture, so that two
+        # layer-1 neurons whose pictures look alike can be told apart by their weights
+        files["overview"] = _write_png(folder, "L1-overview",
+                                       *sprites.side_by_side(inp.model.weights[0], tiles, shape))
     explained = inp.explanations[l]
     files["filter"] = files.get("weights") or _write_png(
         folder, f"L{l}-filter", *sprites.diverging(explained.filter, shape))

@@ -61,6 +61,7 @@ from ..shapes import MNIST_PIXELS
 from ..vis.objectives import check_neuron
 from ..vis.params import mean_magnitude
 from ..vis.presets import DESCRIPTIONS, PRESETS, preset_fields
+from ..vis.prototypes import kmeans
 from ..vis.query import query
 from ..vis.visualize import visualize
 from .sprites import COLS as SPRITE_COLS
@@ -328,7 +329,8 @@ class LiveServer:
         self.train_images = train_images  # the served dataset's: maco's spectrum
         self._magnitude: np.ndarray | None = None  # maco's spectrum, made on first use
         self._maxima: dict[int, np.ndarray] | None = None  # search's, made on first use
-        self._maxima_lock = threading.Lock()
+        self._maxima_lock = threading.Lock()  # and the prototypes'
+        self._prototypes: np.ndarray | None = None
         self.model64 = model.astype(np.float64)  # attribution's, cast once, not per request
         self.vis_options = vis_options(limits)  # the registries, read once at the start
 
@@ -341,6 +343,18 @@ class LiveServer:
         if self._magnitude is None:
             self._magnitude = mean_magnitude(self.train_images, self.model.input_shape)
         return self._magnitude
+
+    def prototypes(self) -> np.ndarray:
+        """The k-means prototypes of the served training images (init "prototype", the
+        readable preset's start), computed once per server in the worker thread that
+        first needs them."""
+        if self.train_images is None:
+            raise ConfigError("init 'prototype' needs the training images of the served "
+                              "dataset, which this server was started without")
+        with self._maxima_lock:
+            if self._prototypes is None:
+                self._prototypes = kmeans(self.train_images)
+        return self._prototypes
 
     def maxima(self) -> dict[int, np.ndarray]:
         """Every neuron's largest activation over the served training images (for search),
@@ -480,8 +494,10 @@ class LiveServer:
             loop.call_soon_threadsafe(events.put_nowait, (kind, data))
 
         try:
-            done = await run_in_threadpool(optimise, self.model, job, self.limits, emit, cancel,
-                                           self.magnitude if job.config.param == "maco" else None)
+            done = await run_in_threadpool(
+                optimise, self.model, job, self.limits, emit, cancel,
+                self.magnitude if job.config.param == "maco" else None,
+                self.prototypes if job.config.init == "prototype" else None)
             events.put_nowait(("done", done))
         except NeuronatlasError as exc:
             events.put_nowait(("error", {"error": str(exc)}))
@@ -533,10 +549,12 @@ def evaluated_accuracy(run_dir: Path, model: MLP) -> float | None:
 
 
 def optimise(model: MLP, job: VisJob, limits: ServerLimits, emit, cancel: threading.Event,
-             magnitude: Callable[[], np.ndarray] | None = None):
+             magnitude: Callable[[], np.ndarray] | None = None,
+             prototypes: Callable[[], np.ndarray] | None = None):
     """``visualize`` one neuron; ``emit``s every k-th step (at most ``max_frames``);
     stops when ``cancel`` is set or after ``time_limit`` seconds. Runs in a thread;
-    ``magnitude()`` gives maco's spectrum."""
+    ``magnitude()`` gives maco's spectrum, ``prototypes()`` the starts of init
+    "prototype"."""
     config, steps = job.config, job.config.steps
     every = max(1, math.ceil(steps / limits.max_frames))
     deadline = time.monotonic() + limits.time_limit
@@ -561,7 +579,8 @@ def optimise(model: MLP, job: VisJob, limits: ServerLimits, emit, cancel: thread
         return False
 
     res = visualize(model, [job.target], config, init_image=job.image, callback=callback,
-                    snapshot=snapshot, magnitude=magnitude() if magnitude else None)
+                    snapshot=snapshot, magnitude=magnitude() if magnitude else None,
+                    prototypes=prototypes() if prototypes else None)
     return {**res.record(0), "image": encode_image(res.images[0]), "steps_run": progress["steps"],
             "stopped": progress["stopped"]}
 

@@ -37,6 +37,19 @@ def diverging(weights: np.ndarray, shape=MNIST_SHAPE) -> tuple[np.ndarray, tuple
     return rgb.reshape(len(w), -1), (h, wd, 3)
 
 
+def side_by_side(weights: np.ndarray, pictures: np.ndarray, shape=MNIST_SHAPE
+                 ) -> tuple[np.ndarray, tuple]:
+    """(n, D) signed weights and (n, D) pictures in [0, 1] -> ((n, H*2W*3), (H, 2W, 3)):
+    each row's :func:`diverging` weight image on the left, its picture on the right."""
+    h, w, c = shape
+    left, _ = diverging(weights, shape)
+    right = np.asarray(pictures, np.float32).reshape(len(pictures), h, w, c)
+    if c == 1:
+        right = np.repeat(right, 3, axis=3)
+    both = np.concatenate([left.reshape(len(left), h, w, 3), right], axis=2)
+    return both.reshape(len(both), -1), (h, 2 * w, 3)
+
+
 def sheet(tiles: np.ndarray, shape=MNIST_SHAPE, cols: int = COLS) -> np.ndarray:
     """(n, H*W*C) in [0, 1] -> one uint8 image (rows*H, cols*W[, C]), tile i at row
     i // cols, column i % cols; the last row is padded with black tiles. C is 1 (grey)

@@ -178,9 +178,11 @@ def explain(model: MLP, target: tuple[int, int], data: Dataset, *,
         record["outputs"] = None  # an output votes for itself
     if picture is None:
         from ..config import VisConfig
+        from ..vis.prototypes import data_prototypes
         from ..vis.visualize import visualize
 
-        picture = visualize(model, [(layer, index)], VisConfig.preset("readable")).images[0]
+        picture = visualize(model, [(layer, index)], VisConfig.preset("readable"),
+                            prototypes=data_prototypes(data)).images[0]
     n_train = len(data.train_x)
     train_max = float(acts[:n_train, 0].max())
     record["trust"] = trust(model, layer, index, picture, data, train_max,

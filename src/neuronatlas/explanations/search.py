@@ -31,6 +31,7 @@ class Search:
     layers: dict[int, list[tuple[int, float, float]]]
 
     def to_dict(self) -> dict:
+        """JSON-ready: ``{"layers": {"l": [{"neuron", "share", "activation"}, ...]}}``."""
         return {"layers": {str(l): [{"neuron": i, "share": s, "activation": a}
                                     for i, s, a in rows] for l, rows in self.layers.items()}}
 

@@ -70,7 +70,8 @@ def plan(spec: StudySpec, data_dir=None, *, log=None) -> list[Task]:
             "name": net.name, "dataset": net.dataset, "examples": EXAMPLES,
             "dataset_sha256": data.identity["sha256"]}, (made_by,)))
         tasks.append(task("pictures", f"pictures of {net.name}", {
-            "name": net.name, "preset": spec.preset, "snapshots": net.snapshots}, (made_by,)))
+            "name": net.name, "preset": spec.preset, "snapshots": net.snapshots,
+            "dataset": net.dataset, "dataset_sha256": data.identity["sha256"]}, (made_by,)))
         if spec.atlas:
             tasks.append(task("atlas", f"atlas of {net.name}", {
                 "name": net.name, "dataset": net.dataset,

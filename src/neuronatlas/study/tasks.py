@@ -340,6 +340,7 @@ def network_pictures(out: Path, key: str, payload: dict, ctx: dict) -> dict:
     from ..config import VisConfig
     from ..nn.mlp import model_sha256
     from ..stages import read_keyed, write_keyed
+    from ..vis.prototypes import data_prototypes
     from ..vis.visualize import visualize
 
     path = out / STUDY_PICTURES / f"{payload['name']}.npz"
@@ -351,12 +352,17 @@ def network_pictures(out: Path, key: str, payload: dict, ctx: dict) -> dict:
         final = MLP.load(model_file(run))
         config = VisConfig.preset(payload["preset"])
         targets = [(l, i) for l in range(1, final.n_layers) for i in range(final.sizes[l])]
+        prototypes = None  # the readable preset starts at the training set's prototypes
+        if config.init == "prototype":
+            prototypes = data_prototypes(_dataset(payload["dataset"],
+                                                  payload["dataset_sha256"], ctx))
         rendered: dict[str, np.ndarray] = {}
 
         def render(model: MLP):
             sha = model_sha256(model)
             if sha not in rendered:
-                res = visualize(model, targets, config) if targets else None
+                res = visualize(model, targets, config,
+                                prototypes=prototypes) if targets else None
                 rendered[sha] = (res.images, res.activation) if res else (
                     np.zeros((0, model.sizes[0]), np.float32), np.zeros(0, np.float32))
             return rendered[sha]

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import INIT_NAMES, VisConfig
-from ..errors import ConfigError, VisualizationDivergedError
+from ..errors import ConfigError, DataError, VisualizationDivergedError
 from ..nn.mlp import MLP
 from ..reprs import short_repr
 from ..shapes import MNIST_PIXELS, MNIST_SHAPE
@@ -16,6 +16,7 @@ from .images import load_image
 from .objectives import Objective, check_neuron, log_prob, neuron, others, parse_target
 from .params import mean_magnitude
 from .parts import RowDraws
+from .prototypes import best_prototypes, data_prototypes
 from .query import ratio_kind, ratio_text, target_stats
 from .render import SnapshotCallback, StepCallback, render
 from .transforms import SHIFTS
@@ -26,13 +27,13 @@ ZERO_INIT = 0.01  # the paper's "near-zero values (0.01)"
 def objective_for(target: tuple[int, int], config: VisConfig, sizes: tuple[int, ...]
                   ) -> Objective:
     """The config's objective for one neuron: activation (or z, or log-probability for
-    the output layer; "auto": z for hidden neurons and the SoftMax probability for
+    the output layer; "auto": z for hidden neurons and the log-probability for
     outputs) minus ``penalty`` times the mean of the layer's other neurons;
     ``revive`` climbs a hidden neuron's z while it is <= 0 (see :func:`neuron`)."""
     layer, index = target
     check_neuron(layer, index, sizes)
     output = layer == len(sizes) - 1
-    if config.objective == "logprob" and output:
+    if config.objective in ("logprob", "auto") and output:
         obj = log_prob(index)
     else:
         pre = config.objective == "pre" or (config.objective == "auto" and not output)
@@ -80,6 +81,9 @@ def start_images(config: VisConfig, targets, image: np.ndarray | None, dtype,
         return np.stack([target_rng(config, t).random(n_inputs) for t in targets]).astype(dtype)
     if config.init == "image":
         raise ConfigError("init 'image' needs the image itself: pass init_image")
+    if config.init == "prototype":
+        raise ConfigError("init 'prototype' needs the training set's prototypes: pass "
+                          "prototypes= (vis.prototypes.data_prototypes(data))")
     raise ConfigError(f"init {config.init[:60]!r} names an image: load it with "
                       "resolve_init_image and pass it as init_image")
 
@@ -189,6 +193,7 @@ def visualize(
     callback: StepCallback | None = None,
     snapshot: SnapshotCallback | None = None,
     magnitude: np.ndarray | None = None,
+    prototypes: np.ndarray | None = None,
 ) -> VisResult:
     """Activation maximisation of every target (``(layer, neuron)`` pairs or Objectives)
     in one batched run; see :class:`VisConfig` for the update rule. ``init_image`` (one
@@ -201,7 +206,9 @@ def visualize(
     images)`` sees the images of every step (see :func:`render`), e.g. to stream them.
     With ``config.diversity`` K > 1 each target gets K images (``diverse_images``), the
     most active of which is ``images``; callbacks see each target's first. ``magnitude``
-    (maco) defaults to the mean spectrum of the model's recorded dataset."""
+    (maco) defaults to the mean spectrum of the model's recorded dataset, and
+    ``prototypes`` (``init="prototype"``: (k, D) images, each target starting at the one it
+    is highest on) to the k-means prototypes of its training images."""
     config = config or VisConfig()
     config.check_shape(model.input_shape)
     objectives = _objectives(targets, config, model.sizes)
@@ -209,9 +216,14 @@ def visualize(
     if init_image is None and config.init not in INIT_NAMES:
         init_image = resolve_init_image(config.init, lambda: _recorded_data(model),
                                         model.input_shape)
+    alternatives = None  # init "prototype": each target's K starts
+    if config.init == "prototype":
+        alternatives = _prototype_starts(model, pairs, config, init_image, prototypes)
+        init_image = alternatives[:, 0]
     x0 = start_images(config, pairs, init_image, model.dtype, model.sizes[0])
     K = config.diversity
-    raw = _optimise(model, objectives, config, x0, callback, snapshot, magnitude)
+    raw = _optimise(model, objectives, config, x0, callback, snapshot, magnitude,
+                    alternatives)
     images = np.clip(raw, 0, 1) if config.clip or config.project else raw
     rows = [t for t in pairs for _ in range(K)]
     with np.errstate(over="ignore", invalid="ignore"):
@@ -229,6 +241,22 @@ def visualize(
                      diverse, diverse_act, model.n_layers)
 
 
+def _prototype_starts(model: MLP, pairs, config: VisConfig, init_image, prototypes
+                      ) -> np.ndarray:
+    """(T, K, D): each target's K starts from the prototypes (the recorded dataset's when
+    none are given)."""
+    if init_image is not None:
+        raise ConfigError("init 'prototype' and a start image (init_image) were both given; "
+                          "drop one")
+    if prototypes is None:
+        try:
+            prototypes = data_prototypes(_recorded_data(model))
+        except DataError as exc:
+            raise DataError(f"init 'prototype' (the readable preset's start) needs the "
+                            f"training images: {exc} (or choose init 'zero')") from None
+    return best_prototypes(model, pairs, prototypes, config.diversity)
+
+
 def _objectives(targets, config: VisConfig, sizes: tuple[int, ...]) -> list[Objective]:
     """Each target (``"7:1"``, a ``(layer, neuron)`` pair or an Objective) bound to the
     model's sizes."""
@@ -244,7 +272,7 @@ def _objectives(targets, config: VisConfig, sizes: tuple[int, ...]) -> list[Obje
 
 
 def _optimise(model: MLP, objectives: list[Objective], config: VisConfig, x0: np.ndarray,
-              callback, snapshot, magnitude) -> np.ndarray:
+              callback, snapshot, magnitude, alternatives=None) -> np.ndarray:
     """The optimised images, one row per target (K per target with ``diversity``): the
     paper's fused renderer when only its parts are in use, else the parts."""
     pairs = [obj.target for obj in objectives]
@@ -255,7 +283,7 @@ def _optimise(model: MLP, objectives: list[Objective], config: VisConfig, x0: np
             if config.jitter:
                 shift_index = np.stack([_jitter_draws(config, t, model.sizes[0]) for t in pairs])
             return render(model, objectives, config, x0, shift_index, callback, snapshot)
-        x0, draws = _part_starts(config, pairs, x0, model.input_shape)
+        x0, draws = _part_starts(config, pairs, x0, model.input_shape, alternatives)
         if config.param == "maco" and magnitude is None:
             magnitude = data_magnitude(_recorded_data(model), model.input_shape)
         return render(model, [o for o in objectives for _ in range(K)], config, x0, None,
@@ -281,16 +309,19 @@ def row_rng(config: VisConfig, target: tuple[int, int], k: int) -> np.random.Gen
         [config.seed, target[0], target[1], k])
 
 
-def _part_starts(config: VisConfig, pairs, x0: np.ndarray, shape):
+def _part_starts(config: VisConfig, pairs, x0: np.ndarray, shape, alternatives=None):
     """K start images per target and every row's draws. A random start comes first from
     each row's generator; the images k >= 1 of a zero start get a little noise
-    (+-ZERO_INIT) so that they can part."""
+    (+-ZERO_INIT) so that they can part; a prototype start gives image k the target's
+    k-th best prototype (``alternatives`` (T, K, D))."""
     K, n = config.diversity, x0.shape[1]
     starts, rngs = [], []
-    for t, x in zip(pairs, x0):
+    for j, (t, x) in enumerate(zip(pairs, x0)):
         for k in range(K):
             rng = row_rng(config, t, k)
-            if config.init == "random":
+            if alternatives is not None:
+                starts.append(alternatives[j, k])
+            elif config.init == "random":
                 noise = rng.random(n)
                 starts.append(x if k == 0 else noise.astype(x.dtype))
             elif k and config.init == "zero":

@@ -112,8 +112,11 @@ const ATLAS = (() => {
     const m = layerMeta(l);
     const grid = $("grid");
     const rows = Math.ceil(m.size / state.meta.cols);
-    const [tw, th] = dims(m.size <= BIG_LAYER ? GRID_TILE_BIG : GRID_TILE);
-    grid.style.setProperty("--sprite", cssURL(m.sprites.vis));
+    // layer 1 shows each neuron's signed weights beside its picture: a tile twice as wide
+    const wide = m.sprites.overview ? 2 : 1;
+    const [w1, th] = dims(m.size <= BIG_LAYER ? GRID_TILE_BIG : GRID_TILE);
+    const tw = wide * w1;
+    grid.style.setProperty("--sprite", cssURL(m.sprites.overview || m.sprites.vis));
     grid.style.setProperty("--sheet", `${state.meta.cols * tw}px ${rows * th}px`);
     grid.style.setProperty("--tile", `${tw}px`);
     grid.style.setProperty("--tile-h", `${th}px`);
@@ -150,8 +153,10 @@ const ATLAS = (() => {
     const parts = [`${m.size} neurons`];
     if (!m.output) parts.push(`${m.dead} dead`, `${m.clusters} clusters`);
     if (m.ratio_median !== null) parts.push(`median ratio ${fmt(m.ratio_median)}`);
+    const tiles = m.sprites.overview ? html` · tiles: its input weights (<span class="pos">+</span> /
+      <span class="neg">&minus;</span>) beside its picture` : "";
     setHTML($("layer-info"), html`<b>${m.output ? "Output layer" : "Hidden layer"} ${l}</b> · ${
-      parts.join(" · ")} <span class="muted">· visualisations: ${state.meta.vis_label}</span>`);
+      parts.join(" · ")} <span class="muted">· visualisations: ${state.meta.vis_label}${tiles}</span>`);
   }
 
   function fillClusterFilter(doc) {
