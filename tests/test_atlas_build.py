@@ -367,3 +367,21 @@ def test_every_neuron_is_explained_in_the_layer_data(atlas_run, mnist, l):
         np.testing.assert_allclose(e["ablation"][i], rec["outputs"]["ablation"], rtol=1e-3,
                                    atol=1e-5)
         assert e["accuracy_change"][i] == pytest.approx(rec["outputs"]["accuracy_change"])
+
+
+def test_the_pictures_are_keyed_by_the_data_their_prototypes_came_from(atlas_run, mnist):
+    """The readable tiles start from the dataset's prototypes: the gallery of one dataset is
+    never read as another's."""
+    from types import SimpleNamespace
+
+    from neuronatlas import MLP
+    from neuronatlas.errors import RunFolderError
+    from neuronatlas.gallery import read_gallery
+
+    model = MLP.load(atlas_run / "model.safetensors")
+    with np.load(atlas_run / "analysis/visualizations.npz") as z:
+        targets = z["targets"]
+    assert read_gallery(atlas_run, model, targets, mnist).tiles["images"].shape[0] == len(targets)
+    other = SimpleNamespace(identity={"sha256": "0" * 64})
+    with pytest.raises(RunFolderError, match="another model"):
+        read_gallery(atlas_run, model, targets, other)

@@ -172,6 +172,8 @@ def test_search_finds_the_planted_neuron_relative_to_its_maximum():
     assert shares[0] == pytest.approx(1.0) and shares[2] == pytest.approx(1.0)
     with pytest.raises(ConfigError, match="maxima of layer 1"):
         na.search(m, templates[0], {1: np.ones(2), 2: np.ones(2)})
+    with pytest.raises(ConfigError, match="no layer 2"):
+        na.search(m, templates[0], {1: maxima[1]})
 
 
 def test_search_with_a_dataset_leaves_out_never_active_neurons(tiny, mnist):

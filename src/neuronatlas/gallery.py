@@ -28,7 +28,7 @@ from .runs import locks_run
 from .stages import Progress, read_keyed, write_keyed
 from .vis.exact import layer1_optimum
 from .vis.presets import PRESETS
-from .vis.prototypes import data_prototypes
+from .vis.prototypes import data_prototypes, prototype_settings
 from .vis.store import config_id
 from .vis.visualize import visualize
 
@@ -67,13 +67,12 @@ class Gallery:
 
 
 @locks_run("render the pictures of")
-def render_gallery(run_dir: str | Path, model: MLP, targets: np.ndarray,
-                   progress: Progress | None = None, data=None) -> None:
+def render_gallery(run_dir: str | Path, model: MLP, targets: np.ndarray, data,
+                   progress: Progress | None = None) -> None:
     """Render whatever picture of the gallery is missing or stale in ``run_dir``'s store;
-    ``data`` (default: the model's recorded dataset) gives the prototypes the readable
-    pictures start from."""
+    ``data`` gives the prototypes the readable pictures start from (and is in the key)."""
     folder = ensure_dir(Path(run_dir) / GALLERY)
-    key = _key(model, targets)
+    key = _key(model, targets, data)
     for config in (TILES, DIVERSE, *VARIANTS):
         path = folder / f"{config_id(config)}.npz"
         if read_keyed(path, key, _fields(config)) is None:
@@ -83,16 +82,17 @@ def render_gallery(run_dir: str | Path, model: MLP, targets: np.ndarray,
         write_keyed(folder / LAYER1_EXACT, key, _exact(model, targets, tiles["images"]))
 
 
-def read_gallery(run_dir: str | Path, model: MLP, targets: np.ndarray) -> Gallery:
+def read_gallery(run_dir: str | Path, model: MLP, targets: np.ndarray, data) -> Gallery:
     """The gallery of ``model`` from the store; one that is missing or was made for another
-    model or other targets is a :class:`RunFolderError` (render it first)."""
-    folder, key = Path(run_dir) / GALLERY, _key(model, targets)
+    model, other targets or other data is a :class:`RunFolderError` (render it first)."""
+    folder, key = Path(run_dir) / GALLERY, _key(model, targets, data)
 
     def read(name: str, fields) -> dict[str, np.ndarray]:
         arrays = read_keyed(folder / name, key, fields)
         if arrays is None:
-            raise RunFolderError(f"{folder / name} is missing or was made for another model: "
-                                 f"build the atlas with neuronatlas atlas --run {run_dir}")
+            raise RunFolderError(f"{folder / name} is missing or was made for another model, "
+                                 f"other targets or another dataset: build the atlas with "
+                                 f"neuronatlas atlas --run {run_dir}")
         return arrays
 
     tiles = {"targets": targets, **read(f"{config_id(TILES)}.npz", FIELDS)}
@@ -102,8 +102,12 @@ def read_gallery(run_dir: str | Path, model: MLP, targets: np.ndarray) -> Galler
     return Gallery(tiles, diverse, variants, exact)
 
 
-def _key(model: MLP, targets: np.ndarray) -> dict[str, np.ndarray]:
-    return {"model_sha256": np.array(model_sha256(model)), "targets": targets}
+def _key(model: MLP, targets: np.ndarray, data) -> dict[str, np.ndarray]:
+    """What every picture depends on: the model, the targets, and for the readable ones the
+    dataset and the settings of its prototypes."""
+    return {"model_sha256": np.array(model_sha256(model)), "targets": targets,
+            "dataset_sha256": np.array(data.identity["sha256"]),
+            "prototypes": np.array(prototype_settings())}
 
 
 def _render(model: MLP, targets: np.ndarray, config: VisConfig,
@@ -113,8 +117,7 @@ def _render(model: MLP, targets: np.ndarray, config: VisConfig,
     if progress:
         def cb(step, _acts):
             progress(stage, step + 1, config.steps)
-    prototypes = (data_prototypes(data) if data is not None and config.init == "prototype"
-                  else None)
+    prototypes = data_prototypes(data) if config.init == "prototype" else None
     res = visualize(model, [tuple(int(v) for v in t) for t in targets], config, callback=cb,
                     prototypes=prototypes)
     return {name: np.asarray(getattr(res, name)) for name in _fields(config)}

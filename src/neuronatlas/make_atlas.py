@@ -41,8 +41,8 @@ def build_atlas(run_dir: str | Path, model: MLP | None = None, data: Dataset | N
         analyze_run(run_dir, model, data, k=k, progress=progress, log=log, lock=lock)
         with np.load(run_dir / ANALYSIS / VISUALIZATIONS) as z:
             targets = z["targets"]
-        render_gallery(run_dir, model, targets, progress, data, lock=lock)
-        tiles = read_gallery(run_dir, model, targets).tiles
+        render_gallery(run_dir, model, targets, data, progress, lock=lock)
+        tiles = read_gallery(run_dir, model, targets, data).tiles
         explain_run(run_dir, model, data, layer_pictures(targets, tiles["images"]), progress,
                     log, lock=lock)
         return write_atlas(run_dir, model, data, k=k, progress=progress, log=log, lock=lock)

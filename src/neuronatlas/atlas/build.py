@@ -108,7 +108,7 @@ def _gather(run_dir: Path, model: MLP, data: Dataset, k: int) -> _Inputs:
     with np.load(result.folder / VISUALIZATIONS) as z:
         paper = {name: z[name] for name in z.files}
     settings = json.loads((result.folder / "visualizations.json").read_text())["settings"]
-    pictures = read_gallery(run_dir, model, paper["targets"])
+    pictures = read_gallery(run_dir, model, paper["targets"], data)
     explained = read_explanations(run_dir, model, data,
                                   layer_pictures(paper["targets"], pictures.tiles["images"]))
     return _Inputs(run_dir.resolve().name, model, data, result, pictures.tiles, TILES,

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import hashlib
 import ipaddress
 import json
 import math
@@ -51,7 +52,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..config import FIELD_CHOICES, INIT_NAMES, VisConfig
-from ..errors import ConfigError, NeuronatlasError
+from ..errors import ConfigError, DataError, NeuronatlasError
 from ..explanations.attribution import STEPS as IG_STEPS
 from ..explanations.attribution import attribute
 from ..explanations.search import search, training_maxima
@@ -61,7 +62,7 @@ from ..shapes import MNIST_PIXELS
 from ..vis.objectives import check_neuron
 from ..vis.params import mean_magnitude
 from ..vis.presets import DESCRIPTIONS, PRESETS, preset_fields
-from ..vis.prototypes import kmeans
+from ..vis.prototypes import image_prototypes
 from ..vis.query import query
 from ..vis.visualize import visualize
 from .sprites import COLS as SPRITE_COLS
@@ -329,8 +330,9 @@ class LiveServer:
         self.train_images = train_images  # the served dataset's: maco's spectrum
         self._magnitude: np.ndarray | None = None  # maco's spectrum, made on first use
         self._maxima: dict[int, np.ndarray] | None = None  # search's, made on first use
-        self._maxima_lock = threading.Lock()  # and the prototypes'
-        self._prototypes: np.ndarray | None = None
+        self._maxima_lock = threading.Lock()
+        self._prototypes: np.ndarray | None = None  # readable's starts, made on first use
+        self._prototypes_lock = threading.Lock()
         self.model64 = model.astype(np.float64)  # attribution's, cast once, not per request
         self.vis_options = vis_options(limits)  # the registries, read once at the start
 
@@ -346,14 +348,16 @@ class LiveServer:
 
     def prototypes(self) -> np.ndarray:
         """The k-means prototypes of the served training images (init "prototype", the
-        readable preset's start), computed once per server in the worker thread that
-        first needs them."""
+        readable preset's start): from the data cache, keyed by their content hash, or
+        computed there once, in the worker thread that first needs them."""
         if self.train_images is None:
             raise ConfigError("init 'prototype' needs the training images of the served "
                               "dataset, which this server was started without")
-        with self._maxima_lock:
+        with self._prototypes_lock:
             if self._prototypes is None:
-                self._prototypes = kmeans(self.train_images)
+                x = np.ascontiguousarray(self.train_images)
+                sha = hashlib.sha256(x.tobytes()).hexdigest()
+                self._prototypes = image_prototypes(x, sha)
         return self._prototypes
 
     def maxima(self) -> dict[int, np.ndarray]:
@@ -494,10 +498,16 @@ class LiveServer:
             loop.call_soon_threadsafe(events.put_nowait, (kind, data))
 
         try:
+            # the data's statistics first: their one-off cost is not the picture's time
+            magnitude = prototypes = None
+            if job.config.param == "maco":
+                magnitude = await run_in_threadpool(self.magnitude)
+            if job.config.init == "prototype":
+                prototypes = await run_in_threadpool(self.prototypes)
             done = await run_in_threadpool(
                 optimise, self.model, job, self.limits, emit, cancel,
-                self.magnitude if job.config.param == "maco" else None,
-                self.prototypes if job.config.init == "prototype" else None)
+                None if magnitude is None else (lambda: magnitude),
+                None if prototypes is None else (lambda: prototypes))
             events.put_nowait(("done", done))
         except NeuronatlasError as exc:
             events.put_nowait(("error", {"error": str(exc)}))
@@ -649,8 +659,10 @@ def problem_response(request: Request, exc: Exception) -> JSONResponse:
 
 
 def user_error(request: Request, exc: Exception) -> JSONResponse:
-    """A request the library refused (a named error): JSON 422 with its one line."""
-    return problem_response(request, Problem(422, str(exc)))
+    """A request the library refused (a named error): JSON 422 with its one line; an error
+    of the served model or run folder is the server's (500), said the same way."""
+    status = 422 if isinstance(exc, ConfigError | DataError) else 500
+    return problem_response(request, Problem(status, str(exc)))
 
 
 def internal_error(request: Request, exc: Exception) -> JSONResponse:

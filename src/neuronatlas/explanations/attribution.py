@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ModelOverflowError
 from ..nn import functional as F
 from ..nn.mlp import MLP
 from ..vis.images import ImageError
@@ -96,6 +96,9 @@ def attribute(model: MLP, image, *, baseline=None, target: int | None = None,
         path = ab + alphas[:, None] * (ax - ab)  # (S, n_l)
         grads = logit_gradient(m, l, path, target)  # (S, n_l)
         ig = (ax - ab) * (weights @ grads)  # (S,)@(S,n_l) -> (n_l,)
+        if not np.isfinite(ig).all():
+            raise ModelOverflowError(f"the attributions of layer {l} overflow: the model's "
+                                     "weights are too large for float64 on this image")
         layers[l], acts[l] = ig, ax.copy()
         errors[l] = float(ig.sum() - total)
     return Attribution(target, float(logits_x[target]), float(logits_b[target]), steps,

@@ -73,7 +73,9 @@ def explain_layer(model: MLP, l: int, data: Dataset, acts: np.ndarray, below: np
     picture; ``ablation_acts``: its activations on the first ABLATION_IMAGES test images."""
     n_train = len(data.train_x)
     n_classes = model.sizes[-1]
-    top, _ = top_k(acts, min(max(K, TOP_CLASSES), len(acts)))
+    k = min(max(K, TOP_CLASSES), len(acts))
+    top = np.concatenate([top_k(np.ascontiguousarray(acts[:, s:s + 256]), k)[0]
+                          for s in range(0, acts.shape[1], 256)])  # columns in chunks
     images = top[:, :K]
     classes = np.zeros((len(top), n_classes), np.int64)
     np.add.at(classes, (np.repeat(np.arange(len(top)), min(TOP_CLASSES, top.shape[1])),
@@ -92,8 +94,13 @@ def explain_layer(model: MLP, l: int, data: Dataset, acts: np.ndarray, below: np
     return LayerExplanation(images=images, **inc, filter=flt, effect=effect, ablation=abl,
                             accuracy_change=acc, classes=classes,
                             selectivity=(classes.max(1) / classes.sum(1)).astype(np.float32),
-                            sparsity=np.mean(acts > floor, axis=0, dtype=np.float64)
-                            .astype(np.float32), **trust)
+                            sparsity=_share_above(acts, floor), **trust)
+
+
+def _share_above(acts: np.ndarray, floor: float, chunk: int = 256) -> np.ndarray:
+    """Each column's share of values above ``floor``, a block of columns at a time."""
+    return np.concatenate([np.mean(acts[:, s:s + chunk] > floor, axis=0)
+                           for s in range(0, acts.shape[1], chunk)]).astype(np.float32)
 
 
 def _incoming(model: MLP, l: int, data: Dataset, images: np.ndarray,

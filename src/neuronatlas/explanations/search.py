@@ -54,6 +54,10 @@ def search(model: MLP, image, maxima, *, k: int = 8) -> Search:
     x = _checked_image(model, image)
     acts = model.activations(x)
     out = {}
+    missing = [l for l in range(1, model.n_layers + 1) if l not in maxima]
+    if missing:
+        raise ConfigError(f"maxima has no layer {missing[0]}: it needs layers "
+                          f"1..{model.n_layers} (training_maxima gives them)")
     for l in range(1, model.n_layers + 1):
         top = np.asarray(maxima[l], np.float64)
         if top.shape != (model.sizes[l],):

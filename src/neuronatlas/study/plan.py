@@ -20,6 +20,7 @@ from ..errors import NeuronatlasError
 from ..fileio import sha256_of
 from ..nn.mlp import MLP
 from ..shapes import default_input_shape
+from ..vis.prototypes import prototype_settings
 from .spec import NetworkSpec, SpecError, StudySpec
 from .store import EXAMPLES
 
@@ -71,7 +72,8 @@ def plan(spec: StudySpec, data_dir=None, *, log=None) -> list[Task]:
             "dataset_sha256": data.identity["sha256"]}, (made_by,)))
         tasks.append(task("pictures", f"pictures of {net.name}", {
             "name": net.name, "preset": spec.preset, "snapshots": net.snapshots,
-            "dataset": net.dataset, "dataset_sha256": data.identity["sha256"]}, (made_by,)))
+            "dataset": net.dataset, "dataset_sha256": data.identity["sha256"],
+            "prototypes": prototype_settings()}, (made_by,)))
         if spec.atlas:
             tasks.append(task("atlas", f"atlas of {net.name}", {
                 "name": net.name, "dataset": net.dataset,

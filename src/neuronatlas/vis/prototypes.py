@@ -53,17 +53,26 @@ def kmeans(images: np.ndarray, k: int = K, iters: int = ITERS, seed: int = SEED,
     return c
 
 
+def prototype_settings() -> str:
+    """Every setting the prototypes and their blends depend on, as one text (for keys)."""
+    return f"k={K} iters={ITERS} seed={SEED} blend={BLEND} version={VERSION}"
+
+
 def data_prototypes(data, k: int = K) -> np.ndarray:
     """The ``k`` prototypes of ``data``'s training images (a Dataset; one per image when it
     has fewer than ``k``, which are then the images themselves): computed once (about 7 s
     for MNIST) and kept in the data cache as ``prototypes/<dataset sha256>-k<k>.npz``,
     keyed by the dataset's content hash and every setting of :func:`kmeans` (a file with
     another key, or a damaged one, is computed again); in memory for the process."""
+    return image_prototypes(data.train_x, data.identity["sha256"], k)
+
+
+def image_prototypes(images: np.ndarray, sha: str, k: int = K) -> np.ndarray:
+    """:func:`data_prototypes` of training ``images`` whose content hash is ``sha``."""
     from ..data.fetch import default_cache_dir
     from ..stages import read_keyed, write_keyed
 
-    sha = data.identity["sha256"]
-    k = min(k, len(data.train_x))
+    k = min(k, len(images))
     if (sha, k) in _MEMO:
         return _MEMO[(sha, k)]
     key = {"dataset_sha256": np.array(sha), "k": np.array(k), "iters": np.array(ITERS),
@@ -71,8 +80,9 @@ def data_prototypes(data, k: int = K) -> np.ndarray:
     path = default_cache_dir() / "prototypes" / f"{sha[:16]}-k{k}.npz"
     got = read_keyed(path, key, ("centres",))
     centres = None if got is None else got["centres"]
-    if centres is None or centres.shape != (k, data.n_inputs) or not np.isfinite(centres).all():
-        centres = kmeans(data.train_x, k)
+    shape = (k, images.shape[1])
+    if centres is None or centres.shape != shape or not np.isfinite(centres).all():
+        centres = kmeans(images, k)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             write_keyed(path, key, {"centres": centres})

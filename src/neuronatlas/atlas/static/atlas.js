@@ -379,10 +379,11 @@ const ATLAS = (() => {
   }
 
   function votesHTML(i, e) {
-    const best = e.effect[i].indexOf(Math.max(...e.effect[i]));
+    const finite = e.effect[i].filter((v) => v !== null);  // null: not a number
+    const best = finite.length ? cname(e.effect[i].indexOf(Math.max(...finite))) : "no class";
     const acc = e.accuracy_change[i];
     return html`<h3>Votes <span class="muted">(mean &part;logit/&part;a over its top images: the classes it
-      pushes up and down; it votes for ${cname(best)})</span></h3>${signedBars(e.effect[i], "effect")}
+      pushes up and down; it votes for ${best})</span></h3>${signedBars(e.effect[i], "effect")}
       <h3>Set to 0 <span class="muted">(on ${state.meta.ablation_images} test images: the change of each
       class's mean log-probability; test accuracy ${acc > 0 ? "+" : ""}${(100 * acc).toFixed(1)} points)</span></h3>
       ${signedBars(e.ablation[i], "ablation")}`;
