@@ -30,7 +30,7 @@ from ..data import Dataset
 from ..nn import functional as F
 from ..nn.mlp import MLP
 from ..vis import quality as Q
-from .neuron import ABLATION_IMAGES, TOP_CLASSES, K
+from .neuron import ABLATION_IMAGES, TOP_CLASSES, K, log_softmax_on
 
 INCOMING = 8  # sources per neuron the atlas keeps (the largest |contribution| first)
 ROWS = 4096  # (neuron, image) rows per batch
@@ -160,7 +160,7 @@ def _ablation(model: MLP, l: int, a: np.ndarray, labels: np.ndarray
     a = np.asarray(a, model.dtype)
     W = model.weights[l]  # (n_{l+1}, n)
     z_next = F.linear_forward(a, W, model.biases[l])  # (N, n_{l+1})
-    base = _log_softmax_on(model, l + 1, z_next)  # (N, C)
+    base = log_softmax_on(model, l + 1, z_next)  # (N, C)
     base_right = base.argmax(1) == labels
     d_logp = np.zeros((n, base.shape[1]), np.float64)
     d_right = np.zeros(n, np.int64)
@@ -168,19 +168,11 @@ def _ablation(model: MLP, l: int, a: np.ndarray, labels: np.ndarray
     for s in range(0, len(img), ROWS):
         i, j = img[s:s + ROWS], who[s:s + ROWS]
         z = z_next[i] - a[i, j, None] * W[:, j].T  # (R, n_{l+1}): without neuron j
-        logp = _log_softmax_on(model, l + 1, z)
+        logp = log_softmax_on(model, l + 1, z)
         np.add.at(d_logp, j, logp - base[i])
         np.add.at(d_right, j, (logp.argmax(1) == labels[i]).astype(np.int64)
                   - base_right[i])
     return (d_logp / N).astype(np.float32), (d_right / N).astype(np.float32)
-
-
-def _log_softmax_on(model: MLP, m: int, z: np.ndarray) -> np.ndarray:
-    """Log SoftMax (float64) of the network run on from layer m's pre-activations ``z``."""
-    for k in range(m, model.n_layers):
-        a = model.activation_fns[k - 1].forward(z)
-        z = F.linear_forward(a, model.weights[k], model.biases[k])
-    return F.log_softmax(z.astype(np.float64))
 
 
 def _trust(model: MLP, l: int, pictures: np.ndarray, train_max: np.ndarray,

@@ -103,10 +103,16 @@ def ablation(model: MLP, layer: int, index: int, x: np.ndarray, labels: np.ndarr
 
 def _log_softmax_from(model: MLP, layer: int, a: np.ndarray) -> np.ndarray:
     """Log SoftMax of the network run on from layer ``layer``'s activations ``a``, float64."""
-    for l in range(layer + 1, model.n_layers + 1):
-        z = F.linear_forward(a, model.weights[l - 1], model.biases[l - 1])
-        a = model.activation_fns[l - 1].forward(z) if l < model.n_layers else z
-    return F.log_softmax(a.astype(np.float64))
+    z = F.linear_forward(a, model.weights[layer], model.biases[layer])
+    return log_softmax_on(model, layer + 1, z)
+
+
+def log_softmax_on(model: MLP, m: int, z: np.ndarray) -> np.ndarray:
+    """Log SoftMax (float64) of the network run on from layer m's pre-activations ``z``."""
+    for k in range(m, model.n_layers):
+        a = model.activation_fns[k - 1].forward(z)
+        z = F.linear_forward(a, model.weights[k], model.biases[k])
+    return F.log_softmax(z.astype(np.float64))
 
 
 def trust(model: MLP, layer: int, index: int, picture: np.ndarray, data: Dataset,

@@ -17,6 +17,7 @@ import numpy as np
 from scipy import sparse
 
 from ..errors import ConfigError
+from ..nn import functional as F
 
 K = 512  # prototypes: 256 put 83-88% of tuned neurons' pictures in their class, 512 85-96%
 ITERS = 15  # Lloyd rounds: the assignments have all but settled
@@ -107,8 +108,6 @@ def best_prototypes(model, targets, prototypes: np.ndarray, k: int = 1,
                           f"{len(p)}")
     blend = min(blend, len(p) // k)
     z = model.activations(p, pre=True)
-    L = model.n_layers
-    shifted = z[L] - z[L].max(axis=1, keepdims=True)
-    z[L] = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    z[model.n_layers] = F.log_softmax(z[model.n_layers])  # an output: its log-probability
     ranked = np.stack([np.argsort(-z[l][:, i], kind="stable")[:k * blend] for l, i in targets])
     return p[ranked].reshape(len(targets), k, blend, -1).mean(axis=2)
