@@ -49,25 +49,41 @@ def test_each_target_starts_at_the_prototype_it_is_highest_on():
     out = P.best_prototypes(m, [(2, 1)], centres, blend=1)[0, 0]  # an output: log-probability
     logp = np.log(m.predict_proba(centres)[:, 1])
     np.testing.assert_array_equal(out, centres[int(np.argmax(logp))])
-    # a blend is the mean of the best ones: neuron 0 is highest on centre 2, then on the
-    # two it overlaps least with (0 for all three others: the stable order 0, 1)
+    # a blend weights the best ones by exp((z - z_best) / (T * std z)): neuron 0 is highest
+    # on centre 2, then on the two it overlaps least with (0 for all three others: the
+    # stable order 0, 1)
+    z = centres.astype(np.float64) @ m.weights[0][0]
+    w = np.exp((z[[2, 0]] - z[2]) / (P.TEMPERATURE * z.std()))
     two = P.best_prototypes(m, [(1, 0)], centres, blend=2)[0, 0]
-    np.testing.assert_allclose(two, centres[[2, 0]].mean(axis=0))
+    np.testing.assert_allclose(two, (w[:, None] * centres[[2, 0]]).sum(0) / w.sum(), atol=1e-6)
+    assert 0 < w[1] / w[0] < 0.05  # the best counts most, the second still a little
+    hot = P.best_prototypes(m, [(1, 0)], centres, blend=2, temperature=1e9)[0, 0]
+    np.testing.assert_allclose(hot, centres[[2, 0]].mean(axis=0), atol=1e-6)  # T -> inf: mean
+    flat = MLP.init((16, 4, 3), rng=np.random.default_rng(0))
+    flat.weights[0][0] = 0  # z is its bias on every prototype: equal weights, not NaN
+    np.testing.assert_allclose(P.best_prototypes(flat, [(1, 0)], centres, blend=4)[0, 0],
+                               centres.mean(axis=0), atol=1e-6)
+    with pytest.raises(ConfigError, match="temperature must be > 0"):
+        P.best_prototypes(m, [(1, 0)], centres, temperature=0)
     # a tied picture starts there: one step of a tiny rate hardly moves it
+    many = np.repeat(centres, 3, axis=0)  # 9 best: 3 copies of 3
     res = na.visualize(m, [(1, 0), (1, 3)], VisConfig.preset("readable", steps=1, lr=1e-6),
-                       prototypes=np.repeat(centres, 3, axis=0))  # 9 best: 3 copies of 3
-    want = np.stack([np.repeat(centres, 3, axis=0)[np.argsort(-(np.repeat(centres, 3, axis=0)
-                                                               @ m.weights[0][i]),
-                                                             kind="stable")[:9]].mean(0)
-                     for i in (0, 3)])
-    np.testing.assert_allclose(res.images, want, atol=1e-4)
+                       prototypes=many)
+    want = []
+    for i in (0, 3):
+        zi = many.astype(np.float64) @ m.weights[0][i]
+        top = np.argsort(-zi, kind="stable")[:9]
+        wi = np.exp((zi[top] - zi[top[0]]) / (P.TEMPERATURE * zi.std()))
+        want.append((wi[:, None] * many[top]).sum(0) / wi.sum())
+    np.testing.assert_allclose(res.images, np.stack(want), atol=1e-4)
     with pytest.raises(ConfigError, match="prototypes must be finite"):
         P.best_prototypes(m, [(1, 0)], np.full((4, 16), np.nan))
     with pytest.raises(ConfigError, match="at least 4 prototypes"):
         P.best_prototypes(m, [(1, 0)], centres[:2], k=4, blend=1)
     # too few for the blend: each start blends as many as there are for it
-    np.testing.assert_allclose(P.best_prototypes(m, [(1, 0)], centres, k=2, blend=9)[0],
-                               [centres[[2, 0]].mean(0), centres[[1, 3]].mean(0)])
+    np.testing.assert_allclose(P.best_prototypes(m, [(1, 0)], centres, k=2, blend=9,
+                                                 temperature=1e9)[0],
+                               [centres[[2, 0]].mean(0), centres[[1, 3]].mean(0)], atol=1e-6)
 
 
 def test_a_model_without_data_is_told_what_the_readable_start_needs():

@@ -97,6 +97,28 @@ def test_input_gradient_of_objectives_matches_central_differences(make):
     assert_grad_close(analytic, num, rtol=1e-5, atol=1e-9)
 
 
+def test_a_saturated_log_probability_keeps_its_gradient_in_float32():
+    """Where the SoftMax is 1 - 1e-7, 1 - y_i in float32 is 0 or 6e-8: the gradient's
+    direction would be rounding noise. It must match the float64 one."""
+    rng = np.random.default_rng(6)
+    m64 = MLP.init(SIZES, rng=rng, dtype=np.float64)
+    m64.biases[-1][:] = 0
+    m64.biases[-1][1] = 20.0
+    m32 = m64.astype(np.float32)
+    x = rng.random((1, 784))
+    assert 1e-10 < 1 - m64.predict_proba(x)[0, 1] < 1e-7  # float32's 1 - y_i: 0 or 6e-8
+    obj = log_prob(1).bind(SIZES)
+    grads = []
+    for m in (m64, m32):
+        r = Backprop(m, [obj])
+        r.forward(x.astype(m.dtype))
+        grads.append(r.backward()[0].astype(np.float64))
+    g64, g32 = grads
+    cos = g64 @ g32 / np.linalg.norm(g64) / np.linalg.norm(g32)
+    assert cos > 0.999, cos
+    np.testing.assert_allclose(g32, g64, rtol=1e-3, atol=1e-4 * np.abs(g64).max())
+
+
 def test_batched_rows_get_their_own_gradients():
     rng = np.random.default_rng(5)
     model = MLP.init(SIZES, rng=rng, dtype=np.float64)

@@ -76,8 +76,16 @@ class _Seeds:
             np.add.at(g, (rows, cols), (w * coef).astype(g.dtype))
         if self.logprob is not None:
             rows, cols, w = self.logprob
-            np.subtract.at(g, rows, (w[:, None] * y[rows]).astype(g.dtype))
-            np.add.at(g, (rows, cols), w.astype(g.dtype))
+            # w (e_i - y), with its i-th entry 1 - y_i as the sum of the other classes'
+            # probabilities: 1 - y_i itself cancels to 0 or 6e-8 in float32 once y_i nears
+            # 1, and a normalised step then follows rounding noise, not the objective
+            y_rows = y[rows].astype(np.float64)
+            k = np.arange(len(rows))
+            rest = y_rows.copy()
+            rest[k, cols] = 0
+            delta = -w[:, None] * y_rows
+            delta[k, cols] = w * rest.sum(axis=1)
+            np.add.at(g, rows, delta.astype(g.dtype))
 
 
 class Backprop:

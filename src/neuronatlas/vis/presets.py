@@ -16,10 +16,10 @@ READABLE = {
     "objective": "auto",  # hidden: z (a gradient even where ReLU is off, no revive needed);
     # output: the log-probability, which keeps improving once the SoftMax saturates (the
     # SoftMax itself stopped at a faint digit the judges read at 0.75-0.84)
-    "init": "prototype",  # start at the training set's k-means prototype (vis/prototypes.py)
-    # the neuron is highest on: from a blank canvas the network read the layer-5/6/7
-    # pictures as the class of the neuron's top images for 60/71/63% of neurons; from the
-    # prototype, 85-96% on the tuning neurons (seed 1, 48 per layer of 3, 5, 7)
+    "init": "prototype",  # start at a blend of the training set's k-means prototypes
+    # (vis/prototypes.py) the neuron is highest on: from a blank canvas the network read the
+    # layer-5/6/7 pictures as the class of the neuron's top images for 60/71/63% of neurons;
+    # from the prototypes, 85-96% on the tuning neurons (seed 1, 48 per layer of 3, 5, 7)
     "tie": 3.0,  # stay near the prototype (feature accentuation): 1 drifted to 1.7-2.8x the
     # dataset maximum and off the digit, 10 left 38-80% of neurons below their maximum
     "normalize": True,  # objective gradient at unit RMS per row: one regulariser weight
@@ -74,7 +74,7 @@ ADVERSARIAL: dict[str, dict] = {
 #: One line per preset, for --help and the docs.
 DESCRIPTIONS = {
     "paper": "the paper's visualiser (VisConfig's defaults): plain ascent on the pixels",
-    "readable": "from the training set's nearest prototype, Adam on z (log-probability for "
+    "readable": "from the training set's best prototypes, Adam on z (log-probability for "
                 "outputs), tied to the start, squared-difference TV, blur every 4 steps",
     "diverse": "readable, with 4 pictures per neuron pushed apart",
     "accentuate": "readable from a real image (--init), tied to it",
