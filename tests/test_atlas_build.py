@@ -385,3 +385,18 @@ def test_the_pictures_are_keyed_by_the_data_their_prototypes_came_from(atlas_run
     other = SimpleNamespace(identity={"sha256": "0" * 64})
     with pytest.raises(RunFolderError, match="another model"):
         read_gallery(atlas_run, model, targets, other)
+
+
+def test_pictures_drawn_by_older_code_are_not_read(atlas_run, mnist, monkeypatch):
+    """A gallery drawn before the code changed how it draws (PICTURES_VERSION) is stale:
+    read_gallery refuses it, so the atlas draws again rather than show old pictures."""
+    from neuronatlas import MLP, gallery
+    from neuronatlas.errors import RunFolderError
+
+    model = MLP.load(atlas_run / "model.safetensors")
+    with np.load(atlas_run / "analysis/visualizations.npz") as z:
+        targets = z["targets"]
+    gallery.read_gallery(atlas_run, model, targets, mnist)
+    monkeypatch.setattr(gallery, "PICTURES_VERSION", gallery.PICTURES_VERSION + 1)
+    with pytest.raises(RunFolderError, match="another model"):
+        gallery.read_gallery(atlas_run, model, targets, mnist)

@@ -30,7 +30,7 @@ from .vis.exact import layer1_optimum
 from .vis.presets import PRESETS
 from .vis.prototypes import data_prototypes, prototype_settings
 from .vis.store import config_id
-from .vis.visualize import visualize
+from .vis.visualize import PICTURES_VERSION, visualize
 
 VARIANTS: tuple[VisConfig, ...] = (
     VisConfig(tv=0.0, l1=0.0, revive=True),  # no regulariser: plain ascent, clipped to [0, 1]
@@ -104,10 +104,11 @@ def read_gallery(run_dir: str | Path, model: MLP, targets: np.ndarray, data) -> 
 
 def _key(model: MLP, targets: np.ndarray, data) -> dict[str, np.ndarray]:
     """What every picture depends on: the model, the targets, and for the readable ones the
-    dataset and the settings of its prototypes."""
+    dataset and the settings of its prototypes, and the version of the code that drew them."""
     return {"model_sha256": np.array(model_sha256(model)), "targets": targets,
             "dataset_sha256": np.array(data.identity["sha256"]),
-            "prototypes": np.array(prototype_settings())}
+            "prototypes": np.array(prototype_settings()),
+            "pictures_version": np.array(PICTURES_VERSION)}
 
 
 def _render(model: MLP, targets: np.ndarray, config: VisConfig,

@@ -21,6 +21,7 @@ from ..fileio import sha256_of
 from ..nn.mlp import MLP
 from ..shapes import default_input_shape
 from ..vis.prototypes import prototype_settings
+from ..vis.visualize import PICTURES_VERSION
 from .spec import NetworkSpec, SpecError, StudySpec
 from .store import EXAMPLES
 
@@ -73,7 +74,8 @@ def plan(spec: StudySpec, data_dir=None, *, log=None) -> list[Task]:
         tasks.append(task("pictures", f"pictures of {net.name}", {
             "name": net.name, "preset": spec.preset, "snapshots": net.snapshots,
             "dataset": net.dataset, "dataset_sha256": data.identity["sha256"],
-            "prototypes": prototype_settings()}, (made_by,)))
+            "prototypes": prototype_settings(), "pictures_version": PICTURES_VERSION},
+            (made_by,)))
         if spec.atlas:
             tasks.append(task("atlas", f"atlas of {net.name}", {
                 "name": net.name, "dataset": net.dataset,

@@ -22,6 +22,11 @@ from .render import SnapshotCallback, StepCallback, render
 from .transforms import SHIFTS
 
 ZERO_INIT = 0.01  # the paper's "near-zero values (0.01)"
+#: How :func:`visualize` draws a picture, in the key of every kept picture (the atlas's
+#: gallery, a study's pictures): bumped whenever the same config and model draw another
+#: picture, so no cache outlives the code that made it. 2: the log-probability's gradient
+#: exact near saturation, z on the prototypes in float64
+PICTURES_VERSION = 2
 
 
 def objective_for(target: tuple[int, int], config: VisConfig, sizes: tuple[int, ...]
